@@ -1,0 +1,43 @@
+"""The ``infersim`` command: a thin face over the Python API.
+
+Each command lives in its own module that exposes ``register(app)``. Every user error surfaces
+as one line on stderr and exit status 2; assertion failures of ``infersim check`` exit 1.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from infersim.errors import InfersimError
+
+app = typer.Typer(
+    name="infersim",
+    help="Simulate heterogeneous, disaggregated LLM inference clusters: latency, throughput, cost.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Command modules, in the order they appear in --help. Each defines register(app).
+COMMAND_MODULES = (
+    "infersim.cli.catalog",    # hardware list / models list
+    "infersim.cli.roofline",   # roofline
+)
+
+
+def _register_all() -> None:
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    _register_all()
+    try:
+        app(args=argv, standalone_mode=True)
+    except InfersimError as err:
+        print(f"infersim: error: {err}", file=sys.stderr)
+        sys.exit(2)

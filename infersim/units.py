@@ -1,0 +1,85 @@
+"""Quantities with units, parsed strictly.
+
+Hardware profiles and scenarios write physical figures the way datasheets do: ``50 GB/s``,
+``400 Gbit/s``, ``10 us``, ``989 TFLOP/s``, ``80 GB``, ``700 W``. This module turns such strings
+into SI floats (bytes, bytes/s, seconds, FLOP/s, watts). Decimal prefixes are powers of 1000 and
+binary prefixes (KiB, GiB, ...) powers of 1024; bits are divided by 8. An unknown unit, a unit of
+the wrong kind (a time where a bandwidth is expected) or a malformed number is an error, never a
+silent default. Plain numbers are taken as already in SI units.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from infersim.errors import InfersimError
+
+_DECIMAL = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
+_BINARY = {"Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50}
+
+# kind -> {unit symbol: factor to SI}
+_UNITS: dict[str, dict[str, float]] = {"bytes": {}, "bandwidth": {}, "time": {}, "flops": {},
+                                       "power": {}, "frequency": {}, "energy": {}}
+
+
+def _fill() -> None:
+    for p, f in {**_DECIMAL, **_BINARY}.items():
+        _UNITS["bytes"][f"{p}B"] = f
+        _UNITS["bandwidth"][f"{p}B/s"] = f
+        _UNITS["bandwidth"][f"{p}bit/s"] = f / 8
+        _UNITS["bandwidth"][f"{p}bps"] = f / 8
+    for p, f in _DECIMAL.items():
+        _UNITS["flops"][f"{p}FLOP/s"] = f
+        _UNITS["flops"][f"{p}FLOPS"] = f
+        _UNITS["flops"][f"{p}OPS"] = f  # integer ops (TOPS) for int8 peaks
+        _UNITS["flops"][f"{p}OP/s"] = f
+        _UNITS["power"][f"{p}W"] = f
+        _UNITS["frequency"][f"{p}Hz"] = f
+        _UNITS["energy"][f"{p}J"] = f
+        _UNITS["energy"][f"{p}Wh"] = f * 3600.0
+    _UNITS["time"].update({"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9,
+                           "min": 60.0, "h": 3600.0})
+
+
+_fill()
+
+_QUANTITY = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([^\d\s].*?)?\s*$")
+
+KINDS = tuple(_UNITS)
+
+
+def parse_quantity(value: object, kind: str, *, field: str | None = None,
+                   file: str | None = None) -> float:
+    """Return ``value`` in SI units of ``kind`` ('bytes', 'bandwidth', 'time', 'flops', 'power').
+
+    ``value`` may be a number (already SI) or a string such as ``"50 GB/s"``.
+    """
+    if kind not in _UNITS:
+        raise ValueError(f"unknown quantity kind {kind!r}")
+    examples = {"bytes": "'80 GB'", "bandwidth": "'50 GB/s' or '400 Gbit/s'", "time": "'10 us'",
+                "flops": "'989 TFLOP/s'", "power": "'700 W'", "frequency": "'1.8 GHz'",
+                "energy": "'1 kWh'"}[kind]
+    if isinstance(value, bool):
+        raise InfersimError(file=file, field=field, expected=f"a {kind} quantity such as {examples}",
+                            given=value)
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str):
+        match = _QUANTITY.match(value)
+        if not match:
+            raise InfersimError(file=file, field=field,
+                                expected=f"a {kind} quantity such as {examples}", given=value)
+        unit = (match.group(2) or "").strip()
+        if unit and unit not in _UNITS[kind]:
+            other = [k for k, table in _UNITS.items() if unit in table]
+            hint = f" (that is a {other[0]} unit)" if other else ""
+            raise InfersimError(file=file, field=field,
+                                expected=f"a {kind} unit such as {examples}{hint}", given=value)
+        number = float(match.group(1)) * (_UNITS[kind][unit] if unit else 1.0)
+    else:
+        raise InfersimError(file=file, field=field, expected=f"a {kind} quantity such as {examples}",
+                            given=value)
+    if not math.isfinite(number):
+        raise InfersimError(file=file, field=field, expected="a finite number", given=value)
+    return number
