@@ -1,0 +1,54 @@
+"""Quantities with units: SI conversion and strict rejection of what is not a quantity."""
+
+import pytest
+
+from infersim.errors import InfersimError
+from infersim.units import parse_quantity
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "si"),
+    [
+        ("50 GB/s", "bandwidth", 50e9),
+        ("400 Gbit/s", "bandwidth", 50e9),
+        ("3.35 TB/s", "bandwidth", 3.35e12),
+        ("1 GiB/s", "bandwidth", 2.0**30),
+        ("10 us", "time", 10e-6),
+        ("10 µs", "time", 10e-6),
+        ("2.5 ms", "time", 2.5e-3),
+        ("80 GB", "bytes", 80e9),
+        ("96 GiB", "bytes", 96 * 2.0**30),
+        ("989 TFLOP/s", "flops", 989e12),
+        ("750 TOPS", "flops", 750e12),
+        ("700 W", "power", 700.0),
+        ("1e3", "time", 1000.0),
+        (42, "bytes", 42.0),
+    ],
+)
+def test_parses_to_si(text, kind, si):
+    assert parse_quantity(text, kind) == pytest.approx(si, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "message"),
+    [
+        ("50 GB", "bandwidth", "links.bw: expected a bandwidth unit such as '50 GB/s' or '400 Gbit/s' (that is a bytes unit), got '50 GB'"),
+        ("10 parsecs", "time", "links.bw: expected a time unit such as '10 us', got '10 parsecs'"),
+        ("fast", "bandwidth", "links.bw: expected a bandwidth quantity such as '50 GB/s' or '400 Gbit/s', got 'fast'"),
+        (True, "time", "links.bw: expected a time quantity such as '10 us', got True"),
+        ("inf", "time", "links.bw: expected a time quantity such as '10 us', got 'inf'"),
+    ],
+)
+def test_rejects_with_one_line(text, kind, message):
+    with pytest.raises(InfersimError) as err:
+        parse_quantity(text, kind, field="links.bw")
+    assert str(err.value) == message
+    assert "\n" not in str(err.value)
+
+
+def test_error_names_file_field_expected_given():
+    err = InfersimError(file="s.yaml", field="pools.decode.instances", expected="an integer >= 1",
+                        given=-3)
+    assert str(err) == "s.yaml: pools.decode.instances: expected an integer >= 1, got -3"
+    assert str(err.with_prefix("scenario")) == (
+        "s.yaml: scenario.pools.decode.instances: expected an integer >= 1, got -3")
