@@ -1,0 +1,251 @@
+"""What a simulated cluster costs: dollars per hour, per million tokens, per request, and energy.
+
+A cluster is paid for by the hour whether its chips work or wait, so every figure here charges the
+whole cluster for the whole simulated span: ``cost = Σ pools chips × price_per_chip_hour ×
+duration``. Tokens are those of the requests that completed: an operator bills delivered work,
+so requests cut off by a time limit raise the price of the ones that finished.
+
+**Splitting the bill between input and output tokens.** Prefill turns prompt tokens into KV
+cache; decode turns KV cache into output tokens. The split rule (also written into every summary
+under ``cost.split_rule``):
+
+* a ``prefill`` pool's whole cost is charged to input tokens;
+* a ``decode`` pool's whole cost is charged to output tokens;
+* a ``mixed`` pool's cost is split by ``prefill_share``, the fraction of its busy time spent on
+  prefill work. The engine measures it as the step-time share of prefill vs decode work in the
+  pool's steps; where the engine does not report it, the caller estimates it from the cost model
+  as token-weighted time (input tokens × prefill seconds per token against output tokens ×
+  decode seconds per token). The pool's idle time is split in the same proportion as its busy
+  time, since idle capacity is held for both phases alike.
+
+``$/Mtok input = input cost / input tokens × 10⁶`` and likewise for output; the cost of one task of
+a workload class is then its tokens priced at those two rates, so the classes' costs add up to the
+cluster's bill. **Energy** uses each chip's board power: its TDP while its instance runs a step
+(an upper bound: real chips draw less on memory-bound decode) and its idle power otherwise;
+joules split between input and output by the same rule as dollars.
+
+Everything here is a pure function of busy seconds, token counts and chip data, in SI units
+(seconds, joules, watts, USD).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+SPLIT_RULE = (
+    "prefill pools -> input tokens; decode pools -> output tokens; mixed pools split by "
+    "prefill_share (the engine's step-time share of prefill vs decode work, else token-weighted "
+    "cost-model time); idle time splits like busy time; tokens are those of completed requests"
+)
+
+Role = Literal["prefill", "decode", "mixed"]
+
+
+@dataclass(frozen=True)
+class PoolUsage:
+    """How one pool of identical instances was used during a run, and what its chips cost."""
+
+    name: str
+    role: Role
+    instances: int
+    chips_per_instance: int
+    busy_s: float  # instance-seconds spent running steps, summed over the pool's instances
+    price_per_chip_hour: float  # USD
+    tdp_watts: float  # per chip, drawn while busy
+    idle_watts: float  # per chip, drawn while idle
+    prefill_share: float | None = None  # mixed pools: fraction of busy time on prefill work
+
+    @property
+    def chips(self) -> int:
+        return self.instances * self.chips_per_instance
+
+    def __post_init__(self) -> None:
+        if self.role not in ("prefill", "decode", "mixed"):
+            raise ValueError(f"pool {self.name!r}: unknown role {self.role!r}")
+        if self.instances < 1 or self.chips_per_instance < 1:
+            raise ValueError(f"pool {self.name!r}: instances and chips must be >= 1")
+        if self.busy_s < 0:
+            raise ValueError(f"pool {self.name!r}: busy_s must be >= 0, got {self.busy_s}")
+        if self.role == "mixed":
+            if self.prefill_share is None:
+                raise ValueError(f"mixed pool {self.name!r} needs a prefill_share")
+            if not 0.0 <= self.prefill_share <= 1.0:
+                raise ValueError(f"pool {self.name!r}: prefill_share must be in [0, 1], "
+                                 f"got {self.prefill_share}")
+
+    def input_share(self) -> float:
+        """Fraction of this pool's cost and energy charged to input (prompt) tokens."""
+        if self.role == "prefill":
+            return 1.0
+        if self.role == "decode":
+            return 0.0
+        return float(self.prefill_share)  # validated in __post_init__
+
+
+@dataclass(frozen=True)
+class ClassTokens:
+    """Delivered work of one workload class (e.g. 'coding-agent')."""
+
+    name: str
+    requests: int
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True)
+class PoolEconomics:
+    name: str
+    role: str
+    chips: int
+    dollars_per_hour: float
+    cost_usd: float
+    input_cost_usd: float
+    output_cost_usd: float
+    utilization: float  # busy instance-seconds / (instances × duration)
+    energy_j: float
+    average_power_w: float
+
+
+@dataclass(frozen=True)
+class ClassEconomics:
+    name: str
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    usd_per_task: float
+    energy_j: float
+    joules_per_task: float
+
+
+@dataclass(frozen=True)
+class CostReport:
+    """The bill of one run. Per-token figures are NaN when no token of that kind was delivered."""
+
+    duration_s: float
+    chips: int
+    dollars_per_hour: float
+    cost_usd: float
+    input_cost_usd: float
+    output_cost_usd: float
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    usd_per_million_input_tokens: float
+    usd_per_million_output_tokens: float
+    usd_per_million_tokens: float
+    usd_per_request: float
+    energy_j: float
+    input_energy_j: float
+    output_energy_j: float
+    average_power_w: float
+    joules_per_output_token: float
+    joules_per_token: float
+    split_rule: str
+    pools: tuple[PoolEconomics, ...]
+    classes: tuple[ClassEconomics, ...]
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict; pools and classes keyed by name."""
+        data = asdict(self)
+        data["pools"] = {p["name"]: {k: v for k, v in p.items() if k != "name"}
+                         for p in data["pools"]}
+        data["classes"] = {c["name"]: {k: v for k, v in c.items() if k != "name"}
+                           for c in data["classes"]}
+        return data
+
+
+def _per(numerator: float, denominator: float, scale: float = 1.0) -> float:
+    return numerator / denominator * scale if denominator > 0 else float("nan")
+
+
+def pool_economics(pool: PoolUsage, duration_s: float) -> PoolEconomics:
+    """Dollars and joules of one pool over ``duration_s`` seconds of wall-clock time."""
+    if duration_s < 0:
+        raise ValueError(f"duration_s must be >= 0, got {duration_s}")
+    capacity_s = pool.instances * duration_s  # instance-seconds available
+    # The engine can report busy time a rounding error above capacity; never below-zero idle.
+    busy_s = min(pool.busy_s, capacity_s)
+    idle_s = capacity_s - busy_s
+    dollars_per_hour = pool.chips * pool.price_per_chip_hour
+    cost = dollars_per_hour * duration_s / 3600.0
+    energy = pool.chips_per_instance * (busy_s * pool.tdp_watts + idle_s * pool.idle_watts)
+    share = pool.input_share()
+    return PoolEconomics(
+        name=pool.name, role=pool.role, chips=pool.chips, dollars_per_hour=dollars_per_hour,
+        cost_usd=cost, input_cost_usd=cost * share, output_cost_usd=cost * (1.0 - share),
+        utilization=_per(busy_s, capacity_s), energy_j=energy,
+        average_power_w=_per(energy, duration_s))
+
+
+def cluster_economics(
+    pools: Sequence[PoolUsage],
+    duration_s: float,
+    classes: Sequence[ClassTokens],
+) -> CostReport:
+    """The whole cluster's bill for a run of ``duration_s`` that delivered ``classes``' work.
+
+    Pass a single class for a workload without classes; totals are the sums over classes.
+    """
+    if not pools:
+        raise ValueError("a cluster needs at least one pool")
+    per_pool = tuple(pool_economics(p, duration_s) for p in pools)
+    input_energy = sum(pe.energy_j * p.input_share() for pe, p in zip(per_pool, pools, strict=True))
+    energy = sum(pe.energy_j for pe in per_pool)
+    output_energy = energy - input_energy
+    cost = sum(pe.cost_usd for pe in per_pool)
+    input_cost = sum(pe.input_cost_usd for pe in per_pool)
+    output_cost = cost - input_cost
+    requests = sum(c.requests for c in classes)
+    input_tokens = sum(c.input_tokens for c in classes)
+    output_tokens = sum(c.output_tokens for c in classes)
+    usd_per_in = _per(input_cost, input_tokens)  # USD per input token
+    usd_per_out = _per(output_cost, output_tokens)
+    j_per_in = _per(input_energy, input_tokens)
+    j_per_out = _per(output_energy, output_tokens)
+
+    def priced(tokens: int, rate: float) -> float:
+        return tokens * rate if tokens else 0.0  # a class with no such tokens owes nothing
+
+    class_rows = []
+    for c in classes:
+        c_cost = priced(c.input_tokens, usd_per_in) + priced(c.output_tokens, usd_per_out)
+        c_energy = priced(c.input_tokens, j_per_in) + priced(c.output_tokens, j_per_out)
+        class_rows.append(ClassEconomics(
+            name=c.name, requests=c.requests, input_tokens=c.input_tokens,
+            output_tokens=c.output_tokens, cost_usd=c_cost, usd_per_task=_per(c_cost, c.requests),
+            energy_j=c_energy, joules_per_task=_per(c_energy, c.requests)))
+    return CostReport(
+        duration_s=duration_s,
+        chips=sum(p.chips for p in pools),
+        dollars_per_hour=sum(pe.dollars_per_hour for pe in per_pool),
+        cost_usd=cost, input_cost_usd=input_cost, output_cost_usd=output_cost,
+        requests=requests, input_tokens=input_tokens, output_tokens=output_tokens,
+        usd_per_million_input_tokens=_per(input_cost, input_tokens, 1e6),
+        usd_per_million_output_tokens=_per(output_cost, output_tokens, 1e6),
+        usd_per_million_tokens=_per(cost, input_tokens + output_tokens, 1e6),
+        usd_per_request=_per(cost, requests),
+        energy_j=energy, input_energy_j=input_energy, output_energy_j=output_energy,
+        average_power_w=_per(energy, duration_s),
+        joules_per_output_token=_per(energy, output_tokens),
+        joules_per_token=_per(energy, input_tokens + output_tokens),
+        split_rule=SPLIT_RULE,
+        pools=per_pool,
+        classes=tuple(class_rows),
+    )
+
+
+def token_weighted_prefill_share(input_tokens: float, output_tokens: float,
+                                 prefill_s_per_token: float, decode_s_per_token: float) -> float:
+    """Fallback ``prefill_share`` for a mixed pool: token-weighted cost-model time.
+
+    ``prefill_s_per_token`` and ``decode_s_per_token`` come from the cost model for the pool's
+    deployment (prefill at the workload's prompt length; decode at the pool's batch size).
+    """
+    prefill_s = input_tokens * prefill_s_per_token
+    decode_s = output_tokens * decode_s_per_token
+    total = prefill_s + decode_s
+    return prefill_s / total if total > 0 else 0.5
+
