@@ -50,7 +50,7 @@ from typing import Any, Literal
 import yaml
 
 from infersim.errors import InfersimError
-from infersim.paths import find_data_file, list_names
+from infersim.paths import find_data_file, list_names, search_dirs
 from infersim.precision import bytes_per_element
 
 # Keys of a model YAML file; anything else is a typo the user should hear about.
@@ -74,7 +74,7 @@ class ModelSpec:
     hidden_size: int
     num_layers: int
     num_attention_heads: int
-    num_kv_heads: int
+    num_kv_heads: int                 # GQA KV heads (MLA: as configured; the cache is a latent)
     head_dim: int                     # per-head query/key width (MLA: qk_nope + qk_rope)
     intermediate_size: int            # width of the dense (non-expert) MLP
     vocab_size: int
@@ -348,9 +348,8 @@ def _int_field(cfg: Mapping[str, Any], key: str, *, file: str | None, prefix: st
     value = cfg.get(key)
     if value is None:
         if default is None:
-            raise InfersimError(file=file, field=prefix + key,
-                                expected=f"an integer >= {minimum} (required key missing)",
-                                given=value)
+            raise InfersimError("required key missing", file=file, field=prefix + key,
+                                expected=f"an integer >= {minimum}")
         return default
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
         raise InfersimError(file=file, field=prefix + key, expected=f"an integer >= {minimum}",
@@ -437,7 +436,7 @@ def from_hf_config(config: Mapping[str, Any], *, name: str, file: str | Path | N
         head_dim = hidden // heads
 
     experts_key = _first_key(cfg, ("num_local_experts", "num_experts", "n_routed_experts"))
-    moe: dict[str, int] = {}
+    moe: dict[str, Any] = {}
     if experts_key is not None and num(experts_key, minimum=0) > 0:
         experts = num(experts_key)
         top_k = num("num_experts_per_tok")
@@ -585,18 +584,28 @@ def load_model(name_or_path: str | Path, *, field: str = "model") -> ModelSpec:
         return load_hf_config(direct)
     found = find_data_file("models", text)
     if found is None:
-        found = find_data_file("models", text, suffixes=(".json",))
+        found = find_data_file("models", text, suffixes=(".json", "/config.json"))
     if found is None:
         raise InfersimError(
             field=field,
             expected="a model name (one of " + ", ".join(list_models())
             + ") or a path to a model YAML, a config.json or a folder containing one",
             given=text)
+    if found.name == "config.json":
+        return load_hf_config(found, name=text)
     if found.suffix == ".json":
         return load_hf_config(found, name=found.stem)
     return load_model_yaml(found)
 
 
 def list_models() -> list[str]:
-    """Names of all models found in user folders and the shipped ``models/``."""
-    return list_names("models")
+    """Names of all models: YAML specs, ``<name>.json`` configs and ``<name>/config.json``
+    checkpoint folders found in user folders and the shipped ``models/``, sorted."""
+    names = dict.fromkeys(list_names("models"))
+    names.update(dict.fromkeys(list_names("models", suffixes=(".json",))))
+    for folder in search_dirs("models"):
+        if folder.is_dir():
+            names.update(dict.fromkeys(
+                sub.name for sub in folder.iterdir()
+                if (sub / "config.json").is_file() and not sub.name.startswith("_")))
+    return sorted(names)
