@@ -27,9 +27,15 @@ Conventions, stated once:
 * ``params_active`` counts the same things, with each MoE layer reduced to its router, its shared
   experts and ``num_experts_per_token`` routed experts. Embeddings and ``lm_head`` *are* included,
   as in the model cards (Mixtral 12.9 B, DeepSeek-V3 37 B).
+* Sliding-window attention is not modelled: every token attends to its whole context, an upper
+  bound for models with a window (none of the shipped ones uses one).
 * FLOPs are multiply-adds × 2. The embedding lookup is a gather, not a matmul, so it costs no
   FLOPs; ``lm_head`` is a matmul and costs ``2 × vocab × hidden`` per token that needs logits,
   whether or not its weight is tied to the embedding.
+
+Multimodal checkpoints are read through their language model (``text_config``, also spelled
+``language_config`` or ``llm_config``): it is what generates tokens, and the vision encoder's cost
+per image is outside this spec.
 
 A shipped model is a YAML file in ``models/``: the model's ``name``, the ``source`` URL of its
 ``config.json``, the ``reported_params`` of its model card with their source, and ``hf_config``,
@@ -56,6 +62,9 @@ from infersim.precision import bytes_per_element
 # Keys of a model YAML file; anything else is a typo the user should hear about.
 _YAML_KEYS = ("name", "description", "source", "reported_params", "hf_config", "notes")
 _REPORTED_KEYS = ("total", "active", "source")
+
+# Where multimodal configs keep their language model, in the spellings seen on the hub.
+_TEXT_CONFIG_KEYS = ("text_config", "language_config", "llm_config")
 
 # torch_dtype strings of config.json -> infersim precision names
 _TORCH_DTYPES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32", "half": "fp16",
@@ -378,8 +387,8 @@ def from_hf_config(config: Mapping[str, Any], *, name: str, file: str | Path | N
                    field_prefix: str = "") -> ModelSpec:
     """Build a :class:`ModelSpec` from a Hugging Face ``config.json`` dict (no network).
 
-    Multimodal configs are read through their ``text_config``: the language model is what
-    generates tokens. ``field_prefix`` is put in front of field names in errors (``hf_config.``
+    Multimodal configs are read through their ``text_config`` (or ``language_config`` /
+    ``llm_config``): the language model is what generates tokens. ``field_prefix`` is put in front of field names in errors (``hf_config.``
     for a model YAML).
     """
     src = str(file) if file is not None else None
@@ -389,9 +398,10 @@ def from_hf_config(config: Mapping[str, Any], *, name: str, file: str | Path | N
     top = config
     cfg = config
     prefix = field_prefix
-    if config.get("text_config") is not None:
-        cfg = config["text_config"]
-        prefix = field_prefix + "text_config."
+    text_key = _first_key(config, _TEXT_CONFIG_KEYS)
+    if text_key is not None:
+        cfg = config[text_key]
+        prefix = f"{field_prefix}{text_key}."
         if not isinstance(cfg, Mapping):
             raise InfersimError(file=src, field=prefix.rstrip("."),
                                 expected="a mapping of the language model's config keys",
