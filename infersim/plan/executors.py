@@ -1,0 +1,183 @@
+"""Where the runs of a sweep execute: in this process, in local worker processes, or on Ray.
+
+A sweep is embarrassingly parallel: every run is one independent simulation, fully determined by
+its resolved scenario and its seed. An executor therefore only has to do one thing — apply a
+picklable function to a list of tasks and hand each result back as soon as it is done, tagged with
+the task's position — and the results cannot depend on which executor, which worker or which order
+ran them. That is what lets a sweep run on a laptop's cores today and on a Ray cluster tomorrow
+with byte-identical tables.
+
+A user error inside one run (an override value the scenario rejects, say) comes back as a
+:class:`RunFailure` naming the run, not as a lost worker: the sweep stops with one line that says
+which combination was bad.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from infersim.errors import InfersimError
+
+BACKENDS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class RunFailure:
+    """A run that stopped on a user error; ``message`` is the one-line InfersimError text."""
+
+    message: str
+
+
+def call_guarded(fn: Callable[[Any], Any], task: Any) -> Any:
+    """Run ``fn(task)`` and turn a user error into a :class:`RunFailure` value.
+
+    Exceptions with keyword-only constructors do not always survive pickling between processes;
+    a plain value always does, and internal bugs still raise with their traceback.
+    """
+    try:
+        return fn(task)
+    except InfersimError as err:
+        return RunFailure(str(err))
+
+
+class Executor(Protocol):
+    """Applies ``fn`` to every task and yields ``(index, result)`` pairs as runs complete."""
+
+    workers: int
+
+    def map_unordered(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[tuple[int, Any]]: ...
+
+    def close(self) -> None: ...
+
+
+def default_workers() -> int:
+    """All cores this process may use (the scheduler affinity, not the machine's total)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS and Windows have no affinity call
+        return max(1, os.cpu_count() or 1)
+
+
+class SerialExecutor:
+    """Runs every task here, one after the other: for debugging and for one-run sweeps."""
+
+    workers = 1
+
+    def map_unordered(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[tuple[int, Any]]:
+        for index, task in enumerate(tasks):
+            yield index, call_guarded(fn, task)
+
+    def close(self) -> None:
+        return None
+
+
+class LocalExecutor:
+    """A pool of local worker processes, started with *spawn*.
+
+    Spawn (not fork) because the parent may hold threads — a progress bar, Ray, a notebook kernel —
+    and a forked copy of a threaded process can deadlock; spawned workers import infersim afresh,
+    so ``fn`` must be a module-level function and tasks plain picklable values.
+    """
+
+    def __init__(self, workers: int | None = None) -> None:
+        if workers is not None and workers < 1:
+            raise InfersimError(field="--workers", expected="an integer >= 1", given=workers)
+        self.workers = workers or default_workers()
+
+    def map_unordered(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[tuple[int, Any]]:
+        if not tasks:
+            return
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=min(self.workers, len(tasks)), mp_context=context) as pool:
+            pending = {pool.submit(call_guarded, fn, task): index for index, task in enumerate(tasks)}
+            try:
+                while pending:
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        index = pending.pop(future)
+                        yield index, future.result()
+            finally:
+                for future in pending:
+                    future.cancel()
+
+    def close(self) -> None:
+        return None
+
+
+def _require_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise InfersimError(
+            field="--backend", expected="Ray installed for the ray backend (pip install 'infersim[ray]')",
+            given="ray") from None
+    return ray
+
+
+class RayExecutor:
+    """Runs tasks as Ray tasks, one CPU each, on the cluster at ``address`` or a local one.
+
+    If Ray is already initialised in this process (a notebook, a test fixture), that session is
+    used and left running; otherwise this executor starts or connects to one and shuts it down on
+    :meth:`close`. Results stream back with ``ray.wait`` in completion order.
+    """
+
+    def __init__(self, address: str | None = None, workers: int | None = None) -> None:
+        self._ray = _require_ray()
+        if workers is not None and workers < 1:
+            raise InfersimError(field="--workers", expected="an integer >= 1", given=workers)
+        self._owns_session = not self._ray.is_initialized()
+        if self._owns_session:
+            try:
+                self._ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                               configure_logging=False)
+            except ConnectionError as err:
+                raise InfersimError(field="--address", expected="a reachable Ray cluster",
+                                    given=address or "auto") from err
+        cluster_cpus = int(self._ray.cluster_resources().get("CPU", 1))
+        self.workers = min(workers or cluster_cpus, cluster_cpus) or 1
+
+    def map_unordered(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[tuple[int, Any]]:
+        ray = self._ray
+        remote = ray.remote(num_cpus=1, max_retries=0)(call_guarded)
+        fn_ref = ray.put(fn)
+        # Keep a bounded number of tasks in flight so a huge sweep does not flood the scheduler
+        # and the progress bar moves evenly; 2x workers keeps every CPU busy between waits.
+        window = max(2 * self.workers, 1)
+        queue = list(enumerate(tasks))
+        queue.reverse()
+        in_flight: dict[Any, int] = {}
+        try:
+            while queue or in_flight:
+                while queue and len(in_flight) < window:
+                    index, task = queue.pop()
+                    in_flight[remote.remote(fn_ref, task)] = index
+                done, _ = ray.wait(list(in_flight), num_returns=1)
+                for ref in done:
+                    yield in_flight.pop(ref), ray.get(ref)
+        finally:
+            for ref in in_flight:
+                ray.cancel(ref)
+
+    def close(self) -> None:
+        if self._owns_session and self._ray.is_initialized():
+            self._ray.shutdown()
+
+
+def make_executor(backend: str, *, workers: int | None = None, address: str | None = None) -> Executor:
+    """The executor for a ``--backend`` name; ``--address`` only means something for Ray."""
+    if backend == "local":
+        if address is not None:
+            raise InfersimError(field="--address", expected="no address with --backend local "
+                                "(it is the Ray cluster address)", given=address)
+        if workers == 1:
+            return SerialExecutor()
+        return LocalExecutor(workers)
+    if backend == "ray":
+        return RayExecutor(address=address, workers=workers)
+    raise InfersimError(field="--backend", expected=" or ".join(BACKENDS), given=backend)

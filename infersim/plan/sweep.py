@@ -1,0 +1,352 @@
+"""Parameter sweeps: the cross product of scenario overrides, one seeded simulation per point.
+
+A sweep asks "how do p99 TTFT, throughput and $/Mtok move as I vary the load, the pool sizes,
+the chip?" It takes one scenario and a grid — each key a scenario field path
+(``workload.arrival.rate``, ``pools.decode.instances``), each with a list of values — and runs
+every combination, optionally several times with different seeds (replicas) to see the
+run-to-run spread of tail latencies.
+
+Seeds. Every run gets its own seed, derived from the scenario's base seed and the run's own
+overrides: ``SeedSequence([base seed, sha256(sorted overrides), replica])``. A run's seed thus
+depends only on *what* it simulates — never on which worker ran it, in what order, or what else
+was in the sweep — so adding a value to the grid leaves every other run (and its stored result)
+unchanged, and local processes and Ray give byte-identical tables.
+
+Results. Each finished run is stored at once under ``DIR/runs/<hash>.json`` (the hash of the
+resolved scenario and seed; see :mod:`infersim.plan.store`), so an interrupted sweep resumes
+where it stopped. The sweep's table — one row per run: the swept values, replica, seed, then the
+summary metrics — is written to ``DIR/sweep.parquet`` and ``DIR/sweep.csv``, in grid order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from infersim.errors import InfersimError
+from infersim.plan.executors import Executor, RunFailure
+from infersim.plan.store import RunStore
+
+# Sweeping the seed itself would defeat the derivation above; replicas are the way to vary it.
+_RESERVED_KEYS = ("seed",)
+SWEEP_FILE_KEYS = ("scenario", "grid", "seeds", "seed", "set")
+
+
+def override_text(value: Any) -> str:
+    """The text of an override value as ``--set`` takes it: strings as they are, else JSON.
+
+    JSON is a subset of the YAML that ``--set`` parses, so ``40``, ``0.5``, ``true`` and lists
+    round-trip; one canonical text per value keeps derived seeds stable.
+    """
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True)
+
+
+def typed_value(text: str) -> Any:
+    """A grid value as the table shows it: ``"40"`` -> 40, ``"0.5"`` -> 0.5, ``"h100"`` stays."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return value if isinstance(value, (int, float, bool, str)) and value is not None else text
+
+
+def derive_seed(base_seed: int, overrides: Iterable[str], replica: int = 0) -> int:
+    """The seed of one run: a function of the base seed, the sorted overrides and the replica.
+
+    Returns a non-negative 63-bit integer (fits numpy, pandas int64 and JSON without loss).
+    """
+    key = "\n".join(sorted(overrides)).encode()
+    digest = hashlib.sha256(key).digest()
+    words = [int.from_bytes(digest[i : i + 4], "little") for i in range(0, len(digest), 4)]
+    sequence = np.random.SeedSequence([int(base_seed) & 0xFFFFFFFFFFFFFFFF, *words, int(replica)])
+    return int(sequence.generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """What to sweep: the scenario, the grid (ordered keys, each with its values) and replicas."""
+
+    scenario: str
+    grid: tuple[tuple[str, tuple[str, ...]], ...]
+    replicas: int = 1
+    base_seed: int | None = None          # None: the scenario's own seed
+    fixed: tuple[str, ...] = ()           # "key=value" overrides applied to every run
+    source: str | None = None             # the sweep file, for error messages
+
+    @property
+    def runs(self) -> int:
+        return math.prod(len(values) for _, values in self.grid) * self.replicas
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """One run of a sweep: everything a worker needs, as plain picklable values."""
+
+    scenario: str
+    overrides: tuple[str, ...]            # fixed overrides, then the grid point, "key=value"
+    point: tuple[tuple[str, str], ...]    # the grid point: (key, value text) in grid order
+    position: tuple[int, ...]             # index of each value in its grid list (table order)
+    replica: int
+    seed: int
+
+
+def parse_grid_option(text: str) -> tuple[str, tuple[str, ...]]:
+    """``"workload.arrival.rate=5,10,20"`` -> ``("workload.arrival.rate", ("5", "10", "20"))``."""
+    key, sep, values = text.partition("=")
+    key = key.strip()
+    items = tuple(v.strip() for v in values.split(",")) if sep else ()
+    if not key or not items or any(not v for v in items):
+        raise InfersimError(field="--grid", expected="KEY=V1,V2,... (a field path and its values)",
+                            given=text)
+    return key, items
+
+
+def parse_set_option(text: str, *, field_name: str = "--set") -> str:
+    key, sep, value = text.partition("=")
+    if not key.strip() or not sep:
+        raise InfersimError(field=field_name, expected="KEY=VALUE", given=text)
+    return f"{key.strip()}={value.strip()}"
+
+
+def make_spec(scenario: str, grid: Sequence[tuple[str, Sequence[str]]], *, replicas: int = 1,
+              base_seed: int | None = None, fixed: Sequence[str] = (),
+              source: str | None = None, field_prefix: str = "--grid") -> SweepSpec:
+    """Validate a grid and build the spec: unique keys, non-empty value lists, no seed key."""
+    seen: set[str] = set()
+    for key, values in grid:
+        where = f"{field_prefix}.{key}" if source else field_prefix
+        if key in _RESERVED_KEYS:
+            raise InfersimError(file=source, field=where, expected="a scenario field other than "
+                                "'seed' (use seeds: N replicas to vary the seed)", given=key)
+        if key in seen:
+            raise InfersimError(file=source, field=where, expected="each key once", given=key)
+        if not values:
+            raise InfersimError(file=source, field=where, expected="at least one value", given=[])
+        if len(set(values)) != len(values):
+            raise InfersimError(file=source, field=where, expected="distinct values",
+                                given=list(values))
+        seen.add(key)
+    if not grid:
+        raise InfersimError(file=source, field=field_prefix, expected="at least one grid key",
+                            given="none")
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
+        raise InfersimError(file=source, field="seeds" if source else "--seeds",
+                            expected="an integer >= 1 (replicas per grid point)", given=replicas)
+    if base_seed is not None and (isinstance(base_seed, bool) or not isinstance(base_seed, int)
+                                  or base_seed < 0):
+        raise InfersimError(file=source, field="seed" if source else "--seed",
+                            expected="a non-negative integer", given=base_seed)
+    return SweepSpec(scenario=str(scenario), grid=tuple((k, tuple(v)) for k, v in grid),
+                     replicas=replicas, base_seed=base_seed, fixed=tuple(fixed), source=source)
+
+
+def load_sweep_file(path: str | Path) -> SweepSpec:
+    """Read a sweep YAML: ``scenario`` (relative to the file), ``grid``, ``seeds``, ``seed``, ``set``."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise InfersimError(file=path, expected="an existing sweep file", given=str(path)) from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        raise InfersimError(file=path, line=mark.line + 1 if mark else None,
+                            expected="valid YAML", given=str(getattr(err, "problem", err))) from None
+    if not isinstance(data, dict):
+        raise InfersimError(file=path, expected="a mapping with scenario: and grid:", given=data)
+    unknown = sorted(set(data) - set(SWEEP_FILE_KEYS))
+    if unknown:
+        raise InfersimError(file=path, field=str(unknown[0]),
+                            expected="one of " + ", ".join(SWEEP_FILE_KEYS), given=unknown[0])
+    scenario = data.get("scenario")
+    if not isinstance(scenario, str) or not scenario:
+        raise InfersimError(file=path, field="scenario", expected="a scenario path", given=scenario)
+    grid_data = data.get("grid")
+    if not isinstance(grid_data, dict) or not grid_data:
+        raise InfersimError(file=path, field="grid",
+                            expected="a mapping of field path -> list of values", given=grid_data)
+    grid = []
+    for key, values in grid_data.items():
+        if not isinstance(values, list):
+            raise InfersimError(file=path, field=f"grid.{key}", expected="a list of values",
+                                given=values)
+        grid.append((str(key), [override_text(v) for v in values]))
+    fixed_data = data.get("set") or {}
+    if not isinstance(fixed_data, dict):
+        raise InfersimError(file=path, field="set", expected="a mapping of field path -> value",
+                            given=fixed_data)
+    fixed = [f"{k}={override_text(v)}" for k, v in fixed_data.items()]
+    return make_spec(_resolve_relative(scenario, path), grid, replicas=data.get("seeds", 1),
+                     base_seed=data.get("seed"), fixed=fixed, source=str(path),
+                     field_prefix="grid")
+
+
+def _resolve_relative(target: str, relative_to: Path) -> str:
+    """A path written in a file is relative to that file; a bare shipped name stays a name."""
+    candidate = (relative_to.parent / target)
+    if candidate.exists() or "/" in target or target.endswith((".yaml", ".yml")):
+        return str(candidate)
+    return target
+
+
+def expand(spec: SweepSpec, base_seed: int) -> list[RunTask]:
+    """Every run of the sweep, in table order: grid points (first key slowest), then replicas."""
+    keys = [key for key, _ in spec.grid]
+    tasks = []
+    for position in itertools.product(*(range(len(values)) for _, values in spec.grid)):
+        point = tuple((key, spec.grid[k][1][i])
+                      for k, (key, i) in enumerate(zip(keys, position, strict=True)))
+        overrides = (*spec.fixed, *(f"{key}={value}" for key, value in point))
+        for replica in range(spec.replicas):
+            tasks.append(RunTask(scenario=spec.scenario, overrides=overrides, point=point,
+                                 position=tuple(position), replica=replica,
+                                 seed=derive_seed(base_seed, overrides, replica)))
+    return tasks
+
+
+class Runner(Protocol):
+    """How a sweep turns a task into a result; the real one wraps :func:`infersim.simulate`.
+
+    ``run`` must be a picklable module-level function (it travels to worker processes);
+    ``base_seed`` and ``run_hash`` run here, before anything is dispatched, so a bad override
+    fails fast with one line instead of in a hundred workers.
+    """
+
+    run: Callable[[RunTask], Mapping[str, Any]]
+
+    def base_seed(self, scenario: str, fixed: Sequence[str]) -> int: ...
+
+    def run_hash(self, task: RunTask) -> str: ...
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    table: pd.DataFrame
+    ran: int                    # simulated now
+    reused: int                 # found in the store
+    paths: tuple[Path, ...] = field(default=())
+
+
+def flatten_summary(summary: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested summary blocks become dotted columns (``infersim.kv_peak_bytes``); scalars only."""
+    flat: dict[str, Any] = {}
+    for key, value in summary.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_summary(value, prefix=f"{name}."))
+        elif value is None or isinstance(value, (bool, int, float, str)):
+            flat[name] = value
+        elif isinstance(value, (np.integer, np.floating, np.bool_)):
+            flat[name] = value.item()
+    return flat
+
+
+def run_sweep(spec: SweepSpec, runner: Runner, executor: Executor, out_dir: Path | None, *,
+              on_progress: Callable[[int, int], None] | None = None) -> SweepOutcome:
+    """Run every task not already stored, stream results into the store, and build the table.
+
+    ``on_progress(done, total)`` is called once for the runs found in the store and after every
+    finished run. With ``out_dir`` None nothing is stored or written (a throwaway sweep).
+    """
+    base_seed = spec.base_seed if spec.base_seed is not None else runner.base_seed(
+        spec.scenario, spec.fixed)
+    tasks = expand(spec, base_seed)
+    hashes = [runner.run_hash(task) for task in tasks]
+    store = RunStore(out_dir) if out_dir is not None else None
+    records: dict[int, Mapping[str, Any]] = {}
+    todo = []
+    for index, run_hash in enumerate(hashes):
+        found = store.get(run_hash) if store else None
+        if found is not None:
+            records[index] = found
+        else:
+            todo.append(index)
+    # Two grid points that resolve to the same scenario and seed are one run.
+    unique: dict[str, int] = {}
+    for index in todo:
+        unique.setdefault(hashes[index], index)
+    dispatch = list(unique.values())
+    total = len(tasks)
+    done = total - len(todo)
+    if on_progress:
+        on_progress(done, total)
+    failures: list[tuple[RunTask, str]] = []
+    for slot, result in executor.map_unordered(runner.run, [tasks[i] for i in dispatch]):
+        index = dispatch[slot]
+        task = tasks[index]
+        if isinstance(result, RunFailure):
+            failures.append((task, result.message))
+        else:
+            record = {"scenario": task.scenario, "overrides": list(task.overrides),
+                      "replica": task.replica, "seed": task.seed, "summary": dict(result)}
+            if store:
+                store.put(hashes[index], record)
+            for other in todo:
+                if hashes[other] == hashes[index]:
+                    records[other] = record
+                    done += 1
+        if isinstance(result, RunFailure):
+            done += sum(1 for other in todo if hashes[other] == hashes[index])
+        if on_progress:
+            on_progress(done, total)
+    if failures:
+        task, message = min(failures, key=lambda f: (f[0].position, f[0].replica))
+        raise InfersimError(f"{len(failures)} of {total} sweep runs failed; first, with "
+                            f"{', '.join(task.overrides) or 'no overrides'}: {message}")
+    table = build_table(spec, tasks, [records[i] for i in range(total)], hashes)
+    paths: tuple[Path, ...] = ()
+    if out_dir is not None:
+        paths = write_table(table, out_dir)
+    return SweepOutcome(table=table, ran=len(dispatch), reused=total - len(todo), paths=paths)
+
+
+def build_table(spec: SweepSpec, tasks: Sequence[RunTask], records: Sequence[Mapping[str, Any]],
+                hashes: Sequence[str]) -> pd.DataFrame:
+    """One row per run in grid order: swept values, replica, seed, metrics, run hash."""
+    rows = []
+    metric_columns: dict[str, None] = {}
+    for task, record in zip(tasks, records, strict=True):
+        flat = flatten_summary(record.get("summary", {}))
+        for name in flat:
+            metric_columns.setdefault(name, None)
+        rows.append((task, flat))
+    grid_keys = [key for key, _ in spec.grid]
+    clash = [name for name in metric_columns if name in (*grid_keys, "replica", "seed", "run_hash")]
+    columns = [*grid_keys, "replica", "seed", *(m for m in metric_columns if m not in clash),
+               "run_hash"]
+    data = []
+    for (task, flat), run_hash in zip(rows, hashes, strict=True):
+        row = {key: typed_value(value) for key, value in task.point}
+        row.update(replica=task.replica, seed=task.seed, run_hash=run_hash)
+        for name in metric_columns:
+            if name not in clash:
+                row[name] = flat.get(name)
+        data.append(row)
+    return pd.DataFrame(data, columns=columns)
+
+
+def write_table(table: pd.DataFrame, out_dir: Path) -> tuple[Path, Path]:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    parquet = out_dir / "sweep.parquet"
+    csv = out_dir / "sweep.csv"
+    # Mixed-type columns (a grid key whose values are numbers and names) go to parquet as text.
+    frame = table.copy()
+    for column in frame.columns:
+        kinds = {type(v) for v in frame[column] if v is not None}
+        if len(kinds) > 1 and not kinds <= {int, float}:
+            frame[column] = frame[column].map(lambda v: None if v is None else str(v))
+    frame.to_parquet(parquet, index=False)
+    table.to_csv(csv, index=False)
+    return parquet, csv
