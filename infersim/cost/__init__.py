@@ -1,0 +1,36 @@
+"""The roofline cost model: how long one engine step takes on one instance, as pure functions.
+
+Nothing here simulates time or imports simpy: the engine asks :func:`step_time` (or, for runs of
+pure decode steps, :func:`decode_step_coefficients`) and yields that long. See
+``docs/cost-model.md`` for the equations and the calibration against published measurements.
+"""
+
+from infersim.cost.comm import ALLREDUCE_BUS_EFFICIENCY, allreduce_time, kv_transfer_time
+from infersim.cost.memory import Placement, check_fits, kv_cache_bytes, min_chips, placement
+from infersim.cost.step import (
+    decode_step_coefficients,
+    decode_time,
+    expected_distinct_experts,
+    prefill_time,
+    step_time,
+)
+from infersim.cost.types import Deployment, StepBatch, StepCost
+
+__all__ = [
+    "ALLREDUCE_BUS_EFFICIENCY",
+    "Deployment",
+    "Placement",
+    "StepBatch",
+    "StepCost",
+    "allreduce_time",
+    "check_fits",
+    "decode_step_coefficients",
+    "decode_time",
+    "expected_distinct_experts",
+    "kv_cache_bytes",
+    "kv_transfer_time",
+    "min_chips",
+    "placement",
+    "prefill_time",
+    "step_time",
+]

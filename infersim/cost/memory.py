@@ -1,0 +1,122 @@
+"""Where the bytes live: weights and KV cache on the chips of one instance.
+
+An instance of ``tp × pp`` chips keeps ``memory_fraction`` of each chip's weight/KV memory (HBM on
+GPUs and Trainium, on-chip SRAM on Cerebras and Groq) for the model; the rest is the engine's
+activations, workspace and fragmentation (vLLM's ``gpu_memory_utilization``, 0.9 by default).
+Weights are split evenly over all chips. What is left holds the KV cache: a token's KV is split
+over the ``pp`` stages by layer and over the ``tp`` chips of a stage by KV head — except that a
+chip never holds less than one KV head (GQA with fewer KV heads than ``tp`` replicates them) and
+MLA's latent is not split by heads at all, so on those models tensor parallelism adds weight room
+but not KV room per chip.
+
+On SRAM machines the whole model and its KV cache must fit on chip, which takes many chips: a
+70B model in 16-bit needs 4 Cerebras WSE-3 wafers (44 GB each) or several hundred Groq LPUs
+(230 MB each). Such an instance is written with a large ``pp`` (layers spread over wafers or chips
+in sequence), optionally times a ``tp`` inside each stage, e.g. ``tp: 8, pp: 72`` for 576 LPUs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from infersim.cost.types import Deployment
+from infersim.errors import InfersimError
+
+
+@dataclass(frozen=True)
+class Placement:
+    """How a deployment's weights and KV cache fill its chips."""
+
+    fits: bool
+    chips: int
+    memory_fraction: float
+    weight_bytes: float                # all weights of the model
+    weight_bytes_per_chip: float
+    usable_bytes_per_chip: float       # memory_fraction × per-chip capacity
+    kv_capacity_bytes: float           # KV room over the whole instance (0 when it does not fit)
+    kv_capacity_tokens: int            # tokens of KV the instance can hold, all sequences
+    kv_bytes_per_token: float          # one token's KV, all layers (what a transfer ships)
+    min_chips: int                     # fewest chips (tp·pp) whose memory holds the weights
+
+
+def kv_cache_bytes(dep: Deployment, tokens: int) -> float:
+    """Bytes of KV cache of ``tokens`` tokens (all layers): what a KV transfer ships."""
+    if tokens < 0:
+        raise ValueError(f"tokens must be >= 0, got {tokens}")
+    return tokens * dep.model.kv_bytes_per_token(dep.kv_dtype)
+
+
+def _kv_bytes_per_token_per_chip(dep: Deployment) -> float:
+    """KV bytes one token occupies on the fullest chip (a stage holds ceil(layers/pp) layers)."""
+    model = dep.model
+    per_shard = model.kv_bytes_per_token_per_shard(dep.kv_dtype, dep.tp)
+    layers_on_stage = math.ceil(model.num_layers / dep.pp)
+    return per_shard * layers_on_stage / model.num_layers
+
+
+def _check_fraction(memory_fraction: float) -> None:
+    if isinstance(memory_fraction, bool) or not isinstance(memory_fraction, (int, float)) \
+            or not 0 < memory_fraction <= 1:
+        raise InfersimError(field="memory_fraction", expected="a fraction in (0, 1]",
+                            given=memory_fraction)
+
+
+def min_chips(dep: Deployment, memory_fraction: float = 0.9, *, kv_tokens: int = 0) -> int:
+    """Fewest chips whose usable memory holds the weights plus ``kv_tokens`` tokens of KV.
+
+    The count assumes KV splits over chips like the weights do; :func:`placement` then checks the
+    actual ``tp × pp`` layout, whose KV split may be worse (replicated KV heads, MLA).
+    """
+    _check_fraction(memory_fraction)
+    usable = dep.hardware.memory_capacity_bytes * memory_fraction
+    need = dep.model.weight_bytes(dep.precision) + kv_tokens * dep.model.kv_bytes_per_token(
+        dep.kv_dtype)
+    # Strictly more than the weights: a chip full of weights has no room for any KV.
+    return max(1, math.floor(need / usable) + 1)
+
+
+def placement(dep: Deployment, memory_fraction: float = 0.9) -> Placement:
+    """Weights per chip, KV room and whether the model fits on ``dep``'s chips."""
+    _check_fraction(memory_fraction)
+    usable = dep.hardware.memory_capacity_bytes * memory_fraction
+    weights = dep.model.weight_bytes(dep.precision)
+    per_chip = weights / dep.chips
+    free = usable - per_chip
+    kv_per_chip_token = _kv_bytes_per_token_per_chip(dep)
+    tokens = math.floor(free / kv_per_chip_token) if free > 0 else 0
+    return Placement(
+        fits=tokens >= 1, chips=dep.chips, memory_fraction=float(memory_fraction),
+        weight_bytes=weights, weight_bytes_per_chip=per_chip, usable_bytes_per_chip=usable,
+        kv_capacity_bytes=max(0.0, free) * dep.chips, kv_capacity_tokens=max(0, tokens),
+        kv_bytes_per_token=dep.model.kv_bytes_per_token(dep.kv_dtype),
+        min_chips=min_chips(dep, memory_fraction),
+    )
+
+
+def check_fits(dep: Deployment, memory_fraction: float = 0.9, *, field: str | None = None,
+               min_kv_tokens: int = 1) -> Placement:
+    """:func:`placement`, or an InfersimError saying how many chips the model needs.
+
+    ``min_kv_tokens`` is the KV room the instance must have besides the weights (a request's
+    prompt plus output, say); 1 only requires that some KV fits.
+    """
+    place = placement(dep, memory_fraction)
+    if place.kv_capacity_tokens >= max(1, min_kv_tokens):
+        return place
+    gb = 1e9
+    name = f"{dep.model.name} {dep.precision}"
+    holds = f"{dep.chips}× {dep.hardware.name} holds {dep.chips * place.usable_bytes_per_chip / gb:.0f} GB"
+    if place.weight_bytes_per_chip >= place.usable_bytes_per_chip:
+        need = place.min_chips
+        raise InfersimError(
+            f"{name} needs {place.weight_bytes / gb:.0f} GB of weights; {holds} at "
+            f"memory_fraction {memory_fraction:g}: use at least {need} chips (tp·pp)",
+            field=field)
+    need = min_chips(dep, memory_fraction, kv_tokens=min_kv_tokens)
+    need = max(need, dep.chips + 1)
+    raise InfersimError(
+        f"{name} on {holds} at memory_fraction {memory_fraction:g}, room for "
+        f"{place.kv_capacity_tokens} tokens of KV after {place.weight_bytes / gb:.0f} GB of "
+        f"weights, fewer than the {min_kv_tokens} required: use at least {need} chips (tp·pp)",
+        field=field)
