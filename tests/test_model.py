@@ -132,6 +132,16 @@ def test_multimodal_config_reads_its_text_model():
         text_only, name="x", source="")
 
 
+@pytest.mark.parametrize("key", ["text_config", "language_config", "llm_config"])
+def test_every_spelling_of_the_language_model_is_read(key):
+    text = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 8,
+            "intermediate_size": 160, "vocab_size": 100}
+    model = from_hf_config({key: text, "vision_config": {"hidden_size": 1024}}, name="vlm")
+    assert model == from_hf_config(text, name="vlm")
+    with pytest.raises(InfersimError, match=rf"^{key}\.vocab_size: required key missing"):
+        from_hf_config({key: {k: v for k, v in text.items() if k != "vocab_size"}}, name="vlm")
+
+
 def test_tiny_mixtral_by_hand():
     model = load_model(FIXTURES / "tiny-mixtral")
     # Mixtral experts are full-width MLPs; router 64·4
@@ -235,6 +245,11 @@ def test_bad_model_yaml(tmp_path, yaml_text, message):
         load_model(str(path))
     assert str(err.value).startswith(str(path))
     assert message in str(err.value)
+
+
+def test_folder_without_config_json_is_rejected(tmp_path):
+    with pytest.raises(InfersimError, match=r": model: expected a folder containing config\.json"):
+        load_model(tmp_path)
 
 
 def test_moe_top_k_above_expert_count_is_rejected():
