@@ -388,8 +388,8 @@ def from_hf_config(config: Mapping[str, Any], *, name: str, file: str | Path | N
     """Build a :class:`ModelSpec` from a Hugging Face ``config.json`` dict (no network).
 
     Multimodal configs are read through their ``text_config`` (or ``language_config`` /
-    ``llm_config``): the language model is what generates tokens. ``field_prefix`` is put in front of field names in errors (``hf_config.``
-    for a model YAML).
+    ``llm_config``): the language model is what generates tokens. ``field_prefix`` is put in
+    front of field names in errors (``hf_config.`` for a model YAML).
     """
     src = str(file) if file is not None else None
     if not isinstance(config, Mapping):
@@ -473,8 +473,9 @@ def from_hf_config(config: Mapping[str, Any], *, name: str, file: str | Path | N
             raise InfersimError(file=src, field=prefix + "mlp_only_layers",
                                 expected=f"a list of layer indices in [0, {layers})",
                                 given=dense_only)
+        # the layer rule of the reference implementations (modeling_deepseek, Qwen2-MoE)
         moe_layers = sum(1 for i in range(layers)
-                         if i >= first_dense and (i - first_dense) % freq == 0
+                         if i >= first_dense and i % freq == 0
                          and (i + 1) % step == 0 and i not in dense_only)
         moe = {"num_experts": experts, "num_experts_per_token": top_k,
                "moe_intermediate_size": expert_width, "num_shared_experts": n_shared,
