@@ -9,6 +9,7 @@ finishes, after a think time; its table gives the lengths in the order requests 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -26,6 +27,9 @@ class RequestTable:
     class_names: tuple[str, ...] = ("default",)
     prefix_hashes: tuple[np.ndarray, ...] | None = None  # per request: prefix block ids
     prefix_block_tokens: int = 512
+    # Per class, its own latency targets ({"ttft_ms": 500.0, ...}); () or an empty mapping:
+    # the scenario-wide SLO applies to that class.
+    class_slo: tuple[Mapping[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         n = len(self.arrival_s)
@@ -42,6 +46,8 @@ class RequestTable:
                                  f"arrival_s has {n}")
         if self.prefix_hashes is not None and len(self.prefix_hashes) != n:
             raise ValueError("RequestTable.prefix_hashes must have one entry per request")
+        if self.class_slo and len(self.class_slo) != len(self.class_names):
+            raise ValueError("RequestTable.class_slo must have one entry per class name")
 
     def __len__(self) -> int:
         return len(self.arrival_s)

@@ -1,0 +1,467 @@
+"""Trace loaders: replay what real users sent to real LLM services.
+
+A trace records, per request, when it arrived and how many tokens went in and came out; some also
+record which prompt blocks it shared with earlier requests (prefix-cache reuse). Replaying one
+exercises the simulated cluster with production burstiness and length mixes instead of a
+textbook Poisson stream. Supported formats (``format`` key):
+
+``azure``      Azure LLM inference traces, 2023 (Splitwise) and 2024 (week-long): CSV
+               ``TIMESTAMP,ContextTokens,GeneratedTokens``; timestamps such as
+               ``2023-11-16 18:17:03.9799600`` (7 decimals) or with a ``+00:00`` offset.
+``mooncake``   Mooncake FAST'25 JSON lines ``{"timestamp": ms, "input_length", "output_length",
+               "hash_ids": [...]}``; each hash id names one 512-token prompt block, so requests
+               sharing leading ids share a cacheable prefix (``RequestTable.prefix_hashes``).
+``burstgpt``   BurstGPT CSV ``Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type``
+               (seconds since the trace start). Failed requests are logged with 0 response
+               tokens; they are dropped, and counted in ``Trace.dropped``.
+``lengths``    a plain table of lengths without timestamps (e.g. vidur's arXiv summarisation
+               table ``num_prefill_tokens,num_decode_tokens,...``), replayed with a synthetic
+               arrival process.
+
+Loaders stream: CSV files in chunks of rows, JSON lines one at a time, into numpy arrays (only
+Mooncake's per-request prefix-id arrays are per-row objects, and they are views into one flat
+array). Gzipped files are read as they are, recognised by their magic bytes. Bad input (a missing
+column, a bad timestamp, a negative or fractional length, an empty file) raises one
+:class:`InfersimError` naming the file, the line and the field; nothing is returned half-loaded.
+
+Any row with 0 prompt or 0 output tokens is dropped and counted (``Trace.dropped``, also logged):
+the simulator's requests carry at least one token each way, and such rows are failed or empty
+requests in every trace we know of.
+
+:func:`replay` turns a loaded trace into a :class:`RequestTable`: times are always taken relative
+to the first arrival; ``window_s`` keeps a slice of the trace (seconds from the first arrival, in
+the trace's own time); ``speedup`` divides every inter-arrival time (2.0 = twice the load); and
+``max_requests`` keeps the earliest requests.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import logging
+import math
+from array import array
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+import pandas as pd
+
+from infersim.errors import InfersimError
+from infersim.workload.table import RequestTable
+
+log = logging.getLogger(__name__)
+
+TRACE_FORMATS = ("azure", "mooncake", "burstgpt", "lengths")
+MOONCAKE_BLOCK_TOKENS = 512
+_CHUNK_ROWS = 200_000
+
+# Column pairs a plain length table may use, tried in order when none is named.
+LENGTH_COLUMN_PAIRS = (
+    ("prompt_tokens", "output_tokens"),
+    ("num_prefill_tokens", "num_decode_tokens"),
+    ("input_length", "output_length"),
+    ("input_tokens", "output_tokens"),
+    ("ContextTokens", "GeneratedTokens"),
+    ("Request tokens", "Response tokens"),
+)
+
+
+@dataclass(frozen=True, eq=False)
+class Trace:
+    """A loaded trace, rows in file order; ``arrival_s`` relative to the earliest arrival."""
+
+    path: Path
+    format: str
+    arrival_s: np.ndarray | None  # float64 seconds, None for a lengths-only table
+    prompt_tokens: np.ndarray  # int64 >= 1
+    output_tokens: np.ndarray  # int64 >= 1
+    prefix_hashes: tuple[np.ndarray, ...] | None = None
+    prefix_block_tokens: int = MOONCAKE_BLOCK_TOKENS
+    dropped: int = 0  # rows with 0 prompt or output tokens (failed requests), not kept
+
+    def __len__(self) -> int:
+        return len(self.prompt_tokens)
+
+    @property
+    def span_s(self) -> float:
+        """Seconds from the first to the last arrival (0 for a lengths-only table)."""
+        if self.arrival_s is None or len(self.arrival_s) == 0:
+            return 0.0
+        return float(self.arrival_s.max())
+
+
+def open_text(path: str | Path) -> TextIO:
+    """Open ``path`` as UTF-8 text, decompressing gzip (recognised by its magic bytes)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InfersimError(file=path, expected="an existing trace file", given="no such file")
+    with open(path, "rb") as raw:
+        magic = raw.read(2)
+    if magic == b"\x1f\x8b":
+        return gzip.open(path, "rt", encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")
+
+
+def _header(handle: TextIO, path: Path, required: Sequence[str]) -> list[str]:
+    first = handle.readline()
+    if not first.strip():
+        raise InfersimError(file=path, line=1, expected="a CSV header row then at least one "
+                            "request", given="an empty file")
+    names = next(csv.reader([first]))
+    names = [n.strip() for n in names]
+    for name in required:
+        if name not in names:
+            raise InfersimError(file=path, line=1, field=name,
+                                expected=f"a column {name!r} (header: {','.join(names)})",
+                                given="missing")
+    return names
+
+
+def _csv_chunks(handle: TextIO, path: Path, names: list[str], usecols: Sequence[str],
+                text_columns: Sequence[str] = ()) -> Iterator[pd.DataFrame]:
+    """Row chunks after the header; the index counts data rows, so line = index + 2."""
+    reader = pd.read_csv(handle, header=None, names=names, usecols=list(usecols),
+                         chunksize=_CHUNK_ROWS, skip_blank_lines=False,
+                         dtype={c: str for c in text_columns}, keep_default_na=False,
+                         na_values=[""])
+    try:
+        yield from reader
+    except pd.errors.ParserError as exc:
+        raise InfersimError(file=path, expected="a well-formed CSV row",
+                            given=str(exc).strip().splitlines()[-1]) from None
+    except UnicodeDecodeError:
+        raise InfersimError(file=path, expected="UTF-8 text (or gzip of it)",
+                            given="undecodable bytes") from None
+
+
+def _blank_rows(chunk: pd.DataFrame) -> np.ndarray:
+    return chunk.isna().all(axis=1).to_numpy()
+
+
+def _token_column(chunk: pd.DataFrame, column: str, path: Path) -> np.ndarray:
+    """A column of whole token counts >= 0, else an error at the first bad line."""
+    raw = chunk[column]
+    numbers = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(numbers) | (numbers < 0) | (numbers != np.floor(numbers))
+    if bad.any():
+        i = int(np.argmax(bad))
+        line = int(chunk.index[i]) + 2
+        value = numbers[i]
+        if np.isfinite(value) and value < 0:
+            expected = "a token count >= 0"
+        else:
+            expected = "a whole number of tokens"
+        given = raw.iloc[i]
+        raise InfersimError(file=path, line=line, field=column, expected=expected,
+                            given="an empty field" if pd.isna(given) else given)
+    return numbers.astype(np.int64)
+
+
+def _timestamp_ns(chunk: pd.DataFrame, column: str, path: Path) -> np.ndarray:
+    """ISO-8601 timestamps (any decimals, optional UTC offset) as int64 ns since the epoch."""
+    raw = chunk[column]
+    stamps = pd.to_datetime(raw, format="ISO8601", utc=True, errors="coerce")
+    bad = stamps.isna().to_numpy()
+    if bad.any():
+        i = int(np.argmax(bad))
+        given = raw.iloc[i]
+        raise InfersimError(file=path, line=int(chunk.index[i]) + 2, field=column,
+                            expected="a timestamp such as '2023-11-16 18:17:03.9799600'",
+                            given="an empty field" if pd.isna(given) else given)
+    return stamps.dt.as_unit("ns").astype("int64").to_numpy()
+
+
+def _seconds_column(chunk: pd.DataFrame, column: str, path: Path, scale: float) -> np.ndarray:
+    raw = chunk[column]
+    numbers = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(numbers) | (numbers < 0)
+    if bad.any():
+        i = int(np.argmax(bad))
+        given = raw.iloc[i]
+        raise InfersimError(file=path, line=int(chunk.index[i]) + 2, field=column,
+                            expected="a time >= 0 in seconds",
+                            given="an empty field" if pd.isna(given) else given)
+    return numbers * scale
+
+
+class _Columns:
+    """Growable typed buffers: chunks append numpy arrays, no per-row Python objects kept."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, list[np.ndarray]] = {}
+
+    def add(self, name: str, values: np.ndarray) -> None:
+        self.parts.setdefault(name, []).append(values)
+
+    def get(self, name: str, dtype) -> np.ndarray:
+        parts = self.parts.get(name, [])
+        return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
+
+
+def _finish(path: Path, fmt: str, arrival: np.ndarray | None, prompt: np.ndarray,
+            output: np.ndarray, hashes: tuple[np.ndarray, ...] | None = None) -> Trace:
+    if len(prompt) == 0:
+        raise InfersimError(file=path, expected="at least one request", given="no data rows")
+    keep = (prompt > 0) & (output > 0)
+    dropped = int(len(keep) - keep.sum())
+    if dropped:
+        if not keep.any():
+            raise InfersimError(file=path, expected="at least one request with prompt and "
+                                "output tokens > 0", given=f"all {dropped} rows have 0 tokens")
+        log.info("%s: dropped %d of %d rows with 0 prompt or output tokens (failed requests)",
+                 path, dropped, len(keep))
+        prompt, output = prompt[keep], output[keep]
+        if arrival is not None:
+            arrival = arrival[keep]
+        if hashes is not None:
+            hashes = tuple(h for h, k in zip(hashes, keep, strict=True) if k)
+    if arrival is not None:
+        arrival = arrival - arrival.min()
+    return Trace(path=path, format=fmt, arrival_s=arrival, prompt_tokens=prompt,
+                 output_tokens=output, prefix_hashes=hashes, dropped=dropped)
+
+
+def load_azure(path: str | Path) -> Trace:
+    """Azure LLM inference trace (2023 or 2024): ``TIMESTAMP,ContextTokens,GeneratedTokens``."""
+    path = Path(path)
+    cols = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
+    out = _Columns()
+    with open_text(path) as handle:
+        names = _header(handle, path, cols)
+        for chunk in _csv_chunks(handle, path, names, cols, text_columns=("TIMESTAMP",)):
+            chunk = chunk[~_blank_rows(chunk)]
+            out.add("t", _timestamp_ns(chunk, "TIMESTAMP", path))
+            out.add("p", _token_column(chunk, "ContextTokens", path))
+            out.add("o", _token_column(chunk, "GeneratedTokens", path))
+    stamps = out.get("t", np.int64)
+    # Subtract in integer nanoseconds first so float64 keeps sub-microsecond precision.
+    arrival = (stamps - (stamps.min() if len(stamps) else 0)).astype(np.float64) * 1e-9
+    return _finish(path, "azure", arrival, out.get("p", np.int64), out.get("o", np.int64))
+
+
+def load_burstgpt(path: str | Path, *, model: str | None = None) -> Trace:
+    """BurstGPT CSV; ``model`` keeps only that ``Model`` column value (e.g. ``ChatGPT``)."""
+    path = Path(path)
+    cols = ("Timestamp", "Model", "Request tokens", "Response tokens")
+    out = _Columns()
+    seen_models: set[str] = set()
+    with open_text(path) as handle:
+        names = _header(handle, path, cols)
+        for chunk in _csv_chunks(handle, path, names, cols, text_columns=("Model",)):
+            chunk = chunk[~_blank_rows(chunk)]
+            if model is not None:
+                seen_models.update(chunk["Model"].dropna().unique().tolist())
+                chunk = chunk[chunk["Model"] == model]
+            out.add("t", _seconds_column(chunk, "Timestamp", path, 1.0))
+            out.add("p", _token_column(chunk, "Request tokens", path))
+            out.add("o", _token_column(chunk, "Response tokens", path))
+    prompt = out.get("p", np.int64)
+    if model is not None and len(prompt) == 0 and seen_models:
+        raise InfersimError(file=path, field="Model",
+                            expected=f"one of {', '.join(sorted(seen_models))}", given=model)
+    return _finish(path, "burstgpt", out.get("t", np.float64), prompt, out.get("o", np.int64))
+
+
+def length_columns(names: Sequence[str], prompt_column: str | None,
+                   output_column: str | None, path: Path) -> tuple[str, str]:
+    """The prompt and output columns of a length table: as named, else a known pair."""
+    if prompt_column is not None or output_column is not None:
+        if prompt_column is None or output_column is None:
+            raise InfersimError(file=path, field="prompt_column" if prompt_column is None
+                                else "output_column", expected="both prompt_column and "
+                                "output_column, or neither", given="only one")
+        return prompt_column, output_column
+    for pair in LENGTH_COLUMN_PAIRS:
+        if pair[0] in names and pair[1] in names:
+            return pair
+    raise InfersimError(file=path, line=1, field="prompt_column",
+                        expected="prompt and output columns such as num_prefill_tokens,"
+                        "num_decode_tokens (or name them with prompt_column/output_column)",
+                        given=",".join(names))
+
+
+def load_lengths(path: str | Path, *, prompt_column: str | None = None,
+                 output_column: str | None = None) -> Trace:
+    """A CSV table of prompt and output lengths, without timestamps."""
+    path = Path(path)
+    out = _Columns()
+    with open_text(path) as handle:
+        first = handle.readline()
+        if not first.strip():
+            raise InfersimError(file=path, line=1, expected="a CSV header row then at least "
+                                "one request", given="an empty file")
+        names = [n.strip() for n in next(csv.reader([first]))]
+        prompt_col, output_col = length_columns(names, prompt_column, output_column, path)
+        for name in (prompt_col, output_col):
+            if name not in names:
+                raise InfersimError(file=path, line=1, field=name,
+                                    expected=f"a column {name!r} (header: {','.join(names)})",
+                                    given="missing")
+        for chunk in _csv_chunks(handle, path, names, (prompt_col, output_col)):
+            chunk = chunk[~_blank_rows(chunk)]
+            out.add("p", _token_column(chunk, prompt_col, path))
+            out.add("o", _token_column(chunk, output_col, path))
+    return _finish(path, "lengths", None, out.get("p", np.int64), out.get("o", np.int64))
+
+
+def _json_whole(record: dict, key: str, path: Path, line: int, *, allow_float: bool = False):
+    if key not in record:
+        raise InfersimError(file=path, line=line, field=key, expected="a value",
+                            given="missing")
+    value = record[key]
+    ok_types = (int, float) if allow_float else (int,)
+    if isinstance(value, float) and not allow_float and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, ok_types) or \
+            (isinstance(value, float) and not math.isfinite(value)):
+        raise InfersimError(file=path, line=line, field=key,
+                            expected="a number" if allow_float else "a whole number",
+                            given=value)
+    if value < 0:
+        raise InfersimError(file=path, line=line, field=key, expected="a value >= 0",
+                            given=value)
+    return value
+
+
+def load_mooncake(path: str | Path) -> Trace:
+    """Mooncake FAST'25 JSON lines: ms timestamps, lengths and 512-token prefix block ids."""
+    path = Path(path)
+    stamps_ms = array("d")
+    prompt = array("q")
+    output = array("q")
+    flat_ids = array("q")
+    ends = array("q")
+    with_hashes: bool | None = None
+    line = 0
+    with open_text(path) as handle:
+        try:
+            for line, text in enumerate(handle, start=1):
+                if not text.strip():
+                    continue
+                try:
+                    record = json.loads(text)
+                except json.JSONDecodeError as exc:
+                    raise InfersimError(file=path, line=line, expected="a JSON object",
+                                        given=f"{exc.msg} at column {exc.colno}") from None
+                if not isinstance(record, dict):
+                    raise InfersimError(file=path, line=line, expected="a JSON object",
+                                        given=type(record).__name__)
+                stamps_ms.append(_json_whole(record, "timestamp", path, line, allow_float=True))
+                prompt.append(_json_whole(record, "input_length", path, line))
+                output.append(_json_whole(record, "output_length", path, line))
+                has = "hash_ids" in record
+                if with_hashes is None:
+                    with_hashes = has
+                elif has != with_hashes:
+                    raise InfersimError(file=path, line=line, field="hash_ids",
+                                        expected="hash_ids on every line or on none",
+                                        given="missing" if not has else "present")
+                if has:
+                    ids = record["hash_ids"]
+                    if not isinstance(ids, list) or not all(
+                            isinstance(i, int) and not isinstance(i, bool) for i in ids):
+                        raise InfersimError(file=path, line=line, field="hash_ids",
+                                            expected="a list of whole numbers", given=ids)
+                    flat_ids.extend(ids)
+                    ends.append(len(flat_ids))
+        except UnicodeDecodeError:
+            raise InfersimError(file=path, line=line + 1, expected="UTF-8 text (or gzip of it)",
+                                given="undecodable bytes") from None
+        except (OSError, EOFError) as exc:  # a truncated gzip stream
+            raise InfersimError(file=path, line=line + 1, expected="a complete file",
+                                given=str(exc)) from None
+    if len(prompt) == 0:
+        raise InfersimError(file=path, expected="at least one JSON line", given="an empty file")
+    hashes = None
+    if with_hashes:
+        flat = np.frombuffer(flat_ids, dtype=np.int64).copy()
+        hashes = tuple(np.split(flat, np.frombuffer(ends, dtype=np.int64)[:-1]))
+    arrival = np.frombuffer(stamps_ms, dtype=np.float64) * 1e-3
+    return _finish(path, "mooncake", arrival, np.frombuffer(prompt, dtype=np.int64).copy(),
+                   np.frombuffer(output, dtype=np.int64).copy(), hashes)
+
+
+def load_trace(path: str | Path, format: str, *, prompt_column: str | None = None,
+               output_column: str | None = None, model: str | None = None) -> Trace:
+    """Load a trace file of ``format`` (one of :data:`TRACE_FORMATS`)."""
+    if format == "azure":
+        return load_azure(path)
+    if format == "mooncake":
+        return load_mooncake(path)
+    if format == "burstgpt":
+        return load_burstgpt(path, model=model)
+    if format == "lengths":
+        return load_lengths(path, prompt_column=prompt_column, output_column=output_column)
+    raise InfersimError(file=path, field="format", expected=f"one of {', '.join(TRACE_FORMATS)}",
+                        given=format)
+
+
+def replay(trace: Trace, *, speedup: float = 1.0, window_s: Sequence[float] | None = None,
+           max_requests: int | None = None) -> RequestTable:
+    """The trace as a request table, sorted by arrival, the first request at ``t = 0``.
+
+    ``window_s = (start, end)`` keeps requests arriving in ``[start, end)`` seconds after the
+    trace's first arrival (trace time, before ``speedup``); ``speedup`` divides every
+    inter-arrival time; ``max_requests`` keeps the earliest requests.
+    """
+    if trace.arrival_s is None:
+        raise InfersimError(file=trace.path, field="format", expected="a trace with timestamps "
+                            "(a lengths table needs an arrival process)", given=trace.format)
+    if isinstance(speedup, bool) or not isinstance(speedup, (int, float)) \
+            or not math.isfinite(speedup) or speedup <= 0:
+        raise InfersimError(file=trace.path, field="speedup", expected="a number > 0",
+                            given=speedup)
+    times = trace.arrival_s
+    index = np.argsort(times, kind="stable")
+    if window_s is not None:
+        if len(window_s) != 2 or not (0 <= float(window_s[0]) < float(window_s[1])):
+            raise InfersimError(file=trace.path, field="window_s",
+                                expected="[start, end] with 0 <= start < end",
+                                given=list(window_s))
+        lo, hi = np.searchsorted(times[index], [float(window_s[0]), float(window_s[1])])
+        index = index[lo:hi]
+        if len(index) == 0:
+            raise InfersimError(file=trace.path, field="window_s",
+                                expected=f"a window holding requests (the trace spans "
+                                f"{trace.span_s:.1f} s)", given=list(window_s))
+    index = index[:_cap(max_requests, trace.path)]
+    kept = times[index]
+    return _table(trace, index, (kept - kept[0]) / speedup)
+
+
+def with_arrivals(trace: Trace, arrival_s: np.ndarray, *,
+                  max_requests: int | None = None) -> RequestTable:
+    """The trace's lengths, in file order, under arrival instants from elsewhere.
+
+    This replays a lengths-only table (or a timed trace's lengths) under a synthetic arrival
+    process: request ``i`` of the file arrives at ``arrival_s[i]``. There must be an arrival
+    instant for every request kept.
+    """
+    index = np.arange(min(len(trace), _cap(max_requests, trace.path) or len(trace)))
+    if len(arrival_s) < len(index):
+        raise ValueError(f"{len(index)} requests need as many arrival instants, "
+                         f"got {len(arrival_s)}")
+    return _table(trace, index, np.asarray(arrival_s[: len(index)], dtype=np.float64))
+
+
+def _cap(max_requests: int | None, path: Path) -> int | None:
+    if max_requests is None:
+        return None
+    if isinstance(max_requests, bool) or not isinstance(max_requests, (int, np.integer)) \
+            or max_requests < 1:
+        raise InfersimError(file=path, field="max_requests", expected="a whole number >= 1",
+                            given=max_requests)
+    return int(max_requests)
+
+
+def _table(trace: Trace, index: np.ndarray, arrival_s: np.ndarray) -> RequestTable:
+    hashes = None
+    if trace.prefix_hashes is not None:
+        hashes = tuple(trace.prefix_hashes[i] for i in index)
+    return RequestTable(arrival_s=arrival_s, prompt_tokens=trace.prompt_tokens[index],
+                        output_tokens=trace.output_tokens[index], prefix_hashes=hashes,
+                        prefix_block_tokens=trace.prefix_block_tokens)
