@@ -121,11 +121,14 @@ class HardwareProfile:
         twin = _SAME_RATE.get(precision)
         if twin is not None and twin in self.peak_flops:
             return self.peak_flops[twin]
-        known = sorted(set(self.peak_flops) | {_SAME_RATE[p] for p in self.peak_flops
-                                                 if p in _SAME_RATE})
         raise InfersimError(file=self.path or self.name, field=f"peak_flops.{precision}",
-                            expected=f"a precision {self.name} computes in ({', '.join(known)})",
-                            given=precision)
+                            expected=f"a precision {self.name} computes in "
+                            f"({', '.join(self.precisions())})", given=precision)
+
+    def precisions(self) -> tuple[str, ...]:
+        """Every precision :meth:`flops` answers for, in the order of ``PRECISIONS``."""
+        listed = set(self.peak_flops) | {_SAME_RATE[p] for p in self.peak_flops if p in _SAME_RATE}
+        return tuple(p for p in PRECISIONS if p in listed)
 
     def ridge_point(self, precision: str, *, achievable: bool = False) -> float:
         """Arithmetic intensity (FLOP per byte of memory traffic) where compute and memory balance.
@@ -144,6 +147,14 @@ class HardwareProfile:
     def source(self, field: str) -> str:
         """The source recorded for ``field`` (an attribute name or ``peak_flops.<precision>``)."""
         return self.sources[field]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, JSON-ready data in SI units (for reports and ``--json`` output)."""
+        out: dict[str, Any] = {}
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            out[name] = dict(value) if isinstance(value, Mapping) else value
+        return out
 
 
 # ----------------------------------------------------------------------------------------------
