@@ -174,6 +174,8 @@ def load_hardware(name_or_path: str | os.PathLike[str]) -> HardwareProfile:
     """
     given = os.fspath(name_or_path)
     path = find_data_file("hardware", given) if given else None
+    if path is None and _looks_like_path(given):
+        raise InfersimError("no such hardware file", file=given)
     if path is None:
         raise InfersimError(field="hardware",
                             expected="a known chip (" + ", ".join(list_hardware())
@@ -181,6 +183,11 @@ def load_hardware(name_or_path: str | os.PathLike[str]) -> HardwareProfile:
     resolved = path.resolve()
     stat = resolved.stat()
     return _load_file(str(resolved), stat.st_mtime_ns, stat.st_size, _display_name(path))
+
+
+def _looks_like_path(text: str) -> bool:
+    """A path (not a chip name) was meant: it has a folder part or a YAML suffix."""
+    return "/" in text or os.sep in text or text.endswith((".yaml", ".yml"))
 
 
 def _display_name(path: Path) -> str:
