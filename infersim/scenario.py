@@ -198,7 +198,7 @@ class RouterConfig(BaseModel):
         return value
 
 
-class SLOConfig(BaseModel):
+class ScenarioSLO(BaseModel):
     """Service-level objectives. A request meets them when each named latency is within its bound
     (``<=``); goodput counts such requests. The percentile is the one the SLO is stated at."""
 
@@ -228,7 +228,7 @@ class Scenario(BaseModel):
     links: list[LinkConfig] = Field(default_factory=list, description="KV-cache links")
     router: RouterConfig = Field(default_factory=RouterConfig)
     workload: WorkloadConfig
-    slo: SLOConfig = Field(default_factory=SLOConfig)
+    slo: ScenarioSLO = Field(default_factory=ScenarioSLO)
     time_limit: PositiveDuration | None = Field(None, description="stop the clock here, e.g. "
                                                                   "'10 min'; none: run to the end")
     ideal: bool = Field(False, description="every efficiency 1, no overheads: the roofline bound")
@@ -246,9 +246,9 @@ class Scenario(BaseModel):
         return self._base_dir if self._base_dir is not None else Path.cwd()
 
     @property
-    def source(self) -> str:
-        """The file this scenario came from (for error messages), or '<scenario>'."""
-        return self._source or "<scenario>"
+    def source(self) -> str | None:
+        """The file this scenario came from (named in error messages); None for a dict."""
+        return self._source
 
     def resolved(self) -> dict:
         """The scenario as plain JSON data, quantities in SI units."""
@@ -414,8 +414,10 @@ def _expected(err: dict, path: list[Any]) -> tuple[str, str | None]:
         lo, hi = _length_bounds(path)
         if lo is not None and lo == hi:
             return f"exactly {lo} items", None
-        return (f"at least {ctx['min_length']} items" if kind == "too_short"
-                else f"at most {ctx['max_length']} items"), None
+        bound = ctx["min_length"] if kind == "too_short" else ctx["max_length"]
+        noun = "item" if bound == 1 else "items"
+        return (f"at least {bound} {noun}" if kind == "too_short"
+                else f"at most {bound} {noun}"), None
     if kind == "string_too_short":
         return "a non-empty string", None
     if kind == "string_pattern_mismatch":
@@ -459,8 +461,6 @@ def error_from_validation(err: ValidationError, data: Any, file: str | Path | No
         given = ...
     else:
         given = chosen.get("input", ...)
-        if isinstance(given, (dict, list)):
-            given = given or f"an empty {type(given).__name__}"
     return InfersimError(detail, file=file, field=_dotted([*prefix, *path]) or None,
                          expected=expected or None, given=given)
 
@@ -468,6 +468,11 @@ def error_from_validation(err: ValidationError, data: Any, file: str | Path | No
 # --------------------------------------------------------------------------------------------
 # Loading, overrides, the seed
 # --------------------------------------------------------------------------------------------
+
+def attributed(err: InfersimError, file: str | Path | None) -> InfersimError:
+    """``err`` naming ``file`` unless it already names one (or there is none to name)."""
+    return err.with_file(file) if file is not None else err
+
 
 def read_yaml(path: Path, label: str | None = None) -> Any:
     """Parse a YAML file; a missing file or bad syntax is one InfersimError line."""
@@ -576,7 +581,7 @@ def validate_data(data: Any, *, file: str | Path | None = None,
     except ValidationError as err:
         raise error_from_validation(err, data, file) from None
     except InfersimError as err:  # raised by a nested validator (e.g. the workload's own checks)
-        raise err.with_file(file) if file is not None else err from None
+        raise attributed(err, file) from None
     scenario._base_dir = base_dir
     scenario._source = str(file) if file is not None else None
     return scenario
@@ -627,6 +632,11 @@ def _load_model(scenario: Scenario) -> Any:
     name = scenario.model
     candidate = scenario.base_dir / name
     target = str(candidate) if candidate.is_file() else name
+    looks_like_path = "/" in name or name.endswith((".json", ".yaml", ".yml"))
+    if looks_like_path and not candidate.is_file() and not Path(name).expanduser().is_file():
+        raise InfersimError(file=scenario.source, field="model",
+                            expected="an existing model file (a path is taken from the "
+                                     "scenario file's folder)", given=str(candidate))
     if not candidate.is_file() and find_data_file("models", name, (".yaml", ".yml", ".json")) \
             is None:
         raise InfersimError(file=scenario.source, field="model",
@@ -635,7 +645,7 @@ def _load_model(scenario: Scenario) -> Any:
     try:
         return load_model(target)
     except InfersimError as err:
-        raise err.with_file(scenario.source) from None
+        raise attributed(err, scenario.source) from None
 
 
 def _load_hardware(scenario: Scenario, pool_name: str, name: str) -> Any:
@@ -650,7 +660,7 @@ def _load_hardware(scenario: Scenario, pool_name: str, name: str) -> Any:
     try:
         return load_hardware(target)
     except InfersimError as err:
-        raise err.with_file(target) from None
+        raise attributed(err, target) from None
 
 
 def resolve(scenario: Scenario) -> Resolved:
@@ -679,7 +689,7 @@ def resolve(scenario: Scenario) -> Resolved:
         try:
             placements[name] = check_fits(dep, pool.memory_fraction, field=field)
         except InfersimError as err:
-            raise err.with_file(scenario.source) from None
+            raise attributed(err, scenario.source) from None
         hardware[name], deployments[name] = chip, dep
     return Resolved(model=model, hardware=hardware, deployments=deployments,
                     placements=placements)

@@ -23,6 +23,10 @@ app = typer.Typer(
 
 # Command modules, in the order they appear in --help. Each defines register(app).
 COMMAND_MODULES = (
+    "infersim.cli.run",        # run
+    "infersim.cli.compare",    # compare
+    "infersim.cli.validate",   # validate
+    "infersim.cli.schema",     # schema
     "infersim.cli.catalog",    # hardware list / models list
     "infersim.cli.roofline",   # roofline
 )

@@ -1,0 +1,193 @@
+"""The Python API: ``infersim.simulate(scenario) -> Result``.
+
+One call runs one scenario end to end: load and check the scenario at the edge, build the
+workload and the engine's frozen cluster spec, run the discrete-event simulation, summarise the
+per-request table into vLLM-bench metrics, and price the run (dollars and joules). The CLI and
+the notebooks are thin faces over this function.
+
+Randomness: the scenario's seed feeds one :class:`numpy.random.SeedSequence`; its first child
+draws the workload, its second seeds the engine. Same scenario and seed, same bytes out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from infersim.economics import ClassTokens, CostReport, PoolUsage, cluster_economics
+from infersim.errors import InfersimError
+from infersim.scenario import (
+    Resolved,
+    Scenario,
+    attributed,
+    build_cluster,
+    check_scenario,
+    load_scenario,
+)
+
+ScenarioLike = Scenario | str | Path | Mapping[str, Any]
+
+# The vLLM bench keys, in the order ``vllm bench serve`` writes them; summary.json leads with them.
+VLLM_KEYS: tuple[str, ...] = (
+    "completed", "failed", "duration", "total_input_tokens", "total_output_tokens",
+    "request_throughput", "request_goodput", "output_throughput", "total_token_throughput",
+    *[f"{stat}_{metric}_ms" for metric in ("ttft", "tpot", "itl", "e2el")
+      for stat in ("mean", "median", "std", "p90", "p99")],
+)
+
+
+@dataclass(frozen=True, eq=False)
+class Result:
+    """Everything one run produced. ``save(out_dir)`` writes it all to a folder."""
+
+    scenario: Scenario
+    summary: dict
+    requests: pd.DataFrame
+    timeseries: pd.DataFrame
+    links: pd.DataFrame
+    token_gaps: pd.DataFrame  # request_id, gap_s: every inter-token gap, exact
+    cost: CostReport
+    extra: dict = field(default_factory=dict)
+
+    def save(self, out_dir: str | Path, *, plots: bool = True) -> list[Path]:
+        """Write summary.json, the parquet tables and (unless ``plots=False``) the PNG plots."""
+        from infersim.report.save import save_result
+
+        return save_result(self, Path(out_dir), plots=plots)
+
+
+def _version() -> str:
+    from infersim import __version__
+
+    return __version__
+
+
+def _derive_seeds(seed: int) -> tuple[np.random.Generator, int]:
+    workload_seq, engine_seq = np.random.SeedSequence(seed).spawn(2)
+    return np.random.default_rng(workload_seq), int(engine_seq.generate_state(1, np.uint64)[0])
+
+
+def _class_tokens(requests: pd.DataFrame) -> list[ClassTokens]:
+    """Delivered work per workload class (completed requests only)."""
+    done = requests[requests["completed"]] if "completed" in requests else requests
+    class_col = "class_name" if "class_name" in done else None
+    if class_col is None:
+        return [ClassTokens("default", len(done), int(done["prompt_tokens"].sum()),
+                            int(done["output_tokens"].sum()))]
+    names = list(dict.fromkeys(requests[class_col]))  # every class, even one that finished none
+    out = []
+    for name in names:
+        rows = done[done[class_col] == name]
+        out.append(ClassTokens(str(name), len(rows), int(rows["prompt_tokens"].sum()),
+                               int(rows["output_tokens"].sum())))
+    return out
+
+
+def _prefill_share(scenario: Scenario, resolved: Resolved, name: str, stats: Mapping[str, Any],
+                   requests: pd.DataFrame) -> float | None:
+    """A mixed pool's share of busy time spent on prefill: the engine's figure, else the cost
+    model's token-weighted estimate (see :mod:`infersim.economics`)."""
+    if scenario.pools[name].role != "mixed":
+        return None
+    busy, prefill_busy = stats.get("busy_s"), stats.get("prefill_busy_s")
+    if prefill_busy is not None and busy:
+        return min(max(float(prefill_busy) / float(busy), 0.0), 1.0)
+    from infersim.cost import StepBatch, prefill_time, step_time
+    from infersim.economics import token_weighted_prefill_share
+
+    dep = resolved.deployments[name]
+    pool = scenario.pools[name]
+    served = requests[requests.get("prefill_pool", pd.Series(name, index=requests.index)) == name]
+    if len(served) == 0:
+        return 0.5
+    mean_prompt = max(round(float(served["prompt_tokens"].mean())), 1)
+    mean_output = float(served["output_tokens"].mean())
+    prefill_per_token = prefill_time(dep, [mean_prompt]) / mean_prompt
+    batch = max(1, min(pool.max_batch_size, int(stats.get("mean_decode_batch", pool.max_batch_size))))
+    context = int(mean_prompt + mean_output / 2)
+    decode_step = step_time(dep, StepBatch(decode_kv_lens=(context,) * batch)).time_s
+    return token_weighted_prefill_share(float(served["prompt_tokens"].sum()),
+                                        float(served["output_tokens"].sum()),
+                                        prefill_per_token, decode_step / batch)
+
+
+def price_run(scenario: Scenario, resolved: Resolved, pool_stats: Mapping[str, Mapping[str, Any]],
+              requests: pd.DataFrame, duration_s: float) -> CostReport:
+    """The run's bill from the engine's per-pool busy seconds and the delivered tokens."""
+    usages = []
+    for name, pool in scenario.pools.items():
+        chip = resolved.hardware[name]
+        stats = pool_stats.get(name, {})
+        usages.append(PoolUsage(
+            name=name, role=pool.role, instances=pool.instances,
+            chips_per_instance=pool.tp * pool.pp, busy_s=float(stats.get("busy_s", 0.0)),
+            price_per_chip_hour=chip.price_per_chip_hour, tdp_watts=chip.tdp_watts,
+            idle_watts=chip.idle_watts,
+            prefill_share=_prefill_share(scenario, resolved, name, stats, requests)))
+    return cluster_economics(usages, duration_s, _class_tokens(requests))
+
+
+def check_workload(scenario: Scenario) -> int:
+    """Build the scenario's workload as a run would (a trace must exist and have rows); returns
+    the number of requests. The engine is not started."""
+    workload_rng, _ = _derive_seeds(scenario.seed)
+    return len(_build_workload(scenario, workload_rng))
+
+
+def _build_workload(scenario: Scenario, rng: np.random.Generator) -> Any:
+    """The scenario's workload; an error names the scenario field (or the trace file)."""
+    from infersim.workload import build_workload
+
+    try:
+        return build_workload(scenario.workload, rng, base_dir=scenario.base_dir)
+    except InfersimError as err:
+        if err.field is None and scenario.workload.trace is not None:
+            # The trace loader names the trace file; say which scenario field points at it.
+            raise err.with_prefix("workload.trace.path") from None
+        if err.file is None:
+            raise attributed(err.with_prefix("workload"), scenario.source) from None
+        raise
+
+
+def simulate(scenario: ScenarioLike, *, seed: int | None = None, overrides: Sequence[str] = (),
+             progress: Callable[[float], None] | None = None) -> Result:
+    """Run one scenario (a file, a shipped name, a dict or a :class:`Scenario`).
+
+    ``seed`` replaces the scenario's seed; ``overrides`` are ``key.path=value`` strings as for
+    ``infersim run --set``. ``progress`` is called with the fraction of requests done.
+    """
+    from infersim.metrics import summarize
+    from infersim.sim import simulate_cluster
+
+    sc = load_scenario(scenario, overrides=overrides, seed=seed)
+    resolved = check_scenario(sc)
+    cluster = build_cluster(sc, resolved)
+    workload_rng, engine_seed = _derive_seeds(sc.seed)
+    workload = _build_workload(sc, workload_rng)
+    sim = simulate_cluster(cluster, workload, seed=engine_seed, time_limit_s=sc.time_limit,
+                           progress=progress)
+    metrics = summarize(sim, sc.slo)
+    cost = price_run(sc, resolved, sim.pools, sim.requests, sim.duration_s)
+    summary = _assemble_summary(sc, metrics, cost)
+    return Result(scenario=sc, summary=summary, requests=sim.requests,
+                  timeseries=sim.timeseries, links=sim.links,
+                  token_gaps=sim.token_gap_table(), cost=cost)
+
+
+def _assemble_summary(sc: Scenario, metrics: Mapping[str, Any], cost: CostReport) -> dict:
+    """summary.json: vLLM keys first, then backend, cost, simulator extras and provenance."""
+    summary: dict[str, Any] = {"backend": "infersim", "scenario_name": sc.name}
+    summary.update({k: metrics[k] for k in VLLM_KEYS if k in metrics})
+    summary.update({k: v for k, v in metrics.items() if k not in summary and k != "infersim"})
+    summary["cost"] = cost.to_dict()
+    summary["infersim"] = dict(metrics.get("infersim", {}))
+    summary["seed"] = sc.seed
+    summary["scenario_hash"] = sc.hash
+    summary["infersim_version"] = _version()
+    summary["scenario"] = sc.resolved()
+    return summary

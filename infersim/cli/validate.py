@@ -1,0 +1,42 @@
+"""``infersim validate``: check a scenario without running it.
+
+Checks the schema (types, units, unknown keys), that the chips and the model exist, that the
+model fits each pool's instance (and if not, how many chips it needs), that every prefill pool
+can ship KV cache to every decode pool (a link or a shared scale-up domain), that a scale-up
+domain holds no more chips than one rack has, and that the workload builds (a trace file exists
+and has rows). Prints one line per pool on success; one error line and exit status 2 otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from infersim.cli.run import SET_HELP, parse_seed
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("validate")
+    def validate(
+        scenario: Annotated[str, typer.Argument(help="scenario file or shipped name")],
+        seed: Annotated[str | None, typer.Option("--seed", help="replace the scenario's seed")]
+        = None,
+        sets: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
+    ) -> None:
+        """Check a scenario (schema, chips, model fit, links, workload) without simulating."""
+        from infersim.api import check_workload
+        from infersim.scenario import check_scenario, load_scenario
+
+        loaded = load_scenario(scenario, overrides=sets or (), seed=parse_seed(seed))
+        resolved = check_scenario(loaded)
+        requests = check_workload(loaded)
+        console = Console(highlight=False)
+        console.print(f"ok: {loaded.name} (scenario {loaded.hash}, seed {loaded.seed}): "
+                      f"{resolved.model.name}, {requests:,} requests")
+        for name, pool in loaded.pools.items():
+            place = resolved.placements[name]
+            console.print(f"  pool {name}: {pool.role}, {pool.instances} × {pool.tp * pool.pp} "
+                          f"{resolved.hardware[name].name}, KV room for "
+                          f"{place.kv_capacity_tokens:,} tokens per instance")
