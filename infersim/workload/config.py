@@ -38,10 +38,12 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     NonNegativeFloat,
     PositiveFloat,
     PositiveInt,
+    Tag,
     ValidationError,
     field_validator,
     model_validator,
@@ -53,7 +55,8 @@ from infersim.workload.traces import TRACE_FORMATS
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: YAML's true is not a count, "10" is not a rate; ints are accepted for floats.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,7 +107,7 @@ class StepsArrival(_Strict):
     """
 
     process: Literal["steps"] = "steps"
-    steps: list[tuple[NonNegativeFloat, NonNegativeFloat]] = Field(
+    steps: list[Annotated[list[NonNegativeFloat], Field(min_length=2, max_length=2)]] = Field(
         min_length=1, description="[start_s, rate] pairs: from start_s on, rate requests/s.")
 
     @model_validator(mode="after")
@@ -230,6 +233,15 @@ def _check_lengths(has_other: bool, prompt, output, other: str) -> None:
                          "got neither")
 
 
+def _mix_kind(value: Any) -> str:
+    return "name" if isinstance(value, str) else "inline"
+
+
+MixRef = Annotated[Annotated[str, Tag("name")] | Annotated[MixSpec, Tag("inline")],
+                   Discriminator(_mix_kind)]
+"""A mix: a name (``chat``, or a YAML file path) or an inline mapping."""
+
+
 # ---------------------------------------------------------------------------------------------
 # Traces
 
@@ -249,7 +261,7 @@ class TraceConfig(_Strict):
                       "the scenario file's folder.")
     speedup: PositiveFloat = Field(1.0, description="Divides every inter-arrival time "
                                    "(2 = twice the request rate).")
-    window_s: tuple[NonNegativeFloat, PositiveFloat] | None = Field(
+    window_s: Annotated[list[NonNegativeFloat], Field(min_length=2, max_length=2)] | None = Field(
         None, description="[start, end): keep requests arriving this many seconds after the "
         "trace's first arrival (trace time, before speedup).")
     max_requests: PositiveInt | None = Field(None, description="Keep only the earliest N.")
@@ -306,8 +318,8 @@ class WorkloadConfig(_Strict):
                                          "traces).")
     prompt_tokens: LengthDist | None = Field(None, description="Prompt length distribution.")
     output_tokens: LengthDist | None = Field(None, description="Output length distribution.")
-    mix: str | MixSpec | None = Field(None, description="A named mix (workloads/<name>.yaml, "
-                                      "e.g. chat) or an inline {classes: [...]}.")
+    mix: MixRef | None = Field(None, description="A named mix (workloads/<name>.yaml, "
+                               "e.g. chat) or an inline {classes: [...]}.")
     trace: TraceConfig | None = Field(None, description="Replay a recorded trace.")
     slo: SLOConfig | None = Field(None, description="Latency targets for every class that "
                                   "sets none of its own.")
@@ -337,8 +349,9 @@ class WorkloadConfig(_Strict):
                              "got both")
         timed_trace = self.trace is not None and self.trace.format != "lengths"
         if self.arrival is None and self.concurrency is None and not timed_trace:
+            why = " (a lengths trace has no timestamps)" if self.trace is not None else ""
             raise ValueError("expected an arrival process (e.g. {process: poisson, rate: 10}) "
-                             "or concurrency, got neither")
+                             f"or concurrency{why}, got neither")
         if self.requests is None and self.trace is None:
             raise ValueError("expected requests (how many to generate), got none")
         if self.trace is not None and self.trace.speedup != 1 and (
@@ -367,10 +380,9 @@ def _location(errors_loc: tuple, data: Any) -> str:
         if isinstance(node, dict) and step not in node:
             # A tagged-union branch name, or the 'str' / model-name branch of a plain union.
             tags = {node.get(k) for k in ("dist", "process", "format")}
-            if step in tags or step in ("str", "MixSpec") or step.startswith(("function-",
-                                                                               "tuple[")):
+            if step in tags or step in ("name", "inline"):
                 continue
-        if not isinstance(node, dict) and step in ("str", "MixSpec"):
+        if isinstance(node, str) and step in ("name", "inline"):
             continue
         parts.append(step)
         node = node.get(step) if isinstance(node, dict) else None

@@ -38,7 +38,7 @@ from infersim.workload.traces import open_text
 
 
 class _LengthBase(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     min: int = Field(1, ge=1, description="Smallest token count; draws below are raised to it.")
     max: int | None = Field(None, ge=1, description="Cap: draws above are clipped to it "
@@ -153,7 +153,8 @@ class Quantiles(_LengthBase):
     """
 
     dist: Literal["quantiles"] = "quantiles"
-    points: list[tuple[float, float]] = Field(min_length=2, description=(
+    points: list[Annotated[list[float], Field(min_length=2, max_length=2)]] = Field(
+        min_length=2, description=(
         "[probability, tokens] pairs; first probability 0, last 1, tokens non-decreasing."))
 
     @model_validator(mode="after")

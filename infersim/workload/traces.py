@@ -41,8 +41,12 @@ import gzip
 import json
 import logging
 import math
+import re
+import warnings
+import zlib
 from array import array
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -98,7 +102,7 @@ def open_text(path: str | Path) -> TextIO:
     """Open ``path`` as UTF-8 text, decompressing gzip (recognised by its magic bytes)."""
     path = Path(path)
     if not path.is_file():
-        raise InfersimError(file=path, expected="an existing trace file", given="no such file")
+        raise InfersimError("no such file", file=path, expected="an existing trace file")
     with open(path, "rb") as raw:
         magic = raw.read(2)
     if magic == b"\x1f\x8b":
@@ -109,33 +113,63 @@ def open_text(path: str | Path) -> TextIO:
 def _header(handle: TextIO, path: Path, required: Sequence[str]) -> list[str]:
     first = handle.readline()
     if not first.strip():
-        raise InfersimError(file=path, line=1, expected="a CSV header row then at least one "
-                            "request", given="an empty file")
-    names = next(csv.reader([first]))
-    names = [n.strip() for n in names]
-    for name in required:
-        if name not in names:
-            raise InfersimError(file=path, line=1, field=name,
-                                expected=f"a column {name!r} (header: {','.join(names)})",
-                                given="missing")
+        raise InfersimError("empty file", file=path, line=1,
+                            expected="a CSV header row then at least one request")
+    names = [n.strip() for n in next(csv.reader([first]))]
+    _header_has(names, required, path)
     return names
 
 
-def _csv_chunks(handle: TextIO, path: Path, names: list[str], usecols: Sequence[str],
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Turn undecodable bytes and truncated gzip streams into one-line errors."""
+    try:
+        yield
+    except UnicodeDecodeError:
+        raise InfersimError("undecodable bytes", file=path,
+                            expected="UTF-8 text (or gzip of it)") from None
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise InfersimError(f"unreadable gzip stream ({exc})", file=path,
+                            expected="a complete gzip file") from None
+
+
+_PANDAS_FIELDS = re.compile(r"line (\d+), saw (\d+)")
+
+
+def _csv_chunks(handle: TextIO, path: Path, names: list[str],
                 text_columns: Sequence[str] = ()) -> Iterator[pd.DataFrame]:
     """Row chunks after the header; the index counts data rows, so line = index + 2."""
-    reader = pd.read_csv(handle, header=None, names=names, usecols=list(usecols),
-                         chunksize=_CHUNK_ROWS, skip_blank_lines=False,
-                         dtype={c: str for c in text_columns}, keep_default_na=False,
-                         na_values=[""])
-    try:
-        yield from reader
-    except pd.errors.ParserError as exc:
-        raise InfersimError(file=path, expected="a well-formed CSV row",
-                            given=str(exc).strip().splitlines()[-1]) from None
-    except UnicodeDecodeError:
-        raise InfersimError(file=path, expected="UTF-8 text (or gzip of it)",
-                            given="undecodable bytes") from None
+    with warnings.catch_warnings():
+        # pandas only warns when the first row has more fields than the header; it is an error.
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        try:
+            reader = pd.read_csv(handle, header=None, names=names, index_col=False,
+                                 chunksize=_CHUNK_ROWS, skip_blank_lines=False,
+                                 dtype={c: str for c in text_columns}, keep_default_na=False,
+                                 na_values=[""])
+            yield from reader
+        except pd.errors.ParserWarning:
+            # Raised only for the first data row (line 2) having more fields than the header.
+            raise InfersimError("malformed row", file=path, line=2,
+                                expected=f"{len(names)} fields as in the header",
+                                given="more fields") from None
+        except pd.errors.ParserError as exc:
+            text = str(exc)
+            found = _PANDAS_FIELDS.search(text)
+            if found is None:
+                raise InfersimError("malformed CSV", file=path,
+                                    given=text.strip().splitlines()[-1]) from None
+            # pandas counts lines from where it started reading: just after the header.
+            raise InfersimError("malformed row", file=path, line=int(found.group(1)) + 1,
+                                expected=f"{len(names)} fields as in the header",
+                                given=f"{found.group(2)} fields") from None
+
+
+def _given(value):
+    """A cell as the user wrote it: '' for an empty field, plain Python numbers."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return ""
+    return value.item() if hasattr(value, "item") else value
 
 
 def _blank_rows(chunk: pd.DataFrame) -> np.ndarray:
@@ -155,9 +189,8 @@ def _token_column(chunk: pd.DataFrame, column: str, path: Path) -> np.ndarray:
             expected = "a token count >= 0"
         else:
             expected = "a whole number of tokens"
-        given = raw.iloc[i]
         raise InfersimError(file=path, line=line, field=column, expected=expected,
-                            given="an empty field" if pd.isna(given) else given)
+                            given=_given(raw.iloc[i]))
     return numbers.astype(np.int64)
 
 
@@ -168,10 +201,9 @@ def _timestamp_ns(chunk: pd.DataFrame, column: str, path: Path) -> np.ndarray:
     bad = stamps.isna().to_numpy()
     if bad.any():
         i = int(np.argmax(bad))
-        given = raw.iloc[i]
         raise InfersimError(file=path, line=int(chunk.index[i]) + 2, field=column,
                             expected="a timestamp such as '2023-11-16 18:17:03.9799600'",
-                            given="an empty field" if pd.isna(given) else given)
+                            given=_given(raw.iloc[i]))
     return stamps.dt.as_unit("ns").astype("int64").to_numpy()
 
 
@@ -181,10 +213,8 @@ def _seconds_column(chunk: pd.DataFrame, column: str, path: Path, scale: float) 
     bad = ~np.isfinite(numbers) | (numbers < 0)
     if bad.any():
         i = int(np.argmax(bad))
-        given = raw.iloc[i]
         raise InfersimError(file=path, line=int(chunk.index[i]) + 2, field=column,
-                            expected="a time >= 0 in seconds",
-                            given="an empty field" if pd.isna(given) else given)
+                            expected="a time >= 0 in seconds", given=_given(raw.iloc[i]))
     return numbers * scale
 
 
@@ -205,13 +235,13 @@ class _Columns:
 def _finish(path: Path, fmt: str, arrival: np.ndarray | None, prompt: np.ndarray,
             output: np.ndarray, hashes: tuple[np.ndarray, ...] | None = None) -> Trace:
     if len(prompt) == 0:
-        raise InfersimError(file=path, expected="at least one request", given="no data rows")
+        raise InfersimError("no requests", file=path, expected="at least one data row")
     keep = (prompt > 0) & (output > 0)
     dropped = int(len(keep) - keep.sum())
     if dropped:
         if not keep.any():
-            raise InfersimError(file=path, expected="at least one request with prompt and "
-                                "output tokens > 0", given=f"all {dropped} rows have 0 tokens")
+            raise InfersimError(f"all {dropped} rows have 0 prompt or output tokens", file=path,
+                                expected="at least one request with tokens each way")
         log.info("%s: dropped %d of %d rows with 0 prompt or output tokens (failed requests)",
                  path, dropped, len(keep))
         prompt, output = prompt[keep], output[keep]
@@ -230,9 +260,9 @@ def load_azure(path: str | Path) -> Trace:
     path = Path(path)
     cols = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
     out = _Columns()
-    with open_text(path) as handle:
+    with open_text(path) as handle, _reading(path):
         names = _header(handle, path, cols)
-        for chunk in _csv_chunks(handle, path, names, cols, text_columns=("TIMESTAMP",)):
+        for chunk in _csv_chunks(handle, path, names, text_columns=("TIMESTAMP",)):
             chunk = chunk[~_blank_rows(chunk)]
             out.add("t", _timestamp_ns(chunk, "TIMESTAMP", path))
             out.add("p", _token_column(chunk, "ContextTokens", path))
@@ -249,9 +279,9 @@ def load_burstgpt(path: str | Path, *, model: str | None = None) -> Trace:
     cols = ("Timestamp", "Model", "Request tokens", "Response tokens")
     out = _Columns()
     seen_models: set[str] = set()
-    with open_text(path) as handle:
+    with open_text(path) as handle, _reading(path):
         names = _header(handle, path, cols)
-        for chunk in _csv_chunks(handle, path, names, cols, text_columns=("Model",)):
+        for chunk in _csv_chunks(handle, path, names, text_columns=("Model",)):
             chunk = chunk[~_blank_rows(chunk)]
             if model is not None:
                 seen_models.update(chunk["Model"].dropna().unique().tolist())
@@ -278,10 +308,17 @@ def length_columns(names: Sequence[str], prompt_column: str | None,
     for pair in LENGTH_COLUMN_PAIRS:
         if pair[0] in names and pair[1] in names:
             return pair
-    raise InfersimError(file=path, line=1, field="prompt_column",
-                        expected="prompt and output columns such as num_prefill_tokens,"
-                        "num_decode_tokens (or name them with prompt_column/output_column)",
-                        given=",".join(names))
+    raise InfersimError("no prompt/output length columns", file=path, line=1,
+                        field="prompt_column", expected="a header with a known pair such as "
+                        "num_prefill_tokens,num_decode_tokens, or prompt_column and "
+                        "output_column naming them", given=",".join(names))
+
+
+def _header_has(names: Sequence[str], required: Sequence[str], path: Path) -> None:
+    for name in required:
+        if name not in names:
+            raise InfersimError(f"no column {name}", file=path, line=1, field=name,
+                                expected="a header naming it", given=",".join(names))
 
 
 def load_lengths(path: str | Path, *, prompt_column: str | None = None,
@@ -289,38 +326,26 @@ def load_lengths(path: str | Path, *, prompt_column: str | None = None,
     """A CSV table of prompt and output lengths, without timestamps."""
     path = Path(path)
     out = _Columns()
-    with open_text(path) as handle:
-        first = handle.readline()
-        if not first.strip():
-            raise InfersimError(file=path, line=1, expected="a CSV header row then at least "
-                                "one request", given="an empty file")
-        names = [n.strip() for n in next(csv.reader([first]))]
+    with open_text(path) as handle, _reading(path):
+        names = _header(handle, path, ())
         prompt_col, output_col = length_columns(names, prompt_column, output_column, path)
-        for name in (prompt_col, output_col):
-            if name not in names:
-                raise InfersimError(file=path, line=1, field=name,
-                                    expected=f"a column {name!r} (header: {','.join(names)})",
-                                    given="missing")
-        for chunk in _csv_chunks(handle, path, names, (prompt_col, output_col)):
+        _header_has(names, (prompt_col, output_col), path)
+        for chunk in _csv_chunks(handle, path, names):
             chunk = chunk[~_blank_rows(chunk)]
             out.add("p", _token_column(chunk, prompt_col, path))
             out.add("o", _token_column(chunk, output_col, path))
     return _finish(path, "lengths", None, out.get("p", np.int64), out.get("o", np.int64))
 
 
-def _json_whole(record: dict, key: str, path: Path, line: int, *, allow_float: bool = False):
+def _json_number(record: dict, key: str, path: Path, line: int, *, whole: bool) -> float:
     if key not in record:
-        raise InfersimError(file=path, line=line, field=key, expected="a value",
-                            given="missing")
+        raise InfersimError(f"no {key}", file=path, line=line, field=key,
+                            expected="every line to have it")
     value = record[key]
-    ok_types = (int, float) if allow_float else (int,)
-    if isinstance(value, float) and not allow_float and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, ok_types) or \
-            (isinstance(value, float) and not math.isfinite(value)):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or (whole and value != int(value)):
         raise InfersimError(file=path, line=line, field=key,
-                            expected="a number" if allow_float else "a whole number",
-                            given=value)
+                            expected="a whole number" if whole else "a number", given=value)
     if value < 0:
         raise InfersimError(file=path, line=line, field=key, expected="a value >= 0",
                             given=value)
@@ -330,54 +355,49 @@ def _json_whole(record: dict, key: str, path: Path, line: int, *, allow_float: b
 def load_mooncake(path: str | Path) -> Trace:
     """Mooncake FAST'25 JSON lines: ms timestamps, lengths and 512-token prefix block ids."""
     path = Path(path)
-    stamps_ms = array("d")
-    prompt = array("q")
-    output = array("q")
-    flat_ids = array("q")
-    ends = array("q")
+    # Typed buffers: a million lines cost ~30 bytes each, not a Python object per field.
+    stamps_ms, prompt, output = array("d"), array("q"), array("q")
+    flat_ids, ends = array("q"), array("q")
     with_hashes: bool | None = None
-    line = 0
-    with open_text(path) as handle:
-        try:
-            for line, text in enumerate(handle, start=1):
-                if not text.strip():
-                    continue
-                try:
-                    record = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    raise InfersimError(file=path, line=line, expected="a JSON object",
-                                        given=f"{exc.msg} at column {exc.colno}") from None
-                if not isinstance(record, dict):
-                    raise InfersimError(file=path, line=line, expected="a JSON object",
-                                        given=type(record).__name__)
-                stamps_ms.append(_json_whole(record, "timestamp", path, line, allow_float=True))
-                prompt.append(_json_whole(record, "input_length", path, line))
-                output.append(_json_whole(record, "output_length", path, line))
-                has = "hash_ids" in record
-                if with_hashes is None:
-                    with_hashes = has
-                elif has != with_hashes:
+    with open_text(path) as handle, _reading(path):
+        for line, text in enumerate(handle, start=1):
+            if not text.strip():
+                continue
+            try:
+                record = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise InfersimError(f"invalid JSON ({exc.msg}, character {exc.pos + 1})", file=path,
+                                    line=line, expected="one JSON object per line") from None
+            if not isinstance(record, dict):
+                raise InfersimError(file=path, line=line, expected="a JSON object",
+                                    given=type(record).__name__)
+            stamps_ms.append(_json_number(record, "timestamp", path, line, whole=False))
+            prompt.append(int(_json_number(record, "input_length", path, line, whole=True)))
+            output.append(int(_json_number(record, "output_length", path, line, whole=True)))
+            has = "hash_ids" in record
+            if with_hashes is None:
+                with_hashes = has
+            elif has != with_hashes:
+                raise InfersimError("hash_ids " + ("missing" if not has else "present"),
+                                    file=path, line=line, field="hash_ids",
+                                    expected="hash_ids on every line or on none")
+            if has:
+                ids = record["hash_ids"]
+                if not isinstance(ids, list) or not all(
+                        isinstance(i, int) and not isinstance(i, bool) for i in ids):
                     raise InfersimError(file=path, line=line, field="hash_ids",
-                                        expected="hash_ids on every line or on none",
-                                        given="missing" if not has else "present")
-                if has:
-                    ids = record["hash_ids"]
-                    if not isinstance(ids, list) or not all(
-                            isinstance(i, int) and not isinstance(i, bool) for i in ids):
-                        raise InfersimError(file=path, line=line, field="hash_ids",
-                                            expected="a list of whole numbers", given=ids)
+                                        expected="a list of whole numbers", given=ids)
+                try:
                     flat_ids.extend(ids)
-                    ends.append(len(flat_ids))
-        except UnicodeDecodeError:
-            raise InfersimError(file=path, line=line + 1, expected="UTF-8 text (or gzip of it)",
-                                given="undecodable bytes") from None
-        except (OSError, EOFError) as exc:  # a truncated gzip stream
-            raise InfersimError(file=path, line=line + 1, expected="a complete file",
-                                given=str(exc)) from None
+                except OverflowError:
+                    raise InfersimError(file=path, line=line, field="hash_ids",
+                                        expected="ids that fit in 64 bits", given=ids) from None
+                ends.append(len(flat_ids))
     if len(prompt) == 0:
-        raise InfersimError(file=path, expected="at least one JSON line", given="an empty file")
+        raise InfersimError("empty file", file=path, expected="at least one JSON line")
     hashes = None
     if with_hashes:
+        # One flat array; each request's ids are a view into it (no per-id Python objects).
         flat = np.frombuffer(flat_ids, dtype=np.int64).copy()
         hashes = tuple(np.split(flat, np.frombuffer(ends, dtype=np.int64)[:-1]))
     arrival = np.frombuffer(stamps_ms, dtype=np.float64) * 1e-3
