@@ -1,0 +1,75 @@
+"""The engine's window on the cost model: step times of one deployment, memoised per run.
+
+The cost model (:mod:`infersim.cost`) is a set of pure functions of a deployment and a batch.
+An engine asks it the same questions over and over (the prefill time of a 1,024-token prompt, the
+decode coefficients at batch size 37), so each simulated pool keeps one :class:`StepCosts` whose
+caches live exactly as long as the run: no module-level state.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from infersim.errors import InfersimError
+
+
+class StepCosts:
+    """Memoised step times, KV sizes and KV capacity of one pool's deployment."""
+
+    __slots__ = ("_cost", "_decode", "_prefill", "deployment", "kv_capacity_tokens", "num_layers")
+
+    def __init__(self, deployment: Any, memory_fraction: float, *, field: str) -> None:
+        from infersim import cost  # the cost layer never imports the engine; the reverse is fine
+
+        self._cost = cost
+        self.deployment = deployment
+        self._decode: dict[int, tuple[float, float]] = {}
+        self._prefill: dict[tuple[int, ...], float] = {}
+        place = cost.check_fits(deployment, memory_fraction, field=field)
+        self.kv_capacity_tokens = int(place.kv_capacity_tokens)
+        if self.kv_capacity_tokens < 1:
+            raise InfersimError(field=field, expected="room for KV cache after the weights",
+                                given=f"{place.kv_capacity_tokens} tokens")
+        self.num_layers = int(deployment.model.num_layers)
+
+    def decode_coefficients(self, batch_size: int) -> tuple[float, float]:
+        """(a, b): a pure decode step over kv lengths L_i takes a + b * sum(L_i) seconds."""
+        coef = self._decode.get(batch_size)
+        if coef is None:
+            a, b = self._cost.decode_step_coefficients(self.deployment, batch_size)
+            coef = (float(a), float(b))
+            if not (coef[0] > 0 and coef[1] >= 0 and math.isfinite(coef[0] + coef[1])):
+                raise ValueError(f"decode_step_coefficients gave {coef} at batch {batch_size}")
+            self._decode[batch_size] = coef
+        return coef
+
+    def prefill_s(self, prompts: Sequence[int]) -> float:
+        """Time of one batched prefill step over whole prompts (no cached context)."""
+        key = tuple(sorted(prompts))
+        t = self._prefill.get(key)
+        if t is None:
+            t = float(self._cost.prefill_time(self.deployment, list(key)))
+            self._prefill[key] = t
+        return t
+
+    def step_s(self, new_tokens: Sequence[int], contexts: Sequence[int],
+               decode_kv_lens: Sequence[int]) -> float:
+        """Time of one mixed step: prefill chunks (after their cached context) plus decodes."""
+        batch = self._cost.StepBatch(prefill_new_tokens=tuple(new_tokens),
+                                     prefill_context=tuple(contexts),
+                                     decode_kv_lens=tuple(decode_kv_lens))
+        return float(self._cost.step_time(self.deployment, batch).time_s)
+
+    def chunked_prefill_s(self, tokens: int, budget: int) -> float:
+        """A prompt longer than the step budget: consecutive chunks of ``budget`` tokens."""
+        total, done = 0.0, 0
+        while done < tokens:
+            chunk = min(budget, tokens - done)
+            total += self.step_s((chunk,), (done,), ())
+            done += chunk
+        return total
+
+    def kv_bytes(self, tokens: int) -> float:
+        return float(self._cost.kv_cache_bytes(self.deployment, tokens))

@@ -1,0 +1,225 @@
+"""A decode instance: continuous batching over paged KV memory, simulated epoch by epoch.
+
+A decode engine runs one step after another; each step emits one token for every running
+sequence, and takes ``a + b * (total KV tokens attended)`` seconds (the cost model's decode
+coefficients at that batch size). A request whose KV cache has arrived joins the batch at the
+next step boundary if a sequence slot and KV blocks are free; otherwise it waits, first come,
+first served. A sequence leaves when its last token is out.
+
+Stepping token by token would cost a Python loop iteration per step. Instead the instance jumps
+from one change of membership to the next (an *epoch*): with membership fixed the step times form
+an arithmetic sequence whose sum is closed-form (:func:`~infersim.sim.batch.epoch_span`). The
+epoch ends at the earliest of: a sequence finishing, KV memory filling up, or (by interrupting
+the sleeping process) a newly arrived request, which joins at the first step boundary at or after
+its arrival, found by solving the quadratic.
+
+When the running sequences outgrow KV memory the most recently joined is preempted (vLLM's
+policy) and goes back to the head of the waiting line. Under ``recompute`` its KV is dropped and
+has to be prefilled again (prompt plus generated tokens) on this instance before it resumes; under
+``swap`` its KV is copied to host memory and back, at the host link's bandwidth. Either way the
+instance stalls for that time: no token comes out of any sequence meanwhile.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING
+
+import simpy
+
+from infersim.sim.batch import (
+    DecodeBatch,
+    boundary_at_or_after,
+    epoch_span,
+    steps_completed_by,
+)
+from infersim.sim.costs import StepCosts
+from infersim.sim.records import EpochLog
+from infersim.sim.router import InstanceLoads
+from infersim.sim.spec import PoolSpec
+
+if TYPE_CHECKING:
+    from infersim.sim.engine import Engine
+
+
+class DecodeInstance:
+    """One decode engine: a waiting line and a continuously batched running set."""
+
+    role = "decode"
+
+    def __init__(self, env: simpy.Environment, engine: Engine, pool: PoolSpec, costs: StepCosts,
+                 index: int, local_index: int, loads: InstanceLoads, slot: int) -> None:
+        self.env = env
+        self.engine = engine
+        self.pool = pool
+        self.costs = costs
+        self.index = index
+        self.local_index = local_index
+        self.name = f"{pool.name}.{local_index}"
+        self.loads = loads
+        self.slot = slot
+        self.capacity_blocks = costs.kv_capacity_tokens // pool.block_size
+        self.batch = DecodeBatch(pool.block_size, self.capacity_blocks)
+        self.max_seqs = min(pool.max_batch_size, pool.max_batch_tokens)
+        self.host_bandwidth = pool.host_bandwidth * pool.deployment.chips
+        self.waiting: deque[int] = deque()
+        self.epochs = EpochLog()
+        self.busy_s = 0.0
+        self.peak_blocks = 0
+        self.pending_blocks = 0  # promised to requests routed here that have not joined yet
+        self._resume: dict[int, int] = {}  # preempted request -> KV length to resume with
+        self._idle: simpy.Event | None = None
+        self._epoch: tuple[float, int, int, float, float, int, int] | None = None
+        self._truncating = False
+        self.capacity_tokens = self.capacity_blocks * pool.block_size
+        self.process = env.process(self.serve())
+
+    @property
+    def queue_length(self) -> int:
+        return len(self.waiting)
+
+    # -- called by the engine -----------------------------------------------------------------
+
+    def assign(self, rid: int) -> None:
+        """A request has been routed here; its KV is on its way."""
+        engine = self.engine
+        self.pending_blocks += -(-(engine.prompt[rid] + 1) // self.pool.block_size)
+        self.loads.outstanding_tokens[self.slot] += engine.output[rid] - 1
+        self.loads.outstanding_requests[self.slot] += 1
+        self.loads.kv_committed_blocks[self.slot] = self.batch.blocks() + self.pending_blocks
+
+    def deliver(self, rid: int) -> None:
+        """The request's KV has arrived: it may join at the next step boundary."""
+        self.waiting.append(rid)
+        # behind others that wait (FCFS), or with no free slot, it cannot join sooner anyway
+        if len(self.waiting) == 1 and self.batch.n < self.max_seqs:
+            self._wake()
+
+    # -- the process --------------------------------------------------------------------------
+
+    def serve(self):  # SimPy process
+        env, batch, engine = self.env, self.batch, self.engine
+        while True:
+            now = env.now
+            self._retire(now)
+            stall = 0.0
+            while batch.n and batch.blocks() > self.capacity_blocks:
+                stall += self._preempt(batch.last_joined())
+            stall += self._admit(now)
+            self.loads.kv_committed_blocks[self.slot] = batch.blocks() + self.pending_blocks
+            engine.sample(self, now, batch_size=batch.n, kv_used=batch.blocks())
+            if stall > 0:
+                self.busy_s += stall
+                yield env.timeout(stall)
+            elif batch.n == 0:
+                self._idle = env.event()
+                yield self._idle
+            else:
+                yield from self._decode_epoch(now)
+
+    def _retire(self, now: float) -> None:
+        """Sequences whose last token came out at this boundary leave the batch."""
+        batch, engine = self.batch, self.engine
+        for rid, join_step in batch.pop_finished():
+            engine.runs.append(rid, self.index, join_step, batch.steps_done - join_step)
+            self._leave_loads(rid)
+            engine.finish(rid, now)
+
+    def _decode_epoch(self, now: float, reserved: int = 0):
+        """Run steps of constant membership until the next departure, full memory or wake-up."""
+        batch, env = self.batch, self.env
+        s0, n = batch.steps_done, batch.n
+        steps = batch.steps_that_fit(batch.next_finish_step() - s0, reserved)
+        a, b = self.costs.decode_coefficients(n)
+        k0 = batch.kv_tokens()
+        span = epoch_span(steps, a, b, k0, n)
+        self._epoch = (now, s0, steps, a, b, k0, n)
+        try:
+            yield env.timeout(span)
+        except simpy.Interrupt:
+            # work arrived mid-epoch: stop at the first step boundary at or after now
+            steps = boundary_at_or_after(env.now - now, a, b, k0, n, steps)
+            span = epoch_span(steps, a, b, k0, n)
+            yield env.timeout(max(0.0, now + span - env.now))
+        self._epoch = None
+        self._truncating = False
+        self._log_epoch(now, s0, steps, a, b, k0, n)
+
+    def _wake(self) -> None:
+        """New work: wake the idle process, or cut its epoch short at the next boundary."""
+        if self._idle is not None:
+            idle, self._idle = self._idle, None
+            idle.succeed()
+        elif self._epoch is not None and not self._truncating:
+            self._truncating = True
+            self.process.interrupt()
+
+    def _log_epoch(self, start: float, s0: int, steps: int, a: float, b: float, k0: int,
+                   n: int) -> None:
+        if steps <= 0:
+            return
+        self.epochs.append(start, s0, steps, a, b, k0, n)
+        self.busy_s += epoch_span(steps, a, b, k0, n)
+        peak = self.batch.blocks(s0 + steps - 1)
+        if peak > self.peak_blocks:
+            self.peak_blocks = peak
+        self.batch.advance(steps)
+
+    def _blocks_used(self) -> int:
+        return self.batch.blocks()
+
+    def _leave_loads(self, rid: int) -> None:
+        self.loads.outstanding_tokens[self.slot] -= self.engine.output[rid] - 1
+        self.loads.outstanding_requests[self.slot] -= 1
+
+    def _preempt(self, rid: int) -> float:
+        """Evict ``rid`` to the head of the waiting line; returns the stall it causes."""
+        batch, engine = self.batch, self.engine
+        join_step = batch.join_step(rid)
+        engine.runs.append(rid, self.index, join_step, batch.steps_done - join_step)
+        kv_len = batch.kv_len(rid)
+        batch.leave(rid)
+        self._resume[rid] = kv_len
+        self.waiting.appendleft(rid)
+        engine.records.preemptions[rid] += 1
+        if self.pool.preemption == "swap":
+            return self.costs.kv_bytes(kv_len - 1) / self.host_bandwidth  # swap out
+        return 0.0
+
+    def _admit(self, now: float) -> float:
+        """Join waiting requests FCFS while slots and KV blocks last; returns the stall."""
+        batch, engine, waiting = self.batch, self.engine, self.waiting
+        block, cap = self.pool.block_size, self.capacity_blocks
+        stall = 0.0
+        while waiting and batch.n < self.max_seqs:
+            rid = waiting[0]
+            resumed = self._resume.get(rid)
+            kv_len = engine.prompt[rid] + 1 if resumed is None else resumed
+            if self._blocks_used() + -(-kv_len // block) > cap:
+                break
+            waiting.popleft()
+            generated = kv_len - engine.prompt[rid]
+            batch.join(rid, kv_len, engine.output[rid] - generated)
+            if resumed is None:
+                engine.records.decode_start_at[rid] = now
+                engine.records.decode_instance[rid] = self.index
+                self.pending_blocks -= -(-kv_len // block)
+            else:
+                del self._resume[rid]
+                if self.pool.preemption == "swap":
+                    stall += self.costs.kv_bytes(kv_len - 1) / self.host_bandwidth  # swap in
+                else:
+                    stall += self.costs.prefill_s([kv_len])  # recompute prompt + generated
+        return stall
+
+    def finalize(self, stop_at: float) -> None:
+        """The run stopped at ``stop_at``: log the steps completed so far and the open runs."""
+        if self._epoch is not None:
+            start, s0, steps, a, b, k0, n = self._epoch
+            done = steps_completed_by(stop_at - start, a, b, k0, n, steps)
+            self._epoch = None
+            self._log_epoch(start, s0, done, a, b, k0, n)
+        batch = self.batch
+        for rid in list(batch.members):
+            join_step = batch.join_step(rid)
+            self.engine.runs.append(rid, self.index, join_step, batch.steps_done - join_step)

@@ -1,0 +1,304 @@
+"""The cluster engine: requests flow arrival → router → prefill → KV link → decode → done.
+
+:func:`simulate_cluster` builds one SimPy environment per run, with everything that holds run state
+hanging off it (instances, links, router policies, the records), and runs it until every request
+is accounted for or the time limit strikes. Requests are plain integers (row numbers of the
+workload table); what happens to each is written into preallocated numpy columns, so a million
+requests cost no per-request Python objects beyond a few ints.
+
+Open-loop workloads arrive at the table's instants. A closed-loop workload is N users: each sends
+its first request at time 0 and its next one when the previous finishes (or is rejected), after a
+think time (fixed, or exponential with that mean, drawn from the run's generator); requests are
+issued in table order.
+
+Randomness: one ``numpy.random.SeedSequence(seed)`` per run, spawned into independent children
+for the arrival-side router, the decode-side router and the users' think times.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import simpy
+
+from infersim.errors import InfersimError
+from infersim.sim.costs import StepCosts
+from infersim.sim.decode import DecodeInstance
+from infersim.sim.link import KVLink
+from infersim.sim.mixed import MixedInstance
+from infersim.sim.prefill import PrefillInstance
+from infersim.sim.records import RequestRecords, RunLog, Timeseries
+from infersim.sim.result import SimResult, build_result
+from infersim.sim.router import InstanceLoads, make_policy
+from infersim.sim.spec import ClusterSpec, PoolSpec
+from infersim.workload.table import ClosedLoop, RequestTable
+
+# samples per instance the time series aims for when no interval is given
+_SAMPLES_PER_INSTANCE = 2000
+
+
+class Engine:
+    """One run's state: the environment, the instances, the links, the routers, the records."""
+
+    def __init__(self, env: simpy.Environment, cluster: ClusterSpec, table: RequestTable,
+                 seed: int, *, closed_loop: ClosedLoop | None, sample_interval_s: float,
+                 progress: Callable[[float], None] | None) -> None:
+        self.env = env
+        self.cluster = cluster
+        self.table = table
+        self.seed = seed
+        n = len(table)
+        self.total = n
+        self.prompt: list[int] = table.prompt_tokens.tolist()
+        self.output: list[int] = table.output_tokens.tolist()
+        self.records = RequestRecords(n)
+        self.runs = RunLog()
+        self.closed_loop = closed_loop
+        self.progress = progress
+        self._progress_step = max(1, n // 100)
+        self.accounted = 0  # completed + rejected
+        self.last_event_at = 0.0
+        self.all_done = env.event()
+        router_rng, decode_rng, think_rng = (
+            np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
+        self.think_rng = think_rng
+
+        # instances, grouped for the two routing decisions
+        self.instances: list[PrefillInstance | DecodeInstance | MixedInstance] = []
+        front_specs = [p for p in cluster.pools if p.role in ("prefill", "mixed")]
+        back_specs = [p for p in cluster.pools if p.role == "decode"]
+        self.costs = {p.name: StepCosts(p.deployment, p.memory_fraction,
+                                        field=f"pools.{p.name}.deployment")
+                      for p in cluster.pools}
+        self.front_loads = InstanceLoads([self.costs[p.name].kv_capacity_tokens // p.block_size
+                                          for p in front_specs for _ in range(p.instances)])
+        self.back_loads = InstanceLoads([self.costs[p.name].kv_capacity_tokens // p.block_size
+                                         for p in back_specs for _ in range(p.instances)])
+        self.front = self._build(front_specs, self.front_loads)
+        self.back = self._build(back_specs, self.back_loads)
+        self.timeseries = Timeseries(len(self.instances), sample_interval_s)
+
+        router = cluster.router
+        self.front_policy = make_policy(router.policy, self.front_loads, router_rng,
+                                        field="router.policy", prefix_hashes=table.prefix_hashes,
+                                        prefix_cache_blocks=router.prefix_cache_blocks)
+        self.back_policy = (make_policy(router.decode_policy, self.back_loads, decode_rng,
+                                        field="router.decode_policy") if self.back else None)
+        self.queue_limit = router.queue_limit
+
+        # one shared link per (prefill pool, decode pool) pair
+        self.links: dict[tuple[str, str], KVLink] = {}
+        for p in front_specs:
+            if p.role != "prefill":
+                continue
+            for d in back_specs:
+                spec = cluster.link_between(p, d)
+                self.links[(p.name, d.name)] = KVLink(env, spec.name, spec.bandwidth,
+                                                      spec.latency_s)
+
+        # the most KV a request can need where it decodes: reject up front what fits nowhere
+        self._front_cap_tokens = max(self._cap_tokens(p) for p in front_specs)
+        self._back_cap_tokens = max((self._cap_tokens(p) for p in back_specs), default=0)
+
+    def _cap_tokens(self, pool: PoolSpec) -> int:
+        return (self.costs[pool.name].kv_capacity_tokens // pool.block_size) * pool.block_size
+
+    def _build(self, specs: list[PoolSpec], loads: InstanceLoads) -> list:
+        kinds = {"prefill": PrefillInstance, "decode": DecodeInstance, "mixed": MixedInstance}
+        group = []
+        for pool in specs:
+            for local in range(pool.instances):
+                inst = kinds[pool.role](self.env, self, pool, self.costs[pool.name],
+                                        len(self.instances), local, loads, len(group))
+                self.instances.append(inst)
+                group.append(inst)
+        return group
+
+    # -- arrivals -----------------------------------------------------------------------------
+
+    def arrivals(self):  # SimPy process: open-loop arrivals at the table's instants
+        env = self.env
+        for rid, at in enumerate(self.table.arrival_s.tolist()):
+            if at > env.now:
+                yield env.timeout(at - env.now)
+            self.arrive(rid)
+
+    def start_users(self) -> None:
+        users = min(self.closed_loop.users, self.total)
+        self._next_issue = users
+        self._user_of = np.zeros(self.total, dtype=np.int32)
+        for rid in range(users):
+            self._user_of[rid] = rid
+            self.arrive(rid)
+
+    def _next_for_user(self, rid: int) -> None:
+        if self._next_issue >= self.total:
+            return
+        loop = self.closed_loop
+        if loop.think_time_s <= 0:
+            think = 0.0
+        elif loop.think_dist == "exponential":
+            think = float(self.think_rng.exponential(loop.think_time_s))
+        else:
+            think = loop.think_time_s
+        nxt = self._next_issue
+        self._next_issue += 1
+        self._user_of[nxt] = self._user_of[rid]
+        if think == 0.0:
+            self.arrive(nxt)
+        else:
+            self.env.timeout(think).callbacks.append(lambda _ev: self.arrive(nxt))
+
+    def arrive(self, rid: int) -> None:
+        records, prompt, output = self.records, self.prompt, self.output
+        records.arrival_at[rid] = self.env.now
+        decode_tokens = prompt[rid] + output[rid] - 1
+        front = self.front[self.front_policy.choose(rid)]
+        if front.role == "mixed":
+            if decode_tokens > front.capacity_tokens:
+                front = self._largest(self.front, decode_tokens)
+        elif prompt[rid] > front.capacity_tokens:
+            front = self._largest(self.front, prompt[rid])
+        if front is None or (self.back and output[rid] > 1
+                             and decode_tokens > self._back_cap_tokens):
+            self.reject(rid)  # its KV cannot fit on any instance that would have to hold it
+            return
+        if self.queue_limit is not None and front.queue_length >= self.queue_limit:
+            self.reject(rid)
+            return
+        front.enqueue(rid)
+
+    @staticmethod
+    def _largest(group: list, tokens: int):
+        best = max(group, key=lambda inst: inst.capacity_tokens)
+        return best if best.capacity_tokens >= tokens else None
+
+    # -- prefill -> link -> decode --------------------------------------------------------------
+
+    def _choose_decode(self, rid: int) -> DecodeInstance:
+        inst = self.back[self.back_policy.choose(rid)]
+        if self.prompt[rid] + self.output[rid] - 1 > inst.capacity_tokens:
+            inst = self._largest(self.back, self.prompt[rid] + self.output[rid] - 1)
+        inst.assign(rid)
+        return inst
+
+    def prefill_started(self, inst: PrefillInstance, batch: list[int], start: float,
+                        end: float) -> None:
+        if not self.cluster.layerwise_kv_overlap:
+            return
+        for rid in batch:
+            if self.output[rid] > 1:
+                decode = self._choose_decode(rid)
+                link = self.links[(inst.pool.name, decode.pool.name)]
+                nbytes = inst.costs.kv_bytes(self.prompt[rid])
+                last_layer = nbytes / inst.costs.num_layers / link.bandwidth
+                self._send(rid, link, nbytes, decode, start, not_before_at=end + last_layer)
+
+    def prefilled(self, inst: PrefillInstance, batch: list[int], now: float) -> None:
+        records, output = self.records, self.output
+        overlap = self.cluster.layerwise_kv_overlap
+        for rid in batch:
+            records.first_token_at[rid] = now
+            if output[rid] == 1:
+                records.last_token_at[rid] = now
+                self.finish(rid, now)
+            elif not overlap:
+                decode = self._choose_decode(rid)
+                link = self.links[(inst.pool.name, decode.pool.name)]
+                self._send(rid, link, inst.costs.kv_bytes(self.prompt[rid]), decode, now)
+
+    def _send(self, rid: int, link: KVLink, nbytes: float, decode: DecodeInstance, now: float,
+              *, not_before_at: float = 0.0) -> None:
+        self.records.kv_transfer_start_at[rid] = now
+
+        def arrived(ready_at: float) -> None:
+            self.records.kv_transfer_end_at[rid] = ready_at
+            delay = ready_at - self.env.now
+            if delay > 0:
+                self.env.timeout(delay).callbacks.append(lambda _ev: decode.deliver(rid))
+            else:
+                decode.deliver(rid)
+
+        link.transfer(nbytes, arrived, not_before_at=not_before_at)
+
+    # -- completion -----------------------------------------------------------------------------
+
+    def finish(self, rid: int, now: float) -> None:
+        records = self.records
+        records.last_token_at[rid] = now
+        records.completed[rid] = True
+        self._account(rid, now)
+
+    def reject(self, rid: int) -> None:
+        self.records.rejected[rid] = True
+        self._account(rid, self.env.now)
+
+    def _account(self, rid: int, now: float) -> None:
+        self.accounted += 1
+        self.last_event_at = now
+        if self.progress is not None and self.accounted % self._progress_step == 0:
+            self.progress(self.accounted / self.total)
+        if self.closed_loop is not None:
+            self._next_for_user(rid)
+        if self.accounted == self.total and not self.all_done.triggered:
+            self.all_done.succeed()
+
+    def sample(self, inst, now: float, *, batch_size: int = 0, kv_used: int = 0) -> None:
+        self.timeseries.sample(inst.index, now, batch_size > 0, batch_size, kv_used,
+                               inst.capacity_blocks, inst.queue_length)
+
+
+def simulate_cluster(cluster: ClusterSpec, workload: RequestTable | ClosedLoop, *, seed: int,
+                     time_limit_s: float | None = None,
+                     progress: Callable[[float], None] | None = None,
+                     sample_interval_s: float | None = None) -> SimResult:
+    """Run ``workload`` through ``cluster``; every request ends completed, rejected or in flight.
+
+    ``progress`` (optional) is called with the fraction of requests accounted for, every ~1 %.
+    ``sample_interval_s`` is the least sim time between two time-series rows of one instance
+    (default: the arrival span / 2000, at least 1 ms; 10 ms for closed loops).
+    """
+    if not isinstance(cluster, ClusterSpec):
+        raise TypeError(f"cluster must be a ClusterSpec, got {type(cluster).__name__}")
+    closed = workload if isinstance(workload, ClosedLoop) else None
+    table = closed.requests if closed is not None else workload
+    if not isinstance(table, RequestTable):
+        raise TypeError(f"workload must be a RequestTable or ClosedLoop, got "
+                        f"{type(workload).__name__}")
+    if time_limit_s is not None and not (time_limit_s > 0 and math.isfinite(time_limit_s)):
+        raise InfersimError(field="time_limit_s", expected="a finite number > 0",
+                            given=time_limit_s)
+    if closed is not None:
+        if closed.users < 1:
+            raise InfersimError(field="workload.users", expected="an integer >= 1",
+                                given=closed.users)
+        if closed.think_dist not in ("fixed", "exponential"):
+            raise InfersimError(field="workload.think_dist", expected="fixed | exponential",
+                                given=closed.think_dist)
+    if sample_interval_s is None:
+        span = float(table.arrival_s[-1]) if closed is None and len(table) else 0.0
+        sample_interval_s = max(1e-3, span / _SAMPLES_PER_INSTANCE) if closed is None else 0.01
+
+    env = simpy.Environment()
+    engine = Engine(env, cluster, table, seed, closed_loop=closed,
+                    sample_interval_s=sample_interval_s, progress=progress)
+    if len(table) == 0:
+        engine.all_done.succeed()
+    elif closed is None:
+        env.process(engine.arrivals())
+    else:
+        engine.start_users()
+    stop = engine.all_done
+    if time_limit_s is not None:
+        limit = env.timeout(time_limit_s)
+        stop = env.any_of([engine.all_done, limit])
+    env.run(until=stop)
+    finished_all = engine.all_done.triggered
+    stop_at = engine.last_event_at if finished_all else float(time_limit_s)
+    for inst in engine.instances:
+        inst.finalize(env.now)
+    for link in engine.links.values():
+        link.finish(env.now)
+    return build_result(engine, duration_s=stop_at)

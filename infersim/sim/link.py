@@ -1,0 +1,99 @@
+"""A KV link: the network path between two pools, shared fairly by every transfer on it.
+
+A link is a processor-sharing server. With k transfers in flight each gets ``bandwidth / k``; a
+burst of transfers therefore slows every one of them. This is computed exactly and event-driven
+with *virtual time*: all active transfers advance at the same rate, so the link keeps a single
+counter V of bytes each active transfer has received so far (``dV/dt = bandwidth / k``). A
+transfer of N bytes started when the counter read V0 completes when V reaches V0 + N; the heap of
+those targets gives the next completion, and the only event the link schedules is that one,
+recomputed whenever a transfer starts or ends.
+
+After its bytes are through, a transfer still waits the link latency before the KV is usable at
+the other end. With layer-wise overlap (the prefill streams each layer's KV as soon as it is
+computed) a transfer starts with the prefill, but cannot complete before the prefill ends plus the
+time the last layer's share takes at the link's full bandwidth.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+
+import simpy
+
+
+class KVLink:
+    """Fair-shared bandwidth between two pools; delivers each transfer to a callback."""
+
+    __slots__ = ("_active", "_heap", "_last_at", "_seq", "_timer", "_virtual", "bandwidth",
+                 "busy_s", "bytes_moved", "env", "latency_s", "name", "peak_concurrency",
+                 "transfers")
+
+    def __init__(self, env: simpy.Environment, name: str, bandwidth: float,
+                 latency_s: float) -> None:
+        self.env = env
+        self.name = name
+        self.bandwidth = bandwidth
+        self.latency_s = latency_s
+        self._virtual = 0.0
+        self._last_at = 0.0
+        self._active = 0
+        self._heap: list[tuple[float, int, float, Callable[[float], None]]] = []
+        self._seq = 0
+        self._timer: object | None = None  # the pending completion event; others are stale
+        self.bytes_moved = 0.0
+        self.busy_s = 0.0
+        self.transfers = 0
+        self.peak_concurrency = 0
+
+    def _catch_up(self, now: float) -> None:
+        if self._active:
+            elapsed = now - self._last_at
+            self._virtual += elapsed * self.bandwidth / self._active
+            self.busy_s += elapsed
+        self._last_at = now
+
+    def transfer(self, nbytes: float, deliver: Callable[[float], None], *,
+                 not_before_at: float = 0.0) -> None:
+        """Start moving ``nbytes`` now; call ``deliver(ready_at)`` when the KV is usable."""
+        now = self.env.now
+        self._catch_up(now)
+        self._seq += 1
+        heapq.heappush(self._heap, (self._virtual + nbytes, self._seq, not_before_at, deliver))
+        self._active += 1
+        self.transfers += 1
+        self.bytes_moved += nbytes
+        if self._active > self.peak_concurrency:
+            self.peak_concurrency = self._active
+        self._reschedule(now)
+
+    def _reschedule(self, now: float) -> None:
+        if not self._heap:
+            self._timer = None
+            return
+        delay = max(0.0, (self._heap[0][0] - self._virtual) * self._active / self.bandwidth)
+        timer = self.env.timeout(delay)
+        timer.callbacks.append(self._complete)
+        self._timer = timer
+
+    def _complete(self, event: simpy.Event) -> None:
+        if event is not self._timer:
+            return  # superseded by a later start or completion
+        now = self.env.now
+        self._catch_up(now)
+        target, _, not_before_at, deliver = heapq.heappop(self._heap)
+        # the timer was aimed at this target; absorb float rounding so no transfer lingers
+        self._virtual = max(self._virtual, target)
+        self._active -= 1
+        finished = [(not_before_at, deliver)]
+        while self._heap and self._heap[0][0] <= self._virtual:
+            _, _, nb, dl = heapq.heappop(self._heap)
+            self._active -= 1
+            finished.append((nb, dl))
+        self._reschedule(now)
+        for not_before_at, deliver in finished:
+            deliver(max(now, not_before_at) + self.latency_s)
+
+    def finish(self, stop_at: float) -> None:
+        """The run stopped: bring the busy-time counter up to ``stop_at``."""
+        self._catch_up(stop_at)

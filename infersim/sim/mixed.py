@@ -1,0 +1,195 @@
+"""A mixed (colocated) instance: prefill and decode share one engine, vLLM style.
+
+The KV cache never leaves the instance. Two schedulers:
+
+- **chunked prefill** (``chunked_prefill: true``, vLLM's default): every step has a token budget
+  (``max_batch_tokens``). All running decodes go first, one token each; prompt chunks fill the rest
+  of the budget, first come first served, each chunk attending to the chunks of its prompt already
+  computed. A prompt's last chunk produces its first output token; from the next step on it
+  decodes. While prompts are being computed every step is timed by the cost model as one mixed
+  batch; when none are, the instance jumps over pure decode steps exactly like a decode instance.
+- **prefill-first** (``chunked_prefill: false``): a step either prefills whole prompts (these take
+  priority, up to the budget) or decodes; running sequences emit nothing during a prefill step.
+
+KV memory is paged and shared by the running decodes and the prompts in progress. When it runs out
+the most recently joined decode is preempted; under ``recompute`` it goes back to the head of the
+prefill line and its prompt plus generated tokens are computed again before it resumes (without
+emitting a token), under ``swap`` it waits in host memory and comes back first.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from infersim.sim.decode import DecodeInstance
+
+
+class MixedInstance(DecodeInstance):
+    """One colocated engine: a prefill line, a running batch, one scheduler step at a time."""
+
+    role = "mixed"
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.prefill_queue: deque[int] = deque()
+        self._progress: dict[int, int] = {}  # request -> prompt tokens computed so far
+        self.prefill_blocks = 0  # KV blocks held by prompts partly computed
+        super().__init__(*args, **kwargs)
+
+    @property
+    def queue_length(self) -> int:
+        return len(self.prefill_queue)
+
+    def enqueue(self, rid: int) -> None:
+        engine, block = self.engine, self.pool.block_size
+        self.prefill_queue.append(rid)
+        self.pending_blocks += -(-engine.prompt[rid] // block)
+        self.loads.outstanding_tokens[self.slot] += engine.prompt[rid] + engine.output[rid] - 1
+        self.loads.outstanding_requests[self.slot] += 1
+        self.loads.kv_committed_blocks[self.slot] = self._blocks_used() + self.pending_blocks
+        if self.batch.n < min(self.pool.max_batch_size, self.pool.max_batch_tokens):
+            self._wake()
+
+    def _blocks_used(self) -> int:
+        return self.batch.blocks() + self.prefill_blocks
+
+    def _target(self, rid: int) -> int:
+        """Tokens to compute before ``rid`` decodes: its prompt, or all of it after a recompute."""
+        resumed = self._resume.get(rid)
+        return self.engine.prompt[rid] if resumed is None else resumed
+
+    # -- the process --------------------------------------------------------------------------
+
+    def serve(self):  # SimPy process
+        env, batch = self.env, self.batch
+        cap = self.capacity_blocks
+        while True:
+            now = env.now
+            self._retire(now)
+            stall = 0.0
+            while batch.n and self._blocks_used() > cap:
+                stall += self._preempt(batch.last_joined())
+            stall += self._admit(now)  # swapped-out sequences come back before new prompts
+            used = self._blocks_used()
+            self.loads.kv_committed_blocks[self.slot] = used + self.pending_blocks
+            self.engine.sample(self, now, batch_size=batch.n, kv_used=used)
+            if stall > 0:
+                self.busy_s += stall
+                yield env.timeout(stall)
+                continue
+            plan = self._plan_chunks() if self.pool.chunked_prefill else self._plan_prompts()
+            if plan:
+                yield from self._step(now, plan)
+            elif batch.n:
+                yield from self._decode_epoch(now, reserved=self.prefill_blocks)
+            elif self.prefill_queue:
+                self._restart_youngest_prompt()
+            else:
+                self._idle = env.event()
+                yield self._idle
+
+    def _plan_chunks(self) -> list[tuple[int, int, int]]:
+        """Chunked prefill: (request, chunk tokens, tokens already computed) for this step."""
+        batch, block = self.batch, self.pool.block_size
+        budget = self.pool.max_batch_tokens - batch.n
+        seqs = self.pool.max_batch_size - batch.n
+        free = self.capacity_blocks - self._blocks_used()
+        plan = []
+        for rid in self.prefill_queue:
+            if budget <= 0 or seqs <= 0:
+                break
+            done = self._progress.get(rid, 0)
+            chunk = min(self._target(rid) - done, budget)
+            extra = -(-(done + chunk) // block) - -(-done // block)
+            if extra > free:
+                break
+            plan.append((rid, chunk, done))
+            free -= extra
+            budget -= chunk
+            seqs -= 1
+        return plan
+
+    def _plan_prompts(self) -> list[tuple[int, int, int]]:
+        """Prefill-first: whole prompts, FCFS, within the token budget and KV memory."""
+        block = self.pool.block_size
+        seqs = self.pool.max_batch_size - self.batch.n
+        free = self.capacity_blocks - self._blocks_used()
+        plan, tokens = [], 0
+        for rid in self.prefill_queue:
+            target = self._target(rid)
+            need = -(-target // block)
+            if len(plan) >= seqs or need > free or (plan and tokens + target >
+                                                    self.pool.max_batch_tokens):
+                break
+            plan.append((rid, target, 0))
+            free -= need
+            tokens += target
+        return plan
+
+    def _step(self, now: float, plan: list[tuple[int, int, int]]):
+        """One engine step computing ``plan``'s prompt chunks (and, if chunked, the decodes)."""
+        batch, engine, records, block = self.batch, self.engine, self.engine.records, \
+            self.pool.block_size
+        chunks = [chunk for _, chunk, _ in plan]
+        if self.pool.chunked_prefill:
+            lens = [batch.kv_len(rid) for rid in batch.members]
+            span = self.costs.step_s(chunks, [done for _, _, done in plan], lens)
+        elif len(plan) == 1 and chunks[0] > self.pool.max_batch_tokens:
+            span = self.costs.chunked_prefill_s(chunks[0], self.pool.max_batch_tokens)
+        else:
+            span = self.costs.prefill_s(chunks)
+        for rid, chunk, done in plan:
+            if records.prefill_instance[rid] < 0:  # its first chunk ever
+                records.prefill_start_at[rid] = now
+                records.prefill_instance[rid] = self.index
+                self.pending_blocks -= -(-engine.prompt[rid] // block)
+            self.prefill_blocks += -(-(done + chunk) // block) - -(-done // block)
+            self._progress[rid] = done + chunk
+        used = self._blocks_used()
+        self.peak_blocks = max(self.peak_blocks, used)
+        yield self.env.timeout(span)
+        end = self.env.now
+        if self.pool.chunked_prefill and batch.n:
+            self._log_epoch(now, batch.steps_done, 1, span, 0.0, batch.kv_tokens(), batch.n)
+        else:
+            self.busy_s += span  # running sequences (if any) emitted nothing this step
+        for rid, _, _ in plan:
+            target = self._target(rid)
+            if self._progress[rid] < target:
+                continue
+            self.prefill_queue.remove(rid)
+            del self._progress[rid]
+            self.prefill_blocks -= -(-target // block)
+            resumed = self._resume.pop(rid, None)
+            if resumed is not None:
+                batch.join(rid, resumed, engine.output[rid] - (resumed - engine.prompt[rid]))
+                continue
+            records.first_token_at[rid] = end
+            self.loads.outstanding_tokens[self.slot] -= engine.prompt[rid]
+            if engine.output[rid] == 1:
+                self.loads.outstanding_requests[self.slot] -= 1
+                engine.finish(rid, end)
+            else:
+                batch.join(rid, engine.prompt[rid] + 1, engine.output[rid] - 1)
+                records.decode_start_at[rid] = end
+                records.decode_instance[rid] = self.index
+
+    def _preempt(self, rid: int) -> float:
+        stall = super()._preempt(rid)
+        if self.pool.preemption == "recompute":
+            # recomputing is a prefill: back to the head of the prefill line
+            self.waiting.remove(rid)
+            self.prefill_queue.appendleft(rid)
+        return stall
+
+    def _restart_youngest_prompt(self) -> None:
+        """Partly computed prompts hold all free memory and none can go on: the youngest one
+        gives its blocks back and starts over (vLLM preempts the same way)."""
+        block = self.pool.block_size
+        for rid in reversed(self.prefill_queue):
+            done = self._progress.get(rid, 0)
+            if done and rid != self.prefill_queue[0]:
+                del self._progress[rid]
+                self.prefill_blocks -= -(-done // block)
+                self.engine.records.preemptions[rid] += 1
+                return
+        raise RuntimeError(f"{self.name}: prefill cannot progress with the memory it has")

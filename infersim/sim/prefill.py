@@ -1,0 +1,117 @@
+"""A prefill instance: computes prompts in batches and hands each request on.
+
+Requests wait in a first-come-first-served queue. When the instance is free it takes as many
+queued prompts as fit the step's token budget (``max_batch_tokens``) and sequence limit
+(``max_batch_size``) and computes them in one engine step, timed by the cost model; the first
+output token of each comes out when the step ends. A prompt longer than the budget is computed
+alone, in consecutive budget-sized chunks (each attending to the chunks before it). One SimPy event
+per batch: the instance costs the engine almost nothing per request.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING
+
+import simpy
+
+from infersim.sim.costs import StepCosts
+from infersim.sim.router import InstanceLoads
+from infersim.sim.spec import PoolSpec
+
+if TYPE_CHECKING:
+    from infersim.sim.engine import Engine
+
+
+class PrefillInstance:
+    """One prefill engine: a FCFS queue and one batched step at a time."""
+
+    role = "prefill"
+
+    def __init__(self, env: simpy.Environment, engine: Engine, pool: PoolSpec, costs: StepCosts,
+                 index: int, local_index: int, loads: InstanceLoads, slot: int) -> None:
+        self.env = env
+        self.engine = engine
+        self.pool = pool
+        self.costs = costs
+        self.index = index  # global instance number (records, timeseries)
+        self.local_index = local_index  # number within its pool
+        self.name = f"{pool.name}.{local_index}"
+        self.loads = loads
+        self.slot = slot  # this instance's row in the router's load arrays
+        self.capacity_blocks = costs.kv_capacity_tokens // pool.block_size
+        self.capacity_tokens = self.capacity_blocks * pool.block_size
+        self.queue: deque[int] = deque()
+        self.busy_s = 0.0
+        self.running = 0
+        self.peak_blocks = 0
+        self._idle: simpy.Event | None = None
+        self._batch_started_at: float | None = None
+        self.process = env.process(self.prefill())
+
+    @property
+    def queue_length(self) -> int:
+        return len(self.queue)
+
+    def enqueue(self, rid: int) -> None:
+        prompt = self.engine.prompt[rid]
+        self.queue.append(rid)
+        self.loads.outstanding_tokens[self.slot] += prompt
+        self.loads.outstanding_requests[self.slot] += 1
+        self.loads.kv_committed_blocks[self.slot] += -(-prompt // self.pool.block_size)
+        if self._idle is not None:
+            idle, self._idle = self._idle, None
+            idle.succeed()
+
+    def _take_batch(self) -> list[int]:
+        prompt, queue = self.engine.prompt, self.queue
+        budget, limit = self.pool.max_batch_tokens, self.pool.max_batch_size
+        batch: list[int] = []
+        tokens = 0
+        while queue and len(batch) < limit:
+            p = prompt[queue[0]]
+            if batch and tokens + p > budget:
+                break
+            batch.append(queue.popleft())
+            tokens += p
+        return batch
+
+    def prefill(self):  # SimPy process
+        env, engine, records = self.env, self.engine, self.engine.records
+        block = self.pool.block_size
+        while True:
+            if not self.queue:
+                self._idle = env.event()
+                engine.sample(self, env.now)
+                yield self._idle
+                continue
+            batch = self._take_batch()
+            prompts = [engine.prompt[rid] for rid in batch]
+            tokens = sum(prompts)
+            if tokens > self.pool.max_batch_tokens:  # one prompt over the budget: chunk it
+                span = self.costs.chunked_prefill_s(tokens, self.pool.max_batch_tokens)
+            else:
+                span = self.costs.prefill_s(prompts)
+            start = env.now
+            for rid in batch:
+                records.prefill_start_at[rid] = start
+                records.prefill_instance[rid] = self.index
+            self.running = len(batch)
+            blocks = sum(-(-p // block) for p in prompts)
+            self.peak_blocks = max(self.peak_blocks, blocks)
+            engine.sample(self, start, batch_size=len(batch), kv_used=blocks)
+            engine.prefill_started(self, batch, start, start + span)
+            self._batch_started_at = start
+            yield env.timeout(span)
+            self._batch_started_at = None
+            self.busy_s += span
+            self.running = 0
+            self.loads.outstanding_tokens[self.slot] -= tokens
+            self.loads.outstanding_requests[self.slot] -= len(batch)
+            self.loads.kv_committed_blocks[self.slot] -= blocks
+            engine.prefilled(self, batch, env.now)
+
+    def finalize(self, stop_at: float) -> None:
+        """The run stopped at ``stop_at``: count the unfinished batch's time as busy."""
+        if self._batch_started_at is not None:
+            self.busy_s += stop_at - self._batch_started_at

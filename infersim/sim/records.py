@@ -1,0 +1,140 @@
+"""What the engine writes down while it runs, in compact columnar form.
+
+Per request: one flat row of instants (preallocated numpy columns, NaN until the event happens).
+
+Per decoding instance: an *epoch log*. Between two changes of its batch membership a decode
+instance runs m identical-membership steps; with n sequences whose KV lengths sum to K0 at the
+epoch's first step, step j (0-based) takes ``a + b*(K0 + j*n)`` seconds, so the end of step j is
+``start + (j+1)*a + b*((j+1)*K0 + n*(j+1)*j/2)``. Storing (start, first global step, m, a, b, K0,
+n) per epoch is enough to rebuild every token time exactly.
+
+Per request: its *decode runs*. A request's decode is one or more stretches of consecutive global
+steps on one instance (a preemption ends a stretch): (request, instance, first step, steps). A run
+emits one token at the end of each of its steps.
+"""
+
+from __future__ import annotations
+
+from array import array
+
+import numpy as np
+
+
+class RequestRecords:
+    """Preallocated per-request columns, filled in as events happen."""
+
+    INSTANTS = ("arrival_at", "prefill_start_at", "first_token_at", "kv_transfer_start_at",
+                "kv_transfer_end_at", "decode_start_at", "last_token_at")
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        for name in self.INSTANTS:
+            setattr(self, name, np.full(n, np.nan))
+        self.prefill_instance = np.full(n, -1, dtype=np.int32)  # global instance index
+        self.decode_instance = np.full(n, -1, dtype=np.int32)
+        self.preemptions = np.zeros(n, dtype=np.int32)
+        self.rejected = np.zeros(n, dtype=bool)
+        self.completed = np.zeros(n, dtype=bool)
+
+
+class EpochLog:
+    """Constant-membership stretches of one decoding instance (see module docstring)."""
+
+    __slots__ = ("a", "b", "first_step", "k0", "n", "start_at", "steps")
+
+    def __init__(self) -> None:
+        self.start_at = array("d")
+        self.first_step = array("q")
+        self.steps = array("q")
+        self.a = array("d")
+        self.b = array("d")
+        self.k0 = array("q")
+        self.n = array("q")
+
+    def append(self, start_at: float, first_step: int, steps: int, a: float, b: float,
+               k0: int, n: int) -> None:
+        self.start_at.append(start_at)
+        self.first_step.append(first_step)
+        self.steps.append(steps)
+        self.a.append(a)
+        self.b.append(b)
+        self.k0.append(k0)
+        self.n.append(n)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {name: np.frombuffer(getattr(self, name), dtype=np.float64
+                                    if name in ("start_at", "a", "b") else np.int64).copy()
+                for name in self.__slots__}
+
+
+def step_end_times(epochs: dict[str, np.ndarray]) -> np.ndarray:
+    """End instant of every global step of one instance, indexed by global step number.
+
+    Epochs tile the step numbers 0..S-1 in order (an instance numbers only the steps that emit
+    tokens), so the result has one entry per step.
+    """
+    steps = epochs["steps"]
+    total = int(steps.sum())
+    if total == 0:
+        return np.empty(0)
+    which = np.repeat(np.arange(len(steps)), steps)
+    j = np.arange(total, dtype=np.int64) - np.repeat(epochs["first_step"], steps)
+    m = (j + 1).astype(np.float64)
+    k0 = epochs["k0"][which].astype(np.float64)
+    n = epochs["n"][which].astype(np.float64)
+    return epochs["start_at"][which] + (m * epochs["a"][which]
+                                        + epochs["b"][which] * (m * k0 + n * m * (m - 1) / 2.0))
+
+
+class RunLog:
+    """Decode runs of all requests: (request, instance, first global step, steps)."""
+
+    __slots__ = ("first_step", "instance", "request", "steps")
+
+    def __init__(self) -> None:
+        self.request = array("q")
+        self.instance = array("q")
+        self.first_step = array("q")
+        self.steps = array("q")
+
+    def append(self, request: int, instance: int, first_step: int, steps: int) -> None:
+        if steps > 0:
+            self.request.append(request)
+            self.instance.append(instance)
+            self.first_step.append(first_step)
+            self.steps.append(steps)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {name: np.frombuffer(getattr(self, name), dtype=np.int64).copy()
+                for name in self.__slots__}
+
+
+class Timeseries:
+    """Per-instance state samples, taken on events but at most one per ``interval_s`` each."""
+
+    __slots__ = ("_last", "batch_size", "busy", "instance", "interval_s", "kv_blocks_capacity",
+                 "kv_blocks_used", "queue_length", "time_at")
+
+    def __init__(self, instances: int, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self._last = [-np.inf] * instances
+        self.instance = array("i")
+        self.time_at = array("d")
+        self.busy = array("b")
+        self.batch_size = array("i")
+        self.kv_blocks_used = array("q")
+        self.kv_blocks_capacity = array("q")
+        self.queue_length = array("i")
+
+    def sample(self, instance: int, now: float, busy: bool, batch_size: int, kv_used: int,
+               kv_capacity: int, queue_length: int, *, force: bool = False) -> None:
+        if not force and now - self._last[instance] < self.interval_s:
+            return
+        self._last[instance] = now
+        self.instance.append(instance)
+        self.time_at.append(now)
+        self.busy.append(busy)
+        self.batch_size.append(batch_size)
+        self.kv_blocks_used.append(kv_used)
+        self.kv_blocks_capacity.append(kv_capacity)
+        self.queue_length.append(queue_length)

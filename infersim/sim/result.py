@@ -1,0 +1,228 @@
+"""What a run produces: one row per request, per-instance time series, links, pools, token times.
+
+Token times are not stored per token. Each decoding instance keeps its epoch log and each request
+its decode runs (see :mod:`infersim.sim.records`), from which any token time is rebuilt exactly.
+The inter-token latency (ITL) distribution, which pools every gap between consecutive tokens of
+every completed request, is built the same way without one array entry per token:
+
+- a step that is not the first of a request's run is a gap, of that step's duration measured end
+  to end (``end[s] - end[s-1]``, stalls included), for *every* completed request whose run covers
+  both steps. So each step of an instance is one gap value with a multiplicity, the number of
+  such runs covering it (a difference array over the runs, summed cumulatively);
+- the first token of a run follows the request's previous token (the prefill's first token, or
+  the last token before a preemption): one gap per run, of multiplicity one.
+
+The percentiles of this (value, count) multiset are exactly those of the raw gaps
+(``numpy.percentile``'s linear interpolation, reproduced on cumulative counts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from infersim.sim.records import step_end_times
+
+if TYPE_CHECKING:
+    from infersim.sim.engine import Engine
+
+
+@dataclass(frozen=True, eq=False)
+class SimResult:
+    """The outcome of one simulated run (see module docstring)."""
+
+    requests: pd.DataFrame  # one row per request
+    timeseries: pd.DataFrame  # per-instance samples
+    links: pd.DataFrame  # per KV link
+    instances: pd.DataFrame  # per instance: busy time, peak KV, steps
+    pools: dict[str, dict[str, Any]]  # per pool: role, chips, busy seconds, utilisation, ...
+    duration_s: float
+    seed: int
+    epochs: dict[int, dict[str, np.ndarray]] = field(repr=False)  # instance -> epoch log
+    runs: dict[str, np.ndarray] = field(repr=False)  # decode runs of all requests
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    # -- token times ----------------------------------------------------------------------------
+
+    def _step_ends(self, instance: int) -> np.ndarray:
+        key = f"ends{instance}"
+        if key not in self._cache:
+            self._cache[key] = step_end_times(self.epochs[instance])
+        return self._cache[key]
+
+    def token_times(self, request_id: int) -> np.ndarray:
+        """Instants of every output token of one request (the first comes out of prefill)."""
+        first = self.requests["first_token_at"].to_numpy()[request_id]
+        if np.isnan(first):
+            return np.empty(0)
+        runs = self.runs
+        picks = np.flatnonzero(runs["request"] == request_id)
+        parts = [np.array([first])]
+        for r in picks:  # runs were logged in time order
+            ends = self._step_ends(int(runs["instance"][r]))
+            f = int(runs["first_step"][r])
+            parts.append(ends[f:f + int(runs["steps"][r])])
+        return np.concatenate(parts)
+
+    def itl_distribution(self) -> tuple[np.ndarray, np.ndarray]:
+        """All inter-token gaps of completed requests as (sorted gap values s, multiplicities)."""
+        if "itl" in self._cache:
+            return self._cache["itl"]
+        completed = self.requests["completed"].to_numpy()
+        first_token = self.requests["first_token_at"].to_numpy()
+        runs = self.runs
+        keep = completed[runs["request"]] if len(runs["request"]) else np.zeros(0, bool)
+        req, inst = runs["request"][keep], runs["instance"][keep]
+        first, steps = runs["first_step"][keep], runs["steps"][keep]
+        values, counts = [], []
+        run_first_at = np.empty(len(req))
+        run_last_at = np.empty(len(req))
+        for i in np.unique(inst).tolist():
+            ends = self._step_ends(i)
+            mine = inst == i
+            f, m = first[mine], steps[mine]
+            run_first_at[mine] = ends[f]
+            run_last_at[mine] = ends[f + m - 1]
+            # steps f+1 .. f+m-1 of each run are in-run gaps
+            cover = np.cumsum(np.bincount(f + 1, minlength=len(ends) + 1)
+                              - np.bincount(f + m, minlength=len(ends) + 1))[:len(ends)]
+            gaps = np.diff(ends)
+            w = cover[1:]
+            values.append(gaps[w > 0])
+            counts.append(w[w > 0])
+        # the first token of a run follows the request's previous token
+        order = np.argsort(req, kind="stable")
+        req_o = req[order]
+        prev = first_token[req_o]
+        same = np.zeros(len(req_o), dtype=bool)
+        same[1:] = req_o[1:] == req_o[:-1]
+        prev[same] = run_last_at[order][np.flatnonzero(same) - 1]
+        values.append(run_first_at[order] - prev)
+        counts.append(np.ones(len(req_o), dtype=np.int64))
+        v = np.concatenate(values) if values else np.empty(0)
+        c = np.concatenate(counts).astype(np.int64) if counts else np.empty(0, np.int64)
+        idx = np.argsort(v, kind="stable")
+        self._cache["itl"] = (v[idx], c[idx])
+        return self._cache["itl"]
+
+    def token_gaps(self) -> np.ndarray:
+        """Every inter-token gap (s) of every completed request, sorted (materialised: for big
+        runs prefer :meth:`itl_distribution`, which is the same multiset, compressed)."""
+        values, counts = self.itl_distribution()
+        return np.repeat(values, counts)
+
+
+def weighted_percentile(values: np.ndarray, counts: np.ndarray, q: float) -> float:
+    """``numpy.percentile(np.repeat(values, counts), q)`` (linear), without the repeat.
+
+    ``values`` must be sorted.
+    """
+    total = int(counts.sum())
+    if total == 0:
+        return float("nan")
+    cum = np.cumsum(counts)
+    h = (total - 1) * q / 100.0
+    lo = int(np.floor(h))
+    hi = min(lo + 1, total - 1)
+    v_lo = values[np.searchsorted(cum, lo, side="right")]
+    v_hi = values[np.searchsorted(cum, hi, side="right")]
+    return float(v_lo + (h - lo) * (v_hi - v_lo))
+
+
+def build_result(engine: Engine, *, duration_s: float) -> SimResult:
+    """Gather a finished engine's records into a :class:`SimResult`."""
+    table, rec = engine.table, engine.records
+    insts = engine.instances
+    pool_of = np.array([inst.pool.name for inst in insts] + [None], dtype=object)
+    local_of = np.array([inst.local_index for inst in insts] + [-1], dtype=np.int32)
+    pool_names = [p.name for p in engine.cluster.pools]
+
+    def pool_column(index: np.ndarray) -> pd.Categorical:
+        return pd.Categorical(pool_of[index], categories=pool_names)
+
+    prompt = table.prompt_tokens
+    output = table.output_tokens
+    df = pd.DataFrame({
+        "request_id": np.arange(len(table), dtype=np.int64),
+        "class_name": pd.Categorical.from_codes(table.class_index.astype(np.int32),
+                                                categories=list(table.class_names)),
+        "prompt_tokens": prompt,
+        "output_tokens": output,
+        "arrival_at": rec.arrival_at,
+        "prefill_pool": pool_column(rec.prefill_instance),
+        "prefill_instance": local_of[rec.prefill_instance],
+        "prefill_start_at": rec.prefill_start_at,
+        "first_token_at": rec.first_token_at,
+        "kv_transfer_start_at": rec.kv_transfer_start_at,
+        "kv_transfer_end_at": rec.kv_transfer_end_at,
+        "decode_pool": pool_column(rec.decode_instance),
+        "decode_instance": local_of[rec.decode_instance],
+        "decode_start_at": rec.decode_start_at,
+        "last_token_at": rec.last_token_at,
+        "preemptions": rec.preemptions,
+        "rejected": rec.rejected,
+        "completed": rec.completed,
+    })
+    df["in_flight"] = ~(rec.completed | rec.rejected)
+    df["ttft_s"] = rec.first_token_at - rec.arrival_at
+    df["e2e_s"] = rec.last_token_at - rec.arrival_at
+    with np.errstate(invalid="ignore", divide="ignore"):
+        df["tpot_s"] = np.where(output > 1, (df["e2e_s"] - df["ttft_s"]) / (output - 1), np.nan)
+    df["queue_s"] = rec.prefill_start_at - rec.arrival_at
+    df["prefill_s"] = rec.first_token_at - rec.prefill_start_at
+    df["transfer_s"] = rec.kv_transfer_end_at - rec.kv_transfer_start_at
+    df["decode_s"] = rec.last_token_at - rec.decode_start_at
+
+    ts = engine.timeseries
+    ts_inst = np.frombuffer(ts.instance, dtype=np.int32)
+    names = np.array([inst.name for inst in insts], dtype=object)
+    timeseries = pd.DataFrame({
+        "instance": pd.Categorical(names[ts_inst], categories=list(names)),
+        "pool": pd.Categorical(pool_of[ts_inst], categories=pool_names),
+        "time_at": np.frombuffer(ts.time_at, dtype=np.float64).copy(),
+        "busy": np.frombuffer(ts.busy, dtype=np.int8).astype(bool),
+        "batch_size": np.frombuffer(ts.batch_size, dtype=np.int32).copy(),
+        "kv_blocks_used": np.frombuffer(ts.kv_blocks_used, dtype=np.int64).copy(),
+        "kv_blocks_capacity": np.frombuffer(ts.kv_blocks_capacity, dtype=np.int64).copy(),
+        "queue_length": np.frombuffer(ts.queue_length, dtype=np.int32).copy(),
+    })
+
+    links = pd.DataFrame([{
+        "link": link.name, "bandwidth": link.bandwidth, "latency_s": link.latency_s,
+        "bytes_moved": link.bytes_moved, "busy_s": link.busy_s, "transfers": link.transfers,
+        "peak_concurrency": link.peak_concurrency,
+    } for link in engine.links.values()], columns=["link", "bandwidth", "latency_s", "bytes_moved",
+                                                  "busy_s", "transfers", "peak_concurrency"])
+
+    epochs = {inst.index: inst.epochs.arrays() for inst in insts if hasattr(inst, "epochs")}
+    instances = pd.DataFrame({
+        "instance": [inst.name for inst in insts],
+        "pool": [inst.pool.name for inst in insts],
+        "role": [inst.role for inst in insts],
+        "busy_s": [inst.busy_s for inst in insts],
+        "peak_kv_blocks": [inst.peak_blocks for inst in insts],
+        "kv_blocks_capacity": [inst.capacity_blocks for inst in insts],
+        "decode_steps": [int(epochs[inst.index]["steps"].sum()) if inst.index in epochs else 0
+                         for inst in insts],
+    })
+
+    pools: dict[str, dict[str, Any]] = {}
+    for pool in engine.cluster.pools:
+        busy = float(instances.loc[instances["pool"] == pool.name, "busy_s"].sum())
+        dep = pool.deployment
+        pools[pool.name] = {
+            "role": pool.role,
+            "hardware": dep.hardware.name,
+            "instances": pool.instances,
+            "chips_per_instance": dep.chips,
+            "chips": dep.chips * pool.instances,
+            "busy_s": busy,
+            "utilization": busy / (pool.instances * duration_s) if duration_s > 0 else 0.0,
+            "kv_blocks_capacity": engine.costs[pool.name].kv_capacity_tokens // pool.block_size,
+        }
+    return SimResult(requests=df, timeseries=timeseries, links=links, instances=instances,
+                     pools=pools, duration_s=float(duration_s), seed=engine.seed, epochs=epochs,
+                     runs=engine.runs.arrays())

@@ -1,0 +1,177 @@
+"""Routing policies: which instance serves a request.
+
+The router makes two decisions per request: on arrival, which prefill (or mixed) instance
+computes its prompt; after prefill, which decode instance generates its tokens. Each policy is a
+short class registered by name; a scenario picks one for each decision. Policies read the load
+the instances report into shared numpy arrays (:class:`InstanceLoads`), so one decision over
+dozens of instances is a single vectorised ``argmin``.
+
+- ``round_robin``: instances in turn.
+- ``least_outstanding_tokens``: the least work assigned and not yet done, in tokens (prompt
+  tokens not yet prefilled; output tokens not yet generated).
+- ``join_shortest_queue``: the fewest requests assigned and not yet done.
+- ``power_of_two``: two instances drawn at random (the run's seeded generator), the one with fewer
+  outstanding tokens wins: nearly the quality of a full scan at a fraction of the information.
+- ``kv_aware``: the lowest fraction of KV memory committed (blocks in use plus blocks promised to
+  requests on their way): what decides whether a decode instance can take a request.
+- ``prefix_affinity``: the instance whose prefix cache already holds the longest run of this
+  request's leading prompt blocks (each instance remembers the blocks it has seen, bounded, least
+  recently used first out); with no match anywhere, least outstanding tokens.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from typing import ClassVar
+
+import numpy as np
+
+from infersim.errors import InfersimError
+
+
+class InstanceLoads:
+    """Load figures of a group of candidate instances, kept current by the instances."""
+
+    __slots__ = ("kv_capacity_blocks", "kv_committed_blocks", "outstanding_requests",
+                 "outstanding_tokens", "size")
+
+    def __init__(self, kv_capacity_blocks: list[int]) -> None:
+        self.size = len(kv_capacity_blocks)
+        self.outstanding_tokens = np.zeros(self.size, dtype=np.int64)
+        self.outstanding_requests = np.zeros(self.size, dtype=np.int64)
+        self.kv_committed_blocks = np.zeros(self.size, dtype=np.int64)
+        self.kv_capacity_blocks = np.asarray(kv_capacity_blocks, dtype=np.int64)
+
+
+class RoutingPolicy(ABC):
+    """Chooses one of ``loads.size`` candidate instances for a request."""
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, loads: InstanceLoads, rng: np.random.Generator, *,
+                 prefix_hashes: tuple[np.ndarray, ...] | None = None,
+                 prefix_cache_blocks: int = 4096) -> None:
+        self.loads = loads
+        self.rng = rng
+
+    @abstractmethod
+    def choose(self, rid: int) -> int:
+        """Index (into the candidate group) of the instance that takes request ``rid``."""
+
+
+POLICIES: dict[str, type[RoutingPolicy]] = {}
+
+
+def register(cls: type[RoutingPolicy]) -> type[RoutingPolicy]:
+    POLICIES[cls.name] = cls
+    return cls
+
+
+@register
+class RoundRobin(RoutingPolicy):
+    name = "round_robin"
+
+    def __init__(self, loads: InstanceLoads, rng: np.random.Generator, **kw: object) -> None:
+        super().__init__(loads, rng)
+        self._next = 0
+
+    def choose(self, rid: int) -> int:
+        i = self._next
+        self._next = (i + 1) % self.loads.size
+        return i
+
+
+@register
+class LeastOutstandingTokens(RoutingPolicy):
+    name = "least_outstanding_tokens"
+
+    def choose(self, rid: int) -> int:
+        return int(self.loads.outstanding_tokens.argmin())
+
+
+@register
+class JoinShortestQueue(RoutingPolicy):
+    name = "join_shortest_queue"
+
+    def choose(self, rid: int) -> int:
+        return int(self.loads.outstanding_requests.argmin())
+
+
+@register
+class PowerOfTwo(RoutingPolicy):
+    name = "power_of_two"
+
+    def choose(self, rid: int) -> int:
+        size = self.loads.size
+        if size == 1:
+            return 0
+        i, j = self.rng.choice(size, 2, replace=False)
+        tokens = self.loads.outstanding_tokens
+        return int(i if tokens[i] <= tokens[j] else j)
+
+
+@register
+class KVAware(RoutingPolicy):
+    name = "kv_aware"
+
+    def choose(self, rid: int) -> int:
+        loads = self.loads
+        return int((loads.kv_committed_blocks / loads.kv_capacity_blocks).argmin())
+
+
+@register
+class PrefixAffinity(RoutingPolicy):
+    name = "prefix_affinity"
+
+    def __init__(self, loads: InstanceLoads, rng: np.random.Generator, *,
+                 prefix_hashes: tuple[np.ndarray, ...] | None = None,
+                 prefix_cache_blocks: int = 4096) -> None:
+        super().__init__(loads, rng)
+        self._hashes = prefix_hashes
+        self._limit = prefix_cache_blocks
+        self._seen: list[OrderedDict[int, None]] = [OrderedDict() for _ in range(loads.size)]
+
+    def matched_blocks(self, instance: int, blocks: np.ndarray) -> int:
+        """Leading blocks of ``blocks`` that ``instance`` has seen (a prefix must match in order)."""
+        seen = self._seen[instance]
+        count = 0
+        for block in blocks.tolist():
+            if block not in seen:
+                break
+            count += 1
+        return count
+
+    def choose(self, rid: int) -> int:
+        fallback = int(self.loads.outstanding_tokens.argmin())
+        if self._hashes is None:
+            return fallback
+        blocks = self._hashes[rid]
+        best, best_count = fallback, 0
+        for i in range(self.loads.size):
+            count = self.matched_blocks(i, blocks)
+            if count > best_count:
+                best, best_count = i, count
+        self._remember(best, blocks)
+        return best
+
+    def _remember(self, instance: int, blocks: np.ndarray) -> None:
+        seen = self._seen[instance]
+        for block in blocks.tolist():
+            if block in seen:
+                seen.move_to_end(block)
+            else:
+                seen[block] = None
+        while len(seen) > self._limit:
+            seen.popitem(last=False)
+
+
+def make_policy(name: str, loads: InstanceLoads, rng: np.random.Generator, *, field: str,
+                prefix_hashes: tuple[np.ndarray, ...] | None = None,
+                prefix_cache_blocks: int = 4096) -> RoutingPolicy:
+    """The policy registered as ``name``; an unknown name lists the known ones."""
+    cls = POLICIES.get(name)
+    if cls is None:
+        raise InfersimError(field=field, expected="one of " + ", ".join(sorted(POLICIES)),
+                            given=name)
+    return cls(loads, rng, prefix_hashes=prefix_hashes, prefix_cache_blocks=prefix_cache_blocks)

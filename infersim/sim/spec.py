@@ -1,0 +1,183 @@
+"""What a simulated cluster is made of: pools of instances, the links between them, a router.
+
+A *pool* is a named group of identical *instances*; an instance is one serving engine (one model
+replica) running on a group of chips of one hardware profile with a tensor/pipeline layout, which
+is its :class:`~infersim.cost.Deployment`. A pool's *role* says which phase it serves:
+
+- ``prefill``: computes prompts (the first output token comes out at the end of prefill) and ships
+  the KV cache to a decode instance;
+- ``decode``: continuous batching of token generation over paged KV memory;
+- ``mixed``: both on one instance, vLLM-style (chunked prefill, or prefill-first without chunks);
+  the KV cache never leaves the instance.
+
+A *link* joins two pools and carries KV caches between them; all transfers in flight on one link
+share its bandwidth fairly. Pools placed in one scale-up domain (``scaleup_domain``) may omit the
+link: they talk over the hardware's scale-up fabric. The *router* assigns each arriving request to
+a prefill (or mixed) instance and each prefilled request to a decode instance.
+
+These are frozen value objects, validated once here; the engine trusts them afterwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from infersim.errors import InfersimError
+
+ROLES: tuple[str, ...] = ("prefill", "decode", "mixed")
+PREEMPTION_MODES: tuple[str, ...] = ("recompute", "swap")
+
+# PCIe 5.0 x16, one direction, per chip: what a GPU can push to host memory when it swaps KV out.
+DEFAULT_HOST_BANDWIDTH = 64e9
+
+
+def _positive_int(value: Any, field: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InfersimError(field=field, expected="an integer >= 1", given=value)
+
+
+def _positive_float(value: Any, field: str, *, allow_zero: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok and (value >= 0 if allow_zero else value > 0) and value == value and value != float("inf"):
+        return
+    raise InfersimError(field=field, expected="a finite number >= 0" if allow_zero
+                        else "a finite number > 0", given=value)
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """A named group of identical serving instances with one role."""
+
+    name: str
+    role: Literal["prefill", "decode", "mixed"]
+    deployment: Any  # infersim.cost.Deployment
+    instances: int
+    max_batch_tokens: int  # token budget of one engine step (vLLM max_num_batched_tokens)
+    max_batch_size: int  # sequences in one step (vLLM max_num_seqs)
+    chunked_prefill: bool = True  # mixed pools: vLLM chunked prefill, else prefill-first
+    block_size: int = 16  # tokens per KV page
+    memory_fraction: float = 0.9  # share of chip memory the engine may use (weights + KV)
+    preemption: Literal["recompute", "swap"] = "recompute"
+    scaleup_domain: str | None = None  # pools sharing a domain name talk over scale-up links
+    host_bandwidth: float = DEFAULT_HOST_BANDWIDTH  # B/s per chip to host memory (swap)
+
+    def __post_init__(self) -> None:
+        where = f"pools.{self.name}"
+        if not isinstance(self.name, str) or not self.name:
+            raise InfersimError(field="pools.name", expected="a non-empty string", given=self.name)
+        if self.role not in ROLES:
+            raise InfersimError(field=f"{where}.role", expected=" | ".join(ROLES), given=self.role)
+        _positive_int(self.instances, f"{where}.instances")
+        _positive_int(self.max_batch_tokens, f"{where}.max_batch_tokens")
+        _positive_int(self.max_batch_size, f"{where}.max_batch_size")
+        _positive_int(self.block_size, f"{where}.block_size")
+        if not (isinstance(self.memory_fraction, (int, float)) and 0 < self.memory_fraction <= 1):
+            raise InfersimError(field=f"{where}.memory_fraction", expected="a number in (0, 1]",
+                                given=self.memory_fraction)
+        if self.preemption not in PREEMPTION_MODES:
+            raise InfersimError(field=f"{where}.preemption",
+                                expected=" | ".join(PREEMPTION_MODES), given=self.preemption)
+        _positive_float(self.host_bandwidth, f"{where}.host_bandwidth")
+        if self.scaleup_domain is not None and not isinstance(self.scaleup_domain, str):
+            raise InfersimError(field=f"{where}.scaleup_domain", expected="a string or null",
+                                given=self.scaleup_domain)
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    """A network path between two pools that KV caches cross, shared by all its transfers."""
+
+    a: str
+    b: str
+    bandwidth: float  # B/s, one direction
+    latency_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        where = f"links.{self.a}-{self.b}"
+        _positive_float(self.bandwidth, f"{where}.bandwidth")
+        _positive_float(self.latency_s, f"{where}.latency_s", allow_zero=True)
+
+    @property
+    def name(self) -> str:
+        return f"{self.a}-{self.b}"
+
+
+@dataclass(frozen=True)
+class RouterSpec:
+    """Which routing policies place requests, and the admission limit."""
+
+    policy: str = "least_outstanding_tokens"  # arrivals -> prefill or mixed instances
+    decode_policy: str = "kv_aware"  # prefilled requests -> decode instances
+    queue_limit: int | None = None  # max requests waiting at the chosen instance; beyond: rejected
+    prefix_cache_blocks: int = 4096  # prefix_affinity: prefix blocks remembered per instance (LRU)
+
+    def __post_init__(self) -> None:
+        limit = self.queue_limit
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                                  or limit < 0):
+            raise InfersimError(field="router.queue_limit", expected="an integer >= 0 or null",
+                                given=limit)
+        _positive_int(self.prefix_cache_blocks, "router.prefix_cache_blocks")
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """Pools, the links between them, and the router: everything the engine simulates."""
+
+    pools: tuple[PoolSpec, ...]
+    links: tuple[LinkSpec, ...] = ()
+    router: RouterSpec = RouterSpec()
+    layerwise_kv_overlap: bool = False  # KV streams out layer by layer while prefill runs
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pools", tuple(self.pools))
+        object.__setattr__(self, "links", tuple(self.links))
+        if not self.pools:
+            raise InfersimError(field="pools", expected="at least one pool", given=[])
+        names = [p.name for p in self.pools]
+        for name in names:
+            if names.count(name) > 1:
+                raise InfersimError(field="pools", expected="unique pool names",
+                                    given=f"{name!r} twice")
+        roles = {p.role for p in self.pools}
+        if "prefill" in roles and "decode" not in roles:
+            raise InfersimError(field="pools", expected="a decode pool for the prefill pools",
+                                given=sorted(roles))
+        if "decode" in roles and "prefill" not in roles:
+            raise InfersimError(field="pools", expected="a prefill pool for the decode pools",
+                                given=sorted(roles))
+        seen = set()
+        for link in self.links:
+            for end in (link.a, link.b):
+                if end not in names:
+                    raise InfersimError(field=f"links.{link.name}", expected=f"pool names "
+                                        f"among {names}", given=end)
+            key = frozenset((link.a, link.b))
+            if key in seen:
+                raise InfersimError(field=f"links.{link.name}",
+                                    expected="one link per pool pair", given="a duplicate")
+            seen.add(key)
+
+    def pool(self, name: str) -> PoolSpec:
+        for p in self.pools:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def link_between(self, sender: PoolSpec, receiver: PoolSpec) -> LinkSpec:
+        """The link KV takes from ``sender`` to ``receiver``: explicit, else the scale-up fabric.
+
+        Without an explicit link, two pools in the same scale-up domain use the sending chips'
+        scale-up bandwidth (per chip, times the chips of one sending instance) and latency.
+        """
+        for link in self.links:
+            if {link.a, link.b} == {sender.name, receiver.name}:
+                return link
+        if sender.scaleup_domain is not None and sender.scaleup_domain == receiver.scaleup_domain:
+            hw = sender.deployment.hardware
+            return LinkSpec(a=sender.name, b=receiver.name,
+                            bandwidth=hw.scaleup_bandwidth * sender.deployment.chips,
+                            latency_s=hw.scaleup_latency_s)
+        raise InfersimError(field="links", expected=f"a link between pools {sender.name!r} and "
+                            f"{receiver.name!r} (or a shared scaleup_domain)", given="none")
