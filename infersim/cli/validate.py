@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
         loaded = load_scenario(scenario, overrides=sets or (), seed=parse_seed(seed))
         resolved = check_scenario(loaded)
         requests = check_workload(loaded)
-        console = Console(highlight=False)
+        console = Console(highlight=False, soft_wrap=True)
         console.print(f"ok: {loaded.name} (scenario {loaded.hash}, seed {loaded.seed}): "
                       f"{resolved.model.name}, {requests:,} requests")
         for name, pool in loaded.pools.items():
