@@ -110,6 +110,14 @@ class HardwareProfile:
     price_date: str = ""  # when the price was observed, e.g. "2025-06"
     path: str = ""  # the file it was loaded from, for messages
 
+    def __post_init__(self) -> None:
+        # Profiles built in code (tests, calibration sweeps) may pass plain dicts: freeze them so
+        # the profile stays immutable and hashable whichever way it was made.
+        for name in ("peak_flops", "sources"):
+            value = getattr(self, name)
+            if not isinstance(value, FrozenMap):
+                object.__setattr__(self, name, FrozenMap(value))
+
     def flops(self, precision: str) -> float:
         """Dense peak FLOP/s of one chip in ``precision``.
 

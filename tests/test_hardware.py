@@ -215,6 +215,11 @@ def test_profile_is_frozen_and_hashable():
         h100.peak_flops["bf16"] = 1.0
     assert hash(h100) == hash(load_hardware("h100"))
     assert {h100: "ok"}[load_hardware("h100")] == "ok"
+    # A profile varied in code (as calibration does) stays frozen and hashable.
+    varied = dataclasses.replace(h100, peak_flops={"bf16": 1e15}, memory_efficiency=0.9)
+    assert varied.flops("bf16") == 1e15 and hash(varied) != hash(h100)
+    with pytest.raises(TypeError):
+        varied.peak_flops["fp8"] = 1.0
 
 
 def test_loading_is_cached_and_sees_edits(tmp_path):
