@@ -166,8 +166,8 @@ def diurnal_arrivals(n: int, mean_rate: float, amplitude: float, period_s: float
     unit = _unit_poisson_instants(n, rng)
     if amplitude == 0:
         return unit / mean_rate
-    # Invert Lambda(t) = E by bisection. |Lambda(t) - mean_rate*t| <= mean_rate*amplitude/omega*2,
-    # which brackets the root; Lambda is strictly increasing, so bisection always converges.
+    # Invert Lambda(t) = E by bisection: |Lambda(t) - mean_rate*t| <= 2*mean_rate*amplitude/omega
+    # brackets the root, and Lambda strictly increases, so bisection always converges.
     omega = 2.0 * math.pi / period_s
     slack = 2.0 * amplitude / omega
     low = np.maximum(unit / mean_rate - slack, 0.0)
@@ -179,6 +179,7 @@ def diurnal_arrivals(n: int, mean_rate: float, amplitude: float, period_s: float
         low = np.where(below, mid, low)
         high = np.where(below, high, mid)
     times = 0.5 * (low + high)
-    times[0] = 0.0
+    if n:
+        times[0] = 0.0  # Lambda(0) = 0 exactly; bisection would leave ~1e-16 of noise
     # Guard the sort order against the last-bit noise of the bisection.
     return np.maximum.accumulate(times)

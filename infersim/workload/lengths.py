@@ -266,18 +266,18 @@ def _read_columns(path: Path, column: str, weight_column: str | None
         try:
             frame = pd.read_csv(handle, dtype=str, keep_default_na=False, na_values=[""])
         except pd.errors.EmptyDataError:
-            raise InfersimError(file=path, line=1, expected="a CSV header row then values",
-                                given="an empty file") from None
+            raise InfersimError("empty file", file=path, line=1,
+                                expected="a CSV header row then values") from None
         except (pd.errors.ParserError, UnicodeDecodeError) as exc:
             raise InfersimError(file=path, expected="a well-formed UTF-8 CSV file",
                                 given=str(exc).strip().splitlines()[-1]) from None
     for name in wanted:
         if name not in frame.columns:
-            raise InfersimError(file=path, line=1, field=name, expected="a column of that name "
-                                f"(columns: {', '.join(map(str, frame.columns))})",
-                                given="missing")
+            raise InfersimError(f"no column {name}", file=path, line=1, field=name,
+                                expected="a header naming it",
+                                given=",".join(map(str, frame.columns)))
     if len(frame) == 0:
-        raise InfersimError(file=path, expected="at least one value", given="no data rows")
+        raise InfersimError("no values", file=path, expected="at least one data row")
     out = []
     for name in wanted:
         numbers = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
