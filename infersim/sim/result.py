@@ -67,46 +67,77 @@ class SimResult:
             parts.append(ends[f:f + int(runs["steps"][r])])
         return np.concatenate(parts)
 
+    def _runs_timed(self) -> dict[str, np.ndarray]:
+        """Decode runs with their first and last token instants and the gap before each run."""
+        if "runs" in self._cache:
+            return self._cache["runs"]
+        first_token = self.requests["first_token_at"].to_numpy()
+        runs = self.runs
+        req, inst = runs["request"], runs["instance"]
+        first, steps = runs["first_step"], runs["steps"]
+        first_at = np.empty(len(req))
+        last_at = np.empty(len(req))
+        for i in np.unique(inst).tolist():
+            ends = self._step_ends(i)
+            mine = inst == i
+            first_at[mine] = ends[first[mine]]
+            last_at[mine] = ends[first[mine] + steps[mine] - 1]
+        # runs were logged in time order; the first token of a run follows the request's
+        # previous token: the prefill's first token, or the last token before a preemption
+        order = np.argsort(req, kind="stable")
+        prev = first_token[req[order]]
+        same = np.zeros(len(req), dtype=bool)
+        same[1:] = req[order][1:] == req[order][:-1]
+        prev[same] = last_at[order][np.flatnonzero(same) - 1]
+        start_gap = np.empty(len(req))
+        start_gap[order] = first_at[order] - prev
+        self._cache["runs"] = {"request": req, "instance": inst, "first_step": first,
+                               "steps": steps, "first_at": first_at, "last_at": last_at,
+                               "start_gap": start_gap}
+        return self._cache["runs"]
+
     def itl_distribution(self) -> tuple[np.ndarray, np.ndarray]:
         """All inter-token gaps of completed requests as (sorted gap values s, multiplicities)."""
         if "itl" in self._cache:
             return self._cache["itl"]
         completed = self.requests["completed"].to_numpy()
-        first_token = self.requests["first_token_at"].to_numpy()
-        runs = self.runs
-        keep = completed[runs["request"]] if len(runs["request"]) else np.zeros(0, bool)
-        req, inst = runs["request"][keep], runs["instance"][keep]
-        first, steps = runs["first_step"][keep], runs["steps"][keep]
-        values, counts = [], []
-        run_first_at = np.empty(len(req))
-        run_last_at = np.empty(len(req))
+        runs = self._runs_timed()
+        keep = completed[runs["request"]]
+        inst, first, steps = runs["instance"][keep], runs["first_step"][keep], runs["steps"][keep]
+        values, counts = [runs["start_gap"][keep]], [np.ones(int(keep.sum()), dtype=np.int64)]
         for i in np.unique(inst).tolist():
             ends = self._step_ends(i)
             mine = inst == i
             f, m = first[mine], steps[mine]
-            run_first_at[mine] = ends[f]
-            run_last_at[mine] = ends[f + m - 1]
-            # steps f+1 .. f+m-1 of each run are in-run gaps
+            # steps f+1 .. f+m-1 of each run are gaps within the run: count the runs covering
+            # each step with a difference array
             cover = np.cumsum(np.bincount(f + 1, minlength=len(ends) + 1)
-                              - np.bincount(f + m, minlength=len(ends) + 1))[:len(ends)]
+                              - np.bincount(f + m, minlength=len(ends) + 1))[1:len(ends)]
             gaps = np.diff(ends)
-            w = cover[1:]
-            values.append(gaps[w > 0])
-            counts.append(w[w > 0])
-        # the first token of a run follows the request's previous token
-        order = np.argsort(req, kind="stable")
-        req_o = req[order]
-        prev = first_token[req_o]
-        same = np.zeros(len(req_o), dtype=bool)
-        same[1:] = req_o[1:] == req_o[:-1]
-        prev[same] = run_last_at[order][np.flatnonzero(same) - 1]
-        values.append(run_first_at[order] - prev)
-        counts.append(np.ones(len(req_o), dtype=np.int64))
-        v = np.concatenate(values) if values else np.empty(0)
-        c = np.concatenate(counts).astype(np.int64) if counts else np.empty(0, np.int64)
+            values.append(gaps[cover > 0])
+            counts.append(cover[cover > 0].astype(np.int64))
+        v, c = np.concatenate(values), np.concatenate(counts)
         idx = np.argsort(v, kind="stable")
         self._cache["itl"] = (v[idx], c[idx])
         return self._cache["itl"]
+
+    def max_token_gap(self) -> np.ndarray:
+        """Per request, its largest inter-token gap (s); NaN where it has fewer than 2 tokens."""
+        runs = self._runs_timed()
+        out = np.full(len(self.requests), np.nan)
+        np.fmax.at(out, runs["request"], runs["start_gap"])
+        for i in np.unique(runs["instance"]).tolist():
+            mine = runs["instance"] == i
+            f, m = runs["first_step"][mine], runs["steps"][mine]
+            multi = m > 1
+            if not multi.any():
+                continue
+            gaps = np.append(np.diff(self._step_ends(i)), 0.0)  # gaps[s-1] = end[s] - end[s-1]
+            # max over gaps[f .. f+m-2] of each run, by reduceat over (start, stop) pairs
+            bounds = np.ravel(np.column_stack([f[multi], f[multi] + m[multi] - 1]))
+            inner = np.maximum.reduceat(gaps, bounds)[::2]
+            np.fmax.at(out, runs["request"][mine][multi], inner)
+        return out
 
     def token_gaps(self) -> np.ndarray:
         """Every inter-token gap (s) of every completed request, sorted (materialised: for big

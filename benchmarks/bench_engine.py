@@ -1,0 +1,113 @@
+"""Engine speed benchmark: requests per second of wall time, and memory, versus run size.
+
+The scenario is the issue's target: 16 prefill + 48 decode instances (Llama-3.1-8B on H100, one
+chip each), the ``chat`` mix (Azure conversation lengths: prompt mean ~1155, output mean ~211),
+Poisson arrivals below saturation. Each (size, repeat) runs in a fresh child process so that its
+peak RSS is its own. Prints, per size, the median wall time of the simulation alone (workload
+generation and the summary are timed apart), simulated requests per second, peak RSS, and the
+ratio of time per request to that of the smallest size (1.0 = linear).
+
+    .venv/bin/python benchmarks/bench_engine.py --sizes 10000,100000,1000000 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+
+def cluster(prefill: int, decode: int):
+    from infersim.cost import Deployment
+    from infersim.hardware import load_hardware
+    from infersim.model import load_model
+    from infersim.sim import ClusterSpec, LinkSpec, PoolSpec
+
+    dep = Deployment(model=load_model("llama-3.1-8b"), hardware=load_hardware("h100"))
+    return ClusterSpec(
+        pools=(PoolSpec("prefill", "prefill", dep, prefill, max_batch_tokens=8192,
+                        max_batch_size=64),
+               PoolSpec("decode", "decode", dep, decode, max_batch_tokens=8192,
+                        max_batch_size=256)),
+        links=(LinkSpec("prefill", "decode", bandwidth=50e9, latency_s=20e-6),))
+
+
+def child(size: int, rate: float, seed: int, profile: str | None) -> dict:
+    import numpy as np
+
+    from infersim.metrics import summarize
+    from infersim.sim import simulate_cluster
+    from infersim.workload import build_workload
+    from infersim.workload.config import WorkloadConfig
+
+    t0 = time.perf_counter()
+    cfg = WorkloadConfig.model_validate({"mix": "chat", "requests": size,
+                                         "arrival": {"process": "poisson", "rate": rate}})
+    workload = build_workload(cfg, np.random.default_rng(seed), base_dir=None)
+    spec = cluster(16, 48)
+    t1 = time.perf_counter()
+    if profile:
+        import cProfile
+        import pstats
+        prof = cProfile.Profile()
+        result = prof.runcall(simulate_cluster, spec, workload, seed=seed)
+        pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+    else:
+        result = simulate_cluster(spec, workload, seed=seed)
+    t2 = time.perf_counter()
+    summary = summarize(result)
+    t3 = time.perf_counter()
+    return {"size": size, "build_s": t1 - t0, "sim_s": t2 - t1, "summary_s": t3 - t2,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "completed": summary["completed"], "duration": summary["duration"],
+            "p99_ttft_ms": summary["p99_ttft_ms"], "p99_itl_ms": summary["p99_itl_ms"],
+            "decode_util": summary["infersim"]["utilization"]["decode"],
+            "prefill_util": summary["infersim"]["utilization"]["prefill"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=400.0, help="arrivals per second")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--profile", action="store_true", help="cProfile one run per size")
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, args.rate, args.seed, "1" if args.profile else None)))
+        return
+    sizes = [int(s) for s in args.sizes.split(",")]
+    print(f"{'requests':>10} {'sim s':>8} {'req/s':>9} {'build s':>8} {'summary s':>9} "
+          f"{'peak RSS MB':>11} {'x linear':>8}  (median of {args.repeats}; python "
+          f"{sys.version.split()[0]})")
+    base = None
+    for size in sizes:
+        runs = []
+        for r in range(1 if args.profile else args.repeats):
+            cmd = [sys.executable, __file__, "--child", str(size), "--rate", str(args.rate),
+                   "--seed", str(args.seed + r)] + (["--profile"] if args.profile else [])
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            if args.profile:
+                print(out[: out.rfind("{")])
+            runs.append(json.loads(out[out.rfind("{"):]))
+        sim = statistics.median(run["sim_s"] for run in runs)
+        per = sim / size
+        base = base or per
+        print(f"{size:>10} {sim:>8.2f} {size / sim:>9.0f} "
+              f"{statistics.median(run['build_s'] for run in runs):>8.2f} "
+              f"{statistics.median(run['summary_s'] for run in runs):>9.2f} "
+              f"{max(run['peak_rss_mb'] for run in runs):>11.0f} {per / base:>8.2f}",
+              flush=True)
+        last = runs[-1]
+        print(f"{'':>10} sim duration {last['duration']:.0f} s, completed {last['completed']}, "
+              f"util prefill {last['prefill_util']:.2f} decode {last['decode_util']:.2f}, "
+              f"p99 TTFT {last['p99_ttft_ms']:.1f} ms, p99 ITL {last['p99_itl_ms']:.2f} ms")
+
+
+if __name__ == "__main__":
+    main()

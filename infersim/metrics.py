@@ -1,0 +1,170 @@
+"""From a run's per-request table to the summary a serving engineer reads.
+
+Names and units follow ``vllm bench serve`` so that simulated and measured results sit side by
+side: ``completed``, ``failed``, ``duration`` (s), ``request_throughput`` (req/s),
+``output_throughput`` and ``total_token_throughput`` (tok/s), and ``mean_/median_/std_/p90_/p99_``
+(plus ``p50_``) of ``ttft_ms``, ``tpot_ms``, ``itl_ms`` and ``e2el_ms``. As in vLLM:
+
+- latency statistics cover completed requests; ``failed`` counts the rest (rejected by admission
+  control, or still in flight when the run stopped);
+- TPOT of one request is ``(e2e - ttft) / (output_tokens - 1)``; requests with one output token
+  have none;
+- ITL pools every gap between consecutive tokens of every completed request (so long requests
+  weigh more than in TPOT); the percentiles are exact, computed on the gap multiset that the
+  engine rebuilds from its epoch logs (never from per-request averages);
+- ``request_goodput`` counts completed requests per second that meet *every* given SLO (``<=``).
+
+SLOs: ``{ttft_ms, tpot_ms, itl_ms, e2el_ms, percentile}``, any subset. A request meets the TTFT,
+TPOT and E2EL targets on its own values. For ITL, a request meets the target when its *largest*
+inter-token gap does (the strictest reading: one stall the user sees is a miss). ``percentile``
+(default 99) is the fleet-level reading: ``slo_attainment`` reports, per target, the
+``percentile``-th percentile of that metric over completed requests (pooled gaps for ITL) and
+whether it meets the target.
+
+Everything the simulator knows beyond vLLM's keys sits under one key, ``infersim``: utilisation
+and busy seconds per pool, KV-transfer statistics per link, preemptions, rejections and requests
+in flight at the stop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from infersim.errors import InfersimError
+from infersim.sim.result import SimResult, weighted_percentile
+
+SLO_KEYS = ("ttft_ms", "tpot_ms", "itl_ms", "e2el_ms")
+PERCENTILES = (90, 99)
+
+
+def _stats(prefix: str, values_ms: np.ndarray) -> dict[str, float]:
+    values_ms = values_ms[~np.isnan(values_ms)]
+    if len(values_ms) == 0:
+        nan = float("nan")
+        out = {f"mean_{prefix}": nan, f"median_{prefix}": nan, f"std_{prefix}": nan}
+        out.update({f"p{p}_{prefix}": nan for p in (50, *PERCENTILES)})
+        return out
+    out = {f"mean_{prefix}": float(values_ms.mean()),
+           f"median_{prefix}": float(np.median(values_ms)),
+           f"std_{prefix}": float(values_ms.std())}
+    out.update({f"p{p}_{prefix}": float(np.percentile(values_ms, p)) for p in (50, *PERCENTILES)})
+    return out
+
+
+def _weighted_stats(prefix: str, values_ms: np.ndarray, counts: np.ndarray) -> dict[str, float]:
+    total = int(counts.sum())
+    if total == 0:
+        return _stats(prefix, np.empty(0))
+    mean = float((values_ms * counts).sum() / total)
+    std = float(np.sqrt(((values_ms - mean) ** 2 * counts).sum() / total))
+    out = {f"mean_{prefix}": mean,
+           f"median_{prefix}": weighted_percentile(values_ms, counts, 50),
+           f"std_{prefix}": std}
+    out.update({f"p{p}_{prefix}": weighted_percentile(values_ms, counts, p)
+                for p in (50, *PERCENTILES)})
+    return out
+
+
+def _check_slo(slo: Mapping[str, Any]) -> dict[str, float]:
+    unknown = sorted(set(slo) - {*SLO_KEYS, "percentile"})
+    if unknown:
+        raise InfersimError(field=f"slo.{unknown[0]}",
+                            expected="one of " + ", ".join((*SLO_KEYS, "percentile")),
+                            given=unknown[0])
+    checked = {}
+    for key, value in slo.items():
+        if value is None:
+            continue
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+        if key == "percentile":
+            ok = ok and value <= 100
+        if not ok:
+            raise InfersimError(field=f"slo.{key}", expected="a number > 0" + (
+                " and <= 100" if key == "percentile" else ""), given=value)
+        checked[key] = float(value)
+    return checked
+
+
+def summarize(result: SimResult, slo: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """vLLM-bench-style summary of a run (see the module docstring for every key)."""
+    df = result.requests
+    done = df["completed"].to_numpy()
+    duration = result.duration_s
+    per_s = (lambda x: x / duration) if duration > 0 else (lambda x: float("nan"))
+    prompt = df["prompt_tokens"].to_numpy()[done]
+    output = df["output_tokens"].to_numpy()[done]
+    ttft_ms = df["ttft_s"].to_numpy()[done] * 1e3
+    tpot_ms = df["tpot_s"].to_numpy()[done] * 1e3
+    e2el_ms = df["e2e_s"].to_numpy()[done] * 1e3
+    gaps_s, gap_counts = result.itl_distribution()
+
+    summary: dict[str, Any] = {
+        "completed": int(done.sum()),
+        "failed": int((~done).sum()),
+        "duration": float(duration),
+        "total_input_tokens": int(prompt.sum()),
+        "total_output_tokens": int(output.sum()),
+        "request_throughput": per_s(float(done.sum())),
+        "output_throughput": per_s(float(output.sum())),
+        "total_token_throughput": per_s(float(prompt.sum() + output.sum())),
+    }
+    summary.update(_stats("ttft_ms", ttft_ms))
+    summary.update(_stats("tpot_ms", tpot_ms))
+    summary.update(_weighted_stats("itl_ms", gaps_s * 1e3, gap_counts))
+    summary.update(_stats("e2el_ms", e2el_ms))
+
+    if slo is not None:
+        targets = _check_slo(slo)
+        percentile = targets.pop("percentile", 99.0)
+        meets = np.ones(int(done.sum()), dtype=bool)
+        per_request = {"ttft_ms": ttft_ms, "e2el_ms": e2el_ms,
+                       "tpot_ms": np.nan_to_num(tpot_ms, nan=0.0),  # 1-token requests: no TPOT
+                       "itl_ms": np.nan_to_num(result.max_token_gap()[done] * 1e3, nan=0.0)}
+        attainment = {}
+        for key, target in targets.items():
+            meets &= per_request[key] <= target
+            if key == "itl_ms":
+                fleet = weighted_percentile(gaps_s * 1e3, gap_counts, percentile)
+            else:
+                values = per_request[key] if key != "tpot_ms" else tpot_ms[~np.isnan(tpot_ms)]
+                fleet = float(np.percentile(values, percentile)) if len(values) else float("nan")
+            attainment[key] = {"target": target, "percentile": percentile, "value": fleet,
+                               "met": bool(fleet <= target)}
+        summary["request_goodput"] = per_s(float(meets.sum()))
+        summary["slo_attainment"] = attainment
+
+    summary["infersim"] = _extras(result)
+    return summary
+
+
+def _extras(result: SimResult) -> dict[str, Any]:
+    df = result.requests
+    transfer = df["transfer_s"].to_numpy()
+    transfer = transfer[~np.isnan(transfer)]
+    links = {row.link: {"bytes_moved": float(row.bytes_moved), "busy_s": float(row.busy_s),
+                        "transfers": int(row.transfers),
+                        "utilization": float(row.busy_s / result.duration_s)
+                        if result.duration_s > 0 else 0.0,
+                        "peak_concurrency": int(row.peak_concurrency)}
+             for row in result.links.itertuples()}
+    return {
+        "seed": result.seed,
+        "rejected": int(df["rejected"].sum()),
+        "in_flight_at_stop": int(df["in_flight"].sum()),
+        "preemptions": int(df["preemptions"].sum()),
+        "preempted_requests": int((df["preemptions"] > 0).sum()),
+        "utilization": {name: pool["utilization"] for name, pool in result.pools.items()},
+        "busy_s": {name: pool["busy_s"] for name, pool in result.pools.items()},
+        "chips": {name: pool["chips"] for name, pool in result.pools.items()},
+        "kv_transfer": {
+            "transfers": len(transfer),
+            "mean_ms": float(transfer.mean() * 1e3) if len(transfer) else float("nan"),
+            "p99_ms": float(np.percentile(transfer, 99) * 1e3) if len(transfer) else float("nan"),
+            "links": links,
+        },
+        "mean_queue_ms": float(np.nanmean(df["queue_s"].to_numpy()) * 1e3)
+        if df["queue_s"].notna().any() else float("nan"),
+    }
