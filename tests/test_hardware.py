@@ -15,6 +15,7 @@ import typer
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import hardware_profiles
 from typer.testing import CliRunner
 
 import infersim.cli
@@ -380,6 +381,18 @@ def test_efficiency_outside_unit_interval_is_rejected(value):
     with pytest.raises(InfersimError, match=r"^x\.yaml: calibration\.compute_efficiency\.value: "
                                             r"expected a fraction in \(0, 1\], got "):
         profile_from_dict(doc, name="x", file="x.yaml")
+
+
+@settings(max_examples=50, deadline=None)
+@given(hw=hardware_profiles(), scale=st.floats(0.1, 10.0))
+def test_ridge_point_scales_with_bandwidth(hw, scale):
+    faster = dataclasses.replace(hw, memory_bandwidth=hw.memory_bandwidth * scale)
+    assert faster.ridge_point("bf16") == pytest.approx(hw.ridge_point("bf16") / scale)
+    assert hw.ridge_point("bf16", achievable=True) == pytest.approx(
+        hw.ridge_point("bf16") * hw.compute_efficiency / hw.memory_efficiency)
+    assert hw.flops("fp16") == hw.flops("bf16")
+    # JSON-ready and loss-free.
+    assert json.loads(json.dumps(hw.to_dict())) == hw.to_dict()
 
 
 # ---- command line ----------------------------------------------------------------------------
