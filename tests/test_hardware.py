@@ -424,6 +424,18 @@ def test_hardware_list_json_is_si():
     assert rows["h100"]["sources"]["memory_bandwidth"].startswith("NVIDIA H100")
 
 
+def test_hardware_show_prints_every_figure_with_its_source():
+    result = CliRunner().invoke(_catalog_app(), ["hardware", "show", "lpu"])
+    assert result.exit_code == 0, result.output
+    lpu = load_hardware("lpu")
+    for field in lpu.sources:
+        assert field in result.output
+    assert "41 us" in result.output and "240 GB/s" in result.output
+    shown = json.loads(CliRunner().invoke(_catalog_app(), ["hardware", "show", "lpu",
+                                                           "--json"]).output)
+    assert shown == json.loads(json.dumps(lpu.to_dict()))
+
+
 def test_models_list_json():
     result = CliRunner().invoke(_catalog_app(), ["models", "list", "--json"])
     assert result.exit_code == 0, result.output

@@ -1,10 +1,11 @@
-"""``infersim hardware list`` and ``infersim models list``: what the simulator knows about.
+"""``infersim hardware list|show`` and ``infersim models list``: what the simulator knows about.
 
 The hardware table is the first thing a capacity planner reads: per chip, where weights live and
 how much of it there is, how fast it streams, the dense peak in bf16 and fp8, the ridge point
 (the arithmetic intensity above which a kernel is compute-bound: peak FLOP/s over memory
 bandwidth), the scale-up domain, power and price. The model table gives the size of each model
-and how many bytes of KV cache one token costs. Both print JSON (SI units) with ``--json``.
+and how many bytes of KV cache one token costs. ``hardware show <chip>`` prints every figure of
+one chip beside its source, for auditing. All print JSON (SI units) with ``--json``.
 """
 
 from __future__ import annotations
@@ -89,6 +90,49 @@ def list_hardware_command(as_json: bool = typer.Option(False, "--json",
     _console().print(table)
 
 
+# Attribute -> unit, for ``hardware show``; counts and fractions have no unit.
+_SHOW_UNITS = {"memory_capacity_bytes": "B", "memory_bandwidth": "B/s", "sram_bytes": "B",
+               "sram_bandwidth": "B/s", "scaleup_bandwidth": "B/s", "scaleup_latency_s": "s",
+               "scaleout_bandwidth": "B/s", "scaleout_latency_s": "s", "tdp_watts": "W",
+               "idle_watts": "W", "step_overhead_s": "s", "layer_latency_s": "s",
+               "hop_latency_s": "s"}
+
+
+def _show_value(field: str, value: Any) -> str:
+    if field in _SHOW_UNITS:
+        if _SHOW_UNITS[field] == "s" and 0 < value < 1:
+            return f"{value * 1e6:.4g} us"
+        return human(value, _SHOW_UNITS[field])
+    if field == "price_per_chip_hour":
+        return f"${value:g}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def show_hardware_command(
+    name: str = typer.Argument(..., help="A chip name (see 'hardware list') or a YAML path."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (SI units)."),
+) -> None:
+    """Show every figure of one chip with the source it came from."""
+    profile = load_hardware(name)
+    if as_json:
+        typer.echo(json.dumps(profile.to_dict(), indent=2))
+        return
+    table = Table(title=f"{profile.name}: {profile.description} ({profile.path})")
+    table.add_column("field")
+    table.add_column("value", justify="right")
+    table.add_column("source / fitted to", overflow="fold")
+    for precision in profile.peak_flops:
+        key = f"peak_flops.{precision}"
+        table.add_row(key, human(profile.peak_flops[precision], "FLOP/s"), profile.sources[key])
+    for field, source in profile.sources.items():
+        if not field.startswith("peak_flops."):
+            value = _show_value(field, getattr(profile, field))
+            if field == "price_per_chip_hour":
+                value += f" ({profile.price_date})"
+            table.add_row(field, value, source)
+    _console().print(table)
+
+
 def model_rows() -> list[dict[str, Any]]:
     """One JSON-ready record per known model: sizes and bf16 KV bytes per token."""
     from infersim.model import list_models, load_model  # the model layer loads on demand
@@ -131,6 +175,7 @@ def register(app: typer.Typer) -> None:
     """Add the ``hardware`` and ``models`` command groups to ``app``."""
     hardware_app = typer.Typer(help="Hardware profiles (hardware/*.yaml).", no_args_is_help=True)
     hardware_app.command("list")(list_hardware_command)
+    hardware_app.command("show")(show_hardware_command)
     app.add_typer(hardware_app, name="hardware")
     models_app = typer.Typer(help="Model specs (models/*.yaml).", no_args_is_help=True)
     models_app.command("list")(list_models_command)
