@@ -11,10 +11,13 @@ recomputes the errors, and ``tests/test_calibration.py`` bounds them.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
+import math
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from infersim.cost.memory import min_chips
 from infersim.cost.throughput import (
@@ -29,6 +32,10 @@ from infersim.cost.throughput import (
     vllm_060,
 )
 from infersim.cost.types import Deployment
+from infersim.errors import InfersimError
+
+if TYPE_CHECKING:
+    from infersim.hardware import HardwareProfile
 
 Kind = Literal["AGG", "USER", "TTFT", "TPOT", "ITL"]
 
@@ -53,11 +60,15 @@ class PublishedFigure:
     predict: Callable[[Deployment], float]   # deployment -> figure in ``unit``
     kv_precision: str | None = None
 
-    def deployment(self, *, ideal: bool = False) -> Deployment:
+    def deployment(self, *, ideal: bool = False,
+                   hardware: HardwareProfile | None = None) -> Deployment:
+        """The deployment measured, on the shipped profile or on ``hardware`` (a variant)."""
         from infersim.hardware import load_hardware
         from infersim.model import load_model
 
-        return Deployment(model=load_model(self.model), hardware=load_hardware(self.hardware),
+        return Deployment(model=load_model(self.model),
+                          hardware=hardware if hardware is not None else load_hardware(
+                              self.hardware),
                           precision=self.precision, kv_precision=self.kv_precision,
                           tp=self.tp, pp=self.pp, ideal=ideal)
 
@@ -104,13 +115,17 @@ def _trtllm(row: str, isl: int, osl: int, published: float) -> PublishedFigure:
         unit="tok/s", predict=_offline(fixed_lengths(isl, osl), TENSORRT_LLM))
 
 
-def _lpu_chips() -> int:
-    # Groq spreads the model over as many LPUs as its weights need (pipeline of chips).
+# A GroqNode holds 8 fully connected LPUs: each layer is split 8 ways (tp) and the layers are
+# pipelined over as many nodes as the weights need.
+LPU_TP = 8
+
+
+def _lpu_stages(model: str, precision: str) -> int:
     from infersim.hardware import load_hardware
     from infersim.model import load_model
 
-    dep = Deployment(model=load_model("llama-2-7b"), hardware=load_hardware("lpu"))
-    return min_chips(dep)
+    dep = Deployment(model=load_model(model), hardware=load_hardware("lpu"), precision=precision)
+    return math.ceil(min_chips(dep) / LPU_TP)
 
 
 def published_figures() -> tuple[PublishedFigure, ...]:
@@ -150,8 +165,9 @@ def published_figures() -> tuple[PublishedFigure, ...]:
         PublishedFigure(row="12", hardware="wse3", model="llama-3.1-8b", precision="bf16", tp=1,
                         pp=1, kind="USER", conditions="single stream, 1,000-token prompt",
                         published=1800.0, unit="tok/s", predict=_user_tokens_per_s(1000, 200)),
-        PublishedFigure(row="13", hardware="lpu", model="llama-2-7b", precision="fp16", tp=1,
-                        pp=_lpu_chips(), kind="USER", conditions="single stream, 4K context",
+        PublishedFigure(row="13", hardware="lpu", model="llama-2-7b", precision="fp16",
+                        tp=LPU_TP, pp=_lpu_stages("llama-2-7b", "fp16"), kind="USER",
+                        conditions="single stream, 4K context, 8 LPUs per stage",
                         published=750.0, unit="tok/s", predict=_user_tokens_per_s(3840, 512)),
         PublishedFigure(row="14a", hardware="trainium2", model="llama-3.1-70b", precision="bf16",
                         tp=16, pp=1, kind="ITL",
@@ -188,3 +204,51 @@ def format_report(results: list[CalibrationResult]) -> str:
     lines.append(f"median |error| {100 * median_abs_error(results):.1f}%, "
                  f"max |error| {100 * max(abs(r.error) for r in results):.1f}%")
     return "\n".join(lines)
+
+
+# Knobs of a HardwareProfile that calibration may set (attribute names).
+KNOBS = ("compute_efficiency", "memory_efficiency", "step_overhead_s", "layer_latency_s",
+         "hop_latency_s")
+
+
+def fit_knobs(hardware: str, grid: Mapping[str, Sequence[float]],
+              figures: Sequence[PublishedFigure] | None = None
+              ) -> tuple[dict[str, float], list[CalibrationResult]]:
+    """Grid-search ``hardware``'s knobs against its published figures.
+
+    Minimises the mean absolute log error (a factor of 2 too high and too low weigh the same)
+    over every figure measured on that chip. Knobs not in ``grid`` keep their shipped values.
+    Returns the best knob values and the results they give.
+    """
+    from infersim.hardware import load_hardware
+
+    unknown = sorted(set(grid) - set(KNOBS))
+    if unknown:
+        raise InfersimError(field=f"grid.{unknown[0]}", expected="one of " + ", ".join(KNOBS))
+    base = load_hardware(hardware)
+    chosen = [f for f in (figures or published_figures()) if f.hardware == hardware]
+    if not chosen:
+        raise InfersimError(field="hardware", expected="a chip with published figures",
+                            given=hardware)
+    names = list(grid)
+    best: tuple[float, dict[str, float], list[CalibrationResult]] | None = None
+    for values in itertools.product(*(grid[n] for n in names)):
+        knobs = dict(zip(names, values, strict=True))
+        profile = dataclasses.replace(base, **knobs)
+        results = []
+        for fig in chosen:
+            try:
+                predicted = fig.predict(fig.deployment(hardware=profile))
+            except InfersimError:
+                predicted = math.nan
+            results.append(CalibrationResult(fig, predicted))
+        if any(not math.isfinite(r.predicted) or r.predicted <= 0 for r in results):
+            continue
+        loss = statistics.fmean(abs(math.log(r.predicted / r.figure.published))
+                                for r in results)
+        if best is None or loss < best[0]:
+            best = (loss, knobs, results)
+    if best is None:
+        raise InfersimError(field="grid", expected="knob values under which every figure "
+                            "can be predicted", given=dict(grid))
+    return best[1], best[2]

@@ -26,7 +26,9 @@ is ``N = λ · E[out] · TPOT(N)``, solved as a fixed point. Prefill steps inter
 fraction ``λ · t_prefill`` of the time, so ``TPOT = t_decode(N) / (1 − λ · t_prefill)``. TTFT is the
 prefill of the median prompt plus the wait for the step group already running: on average half
 of ``scheduler_steps`` decode steps (vLLM 0.6's multi-step scheduling runs that many decode steps per
-scheduling decision).
+scheduling decision), plus one more step when the engine hands tokens out asynchronously
+(vLLM 0.6 overlaps a step's output processing with the next step, so every token, the first
+included, reaches the user a step late).
 
 Lengths are given as means (and second moment of the output length); a lognormal fit of
 ShareGPT is provided by :func:`lognormal_lengths`.
@@ -54,6 +56,7 @@ class EngineConfig:
     kv_reservation: Literal["full", "on_demand"]
     mixed_batching: bool         # prefill tokens ride in decode steps (in-flight / chunked)
     scheduler_steps: int = 1     # decode steps per scheduling decision (vLLM multi-step)
+    async_output: bool = False   # tokens reach the user one step late (vLLM 0.6 async output)
     memory_fraction: float = 0.9
 
     def __post_init__(self) -> None:
@@ -76,11 +79,13 @@ TENSORRT_LLM = EngineConfig(name="tensorrt-llm", max_batch_size=2048, max_num_to
 def vllm_060(max_model_len: int = 8192, *, scheduler_steps: int = 1) -> EngineConfig:
     """vLLM 0.6.0 defaults: ``max_num_seqs`` 256, prefill-only steps (chunked prefill off below
     32K context) of up to ``max(max_model_len, 2048)`` tokens, KV blocks allocated on demand,
-    ``gpu_memory_utilization`` 0.9. Its v0.6.0 benchmarks ran multi-step scheduling with 10
+    ``gpu_memory_utilization`` 0.9, and asynchronous output processing (a step's tokens are
+    detokenised and sent while the next step runs). Its v0.6.0 benchmarks ran multi-step scheduling with 10
     steps (``--num-scheduler-steps 10``)."""
     return EngineConfig(name="vllm-0.6", max_batch_size=256,
                         max_num_tokens=max(max_model_len, 2048), kv_reservation="on_demand",
-                        mixed_batching=False, scheduler_steps=scheduler_steps)
+                        mixed_batching=False, scheduler_steps=scheduler_steps,
+                        async_output=True)
 
 
 @dataclass(frozen=True)
@@ -232,7 +237,9 @@ def online_latency(dep: Deployment, lengths: LengthStats, rate: float,
     t_decode = _decode_step(dep, running, context)
     tpot = t_decode / (1.0 - busy)
     median_prompt = max(1, round(lengths.input_median))
-    ttft = prefill_time(dep, (median_prompt,)) + engine.scheduler_steps * tpot / 2.0
+    wait = engine.scheduler_steps * tpot / 2.0
+    delivery = tpot if engine.async_output else 0.0
+    ttft = prefill_time(dep, (median_prompt,)) + wait + delivery
     return OnlineEstimate(running_batch=running, ttft_s=ttft, tpot_s=tpot, decode_step_s=t_decode,
                           prefill_s=prefill_mean, utilisation=busy)
 
