@@ -50,9 +50,13 @@ class Result:
     requests: pd.DataFrame
     timeseries: pd.DataFrame
     links: pd.DataFrame
-    token_gaps: pd.DataFrame  # request_id, gap_s: every inter-token gap, exact
+    token_gaps: pd.DataFrame  # gap_s, count: every inter-token gap of completed requests, exact
     cost: CostReport
-    extra: dict = field(default_factory=dict)
+    sim: Any = field(repr=False)  # the engine's SimResult (token_times(request_id), epochs, ...)
+
+    def token_times(self, request_id: int) -> np.ndarray:
+        """Instants (s) of every output token of one request, rebuilt exactly."""
+        return self.sim.token_times(request_id)
 
     def save(self, out_dir: str | Path, *, plots: bool = True) -> list[Path]:
         """Write summary.json, the parquet tables and (unless ``plots=False``) the PNG plots."""
@@ -101,19 +105,28 @@ def _prefill_share(scenario: Scenario, resolved: Resolved, name: str, stats: Map
     from infersim.economics import token_weighted_prefill_share
 
     dep = resolved.deployments[name]
-    pool = scenario.pools[name]
-    served = requests[requests.get("prefill_pool", pd.Series(name, index=requests.index)) == name]
-    if len(served) == 0:
-        return 0.5
+    served = requests[(requests["prefill_pool"] == name).to_numpy()]
+    if len(served) == 0 or served["prompt_tokens"].sum() == 0:
+        return 0.0
     mean_prompt = max(round(float(served["prompt_tokens"].mean())), 1)
     mean_output = float(served["output_tokens"].mean())
     prefill_per_token = prefill_time(dep, [mean_prompt]) / mean_prompt
-    batch = max(1, min(pool.max_batch_size, int(stats.get("mean_decode_batch", pool.max_batch_size))))
-    context = int(mean_prompt + mean_output / 2)
+    # Decode cost per token at the pool's observed mean batch while it was busy.
+    batch = max(1, round(float(stats.get("mean_batch_size") or 1.0)))
+    context = round(mean_prompt + mean_output / 2)
     decode_step = step_time(dep, StepBatch(decode_kv_lens=(context,) * batch)).time_s
     return token_weighted_prefill_share(float(served["prompt_tokens"].sum()),
                                         float(served["output_tokens"].sum()),
                                         prefill_per_token, decode_step / batch)
+
+
+def _mean_busy_batch(timeseries: pd.DataFrame) -> dict[str, float]:
+    """Per pool, the mean running batch over samples taken while an instance was busy."""
+    busy = timeseries[timeseries["busy"].to_numpy()]
+    if busy.empty:
+        return {}
+    means = busy.groupby("pool", observed=True)["batch_size"].mean()
+    return {str(k): float(v) for k, v in means.items()}
 
 
 def price_run(scenario: Scenario, resolved: Resolved, pool_stats: Mapping[str, Mapping[str, Any]],
@@ -171,12 +184,18 @@ def simulate(scenario: ScenarioLike, *, seed: int | None = None, overrides: Sequ
     workload = _build_workload(sc, workload_rng)
     sim = simulate_cluster(cluster, workload, seed=engine_seed, time_limit_s=sc.time_limit,
                            progress=progress)
-    metrics = summarize(sim, sc.slo)
-    cost = price_run(sc, resolved, sim.pools, sim.requests, sim.duration_s)
+    metrics = summarize(sim, sc.slo.model_dump(exclude_none=True))
+    batches = _mean_busy_batch(sim.timeseries)
+    pool_stats = {name: {**stats, "mean_batch_size": batches.get(name)}
+                  for name, stats in sim.pools.items()}
+    cost = price_run(sc, resolved, pool_stats, sim.requests, sim.duration_s)
     summary = _assemble_summary(sc, metrics, cost)
+    gap_values, gap_counts = sim.itl_distribution()
+    token_gaps = pd.DataFrame({"gap_s": np.asarray(gap_values, dtype=np.float64),
+                               "count": np.asarray(gap_counts, dtype=np.int64)})
     return Result(scenario=sc, summary=summary, requests=sim.requests,
-                  timeseries=sim.timeseries, links=sim.links,
-                  token_gaps=sim.token_gap_table(), cost=cost)
+                  timeseries=sim.timeseries, links=sim.links, token_gaps=token_gaps, cost=cost,
+                  sim=sim)
 
 
 def _assemble_summary(sc: Scenario, metrics: Mapping[str, Any], cost: CostReport) -> dict:

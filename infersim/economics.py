@@ -104,6 +104,7 @@ class PoolEconomics:
     input_cost_usd: float
     output_cost_usd: float
     utilization: float  # busy instance-seconds / (instances × duration)
+    input_share: float  # fraction of this pool's cost and energy charged to input tokens
     energy_j: float
     average_power_w: float
 
@@ -176,7 +177,7 @@ def pool_economics(pool: PoolUsage, duration_s: float) -> PoolEconomics:
     return PoolEconomics(
         name=pool.name, role=pool.role, chips=pool.chips, dollars_per_hour=dollars_per_hour,
         cost_usd=cost, input_cost_usd=cost * share, output_cost_usd=cost * (1.0 - share),
-        utilization=_per(busy_s, capacity_s), energy_j=energy,
+        utilization=_per(busy_s, capacity_s), input_share=share, energy_j=energy,
         average_power_w=_per(energy, duration_s))
 
 

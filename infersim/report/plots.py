@@ -28,18 +28,18 @@ import matplotlib.pyplot as plt  # the backend is chosen before pyplot loads
 import numpy as np
 import pandas as pd
 
-# The phases of a request's life, in order, as (column of the request table, label, colour).
+# The phases of a request's life, in order: (column of request_phases(), label, colour).
 PHASES: tuple[tuple[str, str, str], ...] = (
-    ("queue_s", "queue", "#9e9e9e"),
+    ("wait_s", "queue / wait", "#9e9e9e"),
     ("prefill_s", "prefill", "#1f77b4"),
     ("transfer_s", "KV transfer", "#ff7f0e"),
     ("decode_s", "decode", "#2ca02c"),
 )
 
-# The per-pool series of the timeline, as (column of the timeseries table, axis label).
+# The per-pool series of the timeline: (column of pool_timeline(), axis label).
 TIMELINE_SERIES: tuple[tuple[str, str], ...] = (
-    ("queue_len", "queued requests\n(per instance)"),
-    ("batch_size", "running batch\n(sequences per instance)"),
+    ("queue_length", "queued requests\n(mean per instance)"),
+    ("batch_size", "running batch\n(mean sequences\nper instance)"),
     ("kv_used_fraction", "KV cache in use\n(fraction of capacity)"),
 )
 
@@ -91,21 +91,71 @@ def plot_latency_cdfs(ttft_s: np.ndarray, itl_s: np.ndarray, path: Path, *, titl
     return _save(fig, path)
 
 
-def plot_timeline(timeseries: pd.DataFrame, path: Path, *, title: str,
-                  time_col: str = "time_s", pool_col: str = "pool") -> Path:
+def request_phases(requests: pd.DataFrame) -> pd.DataFrame:
+    """Seconds each request spent per phase; the four add up to its end-to-end latency.
+
+    ``wait_s`` gathers every wait: in the prefill queue, and between its first token and the
+    start of decode other than the KV transfer itself (waiting for a link or for KV room on a
+    decode instance). Requests of mixed pools have no transfer.
+    """
+    def col(name: str) -> np.ndarray:
+        return requests[name].to_numpy(dtype=float)
+
+    arrival, prefill_start = col("arrival_at"), col("prefill_start_at")
+    first, decode_start, last = col("first_token_at"), col("decode_start_at"), col("last_token_at")
+    transfer = np.nan_to_num(col("kv_transfer_end_at") - col("kv_transfer_start_at"), nan=0.0)
+    # A request whose one token came out of prefill never decodes: it ends at its first token.
+    decode_start = np.where(np.isnan(decode_start), first, decode_start)
+    last = np.where(np.isnan(last), first, last)
+    return pd.DataFrame({
+        "wait_s": (prefill_start - arrival) + (decode_start - first - transfer),
+        "prefill_s": first - prefill_start,
+        "transfer_s": transfer,
+        "decode_s": last - decode_start,
+    }, index=requests.index)
+
+
+def pool_timeline(timeseries: pd.DataFrame, end_s: float, points: int = 400) -> pd.DataFrame:
+    """Per-pool means over instances on a regular time grid.
+
+    The engine samples each instance on its own events; between two samples an instance's state
+    holds, so each instance is read as a step function at every grid instant and the pool's value
+    is the mean over its instances.
+    """
+    grid = np.linspace(0.0, max(end_s, 1e-9), points)
+    rows = []
+    for pool, of_pool in timeseries.groupby("pool", observed=True, sort=False):
+        per_instance = []
+        for _, inst in of_pool.groupby("instance", observed=True, sort=False):
+            times = inst["time_at"].to_numpy()
+            at = np.searchsorted(times, grid, side="right") - 1
+            valid = at >= 0
+            at = np.clip(at, 0, None)
+            capacity = np.maximum(inst["kv_blocks_capacity"].to_numpy()[at], 1)
+            values = np.vstack([inst["queue_length"].to_numpy()[at],
+                                inst["batch_size"].to_numpy()[at],
+                                inst["kv_blocks_used"].to_numpy()[at] / capacity])
+            per_instance.append(np.where(valid, values, 0.0))
+        mean = np.mean(per_instance, axis=0)
+        rows.append(pd.DataFrame({"pool": str(pool), "time_s": grid, "queue_length": mean[0],
+                                  "batch_size": mean[1], "kv_used_fraction": mean[2]}))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
+        columns=["pool", "time_s", *[c for c, _ in TIMELINE_SERIES]])
+
+
+def plot_timeline(timeline: pd.DataFrame, path: Path, *, title: str) -> Path:
     """Queue length, batch size and KV-cache use per pool over simulated time."""
-    series = [(c, label) for c, label in TIMELINE_SERIES if c in timeseries.columns]
-    rows = max(len(series), 1)
-    fig, axes = plt.subplots(rows, 1, figsize=(11, 2.4 * rows + 0.6), sharex=True,
+    rows = len(TIMELINE_SERIES)
+    fig, axes = plt.subplots(rows, 1, figsize=(11, 2.3 * rows + 0.8), sharex=True,
                              constrained_layout=True, squeeze=False)
-    pools = list(dict.fromkeys(timeseries[pool_col])) if len(timeseries) else []
-    for ax, (column, label) in zip(axes[:, 0], series, strict=False):
+    pools = list(dict.fromkeys(timeline["pool"]))
+    for ax, (column, label) in zip(axes[:, 0], TIMELINE_SERIES, strict=True):
         for pool in pools:
-            rows_of_pool = timeseries[timeseries[pool_col] == pool]
-            ax.step(rows_of_pool[time_col], rows_of_pool[column], where="post", lw=1.2,
-                    label=str(pool))
+            of_pool = timeline[timeline["pool"] == pool]
+            ax.plot(of_pool["time_s"], of_pool[column], lw=1.2, label=str(pool))
         ax.set_ylabel(label, fontsize=9)
         ax.grid(True, alpha=0.25)
+        ax.set_ylim(bottom=0)
         if column == "kv_used_fraction":
             ax.set_ylim(0, 1.05)
     if pools:
@@ -138,16 +188,19 @@ def plot_utilization(pools: Sequence[Mapping[str, object]], path: Path, *, title
 
 def plot_breakdown(requests: pd.DataFrame, path: Path, *, title: str,
                    class_col: str = "class_name") -> Path:
-    """Mean seconds per phase (queue, prefill, KV transfer, decode), one bar per workload class."""
-    phases = [(c, label, colour) for c, label, colour in PHASES if c in requests.columns]
-    groups: list[tuple[str, pd.DataFrame]] = [("all requests", requests)]
-    if class_col in requests.columns and requests[class_col].nunique() > 1:
-        groups += [(str(name), frame) for name, frame in requests.groupby(class_col, sort=True)]
-    fig, ax = plt.subplots(figsize=(11, 1.0 + 0.7 * len(groups)), constrained_layout=True)
+    """Mean seconds per phase (wait, prefill, KV transfer, decode) of completed requests, one
+    bar for all and one per workload class."""
+    done = requests[requests["completed"]] if "completed" in requests else requests
+    phases = request_phases(done)
+    groups: list[tuple[str, pd.DataFrame]] = [("all requests", phases)]
+    if class_col in done.columns and done[class_col].nunique() > 1:
+        for name in sorted(done[class_col].dropna().unique().tolist(), key=str):
+            groups.append((str(name), phases[(done[class_col] == name).to_numpy()]))
+    fig, ax = plt.subplots(figsize=(11, 1.4 + 0.7 * len(groups)), constrained_layout=True)
     labels = [f"{name} (n={len(frame):,})" for name, frame in groups]
     left = np.zeros(len(groups))
-    for column, label, colour in phases:
-        means = np.array([float(np.nanmean(frame[column])) if len(frame) else 0.0
+    for column, label, colour in PHASES:
+        means = np.array([float(frame[column].mean()) if len(frame) else 0.0
                           for _, frame in groups])
         means = np.nan_to_num(means)
         ax.barh(labels, means, left=left, color=colour, label=label, height=0.6)
@@ -156,9 +209,10 @@ def plot_breakdown(requests: pd.DataFrame, path: Path, *, title: str,
         ax.annotate(f"{total:.3g} s", (total, y), xytext=(3, 0), textcoords="offset points",
                     va="center", fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlim(0, max(float(left.max()) * 1.15, 1e-9) if len(left) else 1)
-    ax.set_xlabel("mean time per request (s)")
+    ax.set_xlim(0, max(float(left.max()) * 1.15, 1e-9))
+    ax.set_xlabel("mean time per completed request (s)")
     ax.grid(True, axis="x", alpha=0.25)
-    ax.legend(loc="lower right", ncols=len(phases), fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25 if len(groups) < 3 else -0.12),
+              ncols=len(PHASES), fontsize=8, frameon=False)
     ax.set_title(title, fontsize=11)
     return _save(fig, path)
