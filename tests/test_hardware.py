@@ -180,8 +180,10 @@ def _latency_floor_s(hw, layers: int, stages: int) -> float:
 
 # (chip, layers, pipeline stages, published single-stream tok/s): published.md rows 12 and 13,
 # Cerebras' Llama-3.1-70B on four CS-3 (450 tok/s) and Groq's Llama-2-70B on 576 chips (300).
-SINGLE_STREAM = [("wse3", 32, 1, 1800.0), ("wse3", 80, 4, 450.0), ("lpu", 32, 64, 750.0),
-                 ("lpu", 80, 576, 300.0)]
+# LPU layouts as the calibration lays them out: 8 chips per stage (one GroqNode), so 66 chips
+# for 7B are 9 stages and 576 chips for 70B are 72.
+SINGLE_STREAM = [("wse3", 32, 1, 1800.0), ("wse3", 80, 4, 450.0), ("lpu", 32, 9, 750.0),
+                 ("lpu", 80, 72, 300.0)]
 
 
 @pytest.mark.parametrize(("name", "layers", "stages", "tokens_per_s"), SINGLE_STREAM)
