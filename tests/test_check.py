@@ -125,10 +125,21 @@ def test_bad_plan_is_one_line_naming_file_and_field(plan_dir, body, message):
     assert str(err.value) == message.format(plan=path)
 
 
-def test_unknown_metric_found_after_the_run_is_still_a_user_error(plan_dir):
+def test_metric_names_are_checked_before_any_run(plan_dir):
     path = write_plan(plan_dir, "scenario: ../scenarios/s.yaml\nassert: {p99_tft_ms: {max: 3}}\n")
+    ran = []
     with pytest.raises(InfersimError, match=r"assert\.p99_tft_ms: expected a summary metric"):
+        run_plans([path], lambda plan: ran.append(plan))
+    assert ran == []
+
+
+def test_a_block_path_missing_from_the_summary_is_still_a_user_error(plan_dir):
+    path = write_plan(plan_dir, "scenario: ../scenarios/s.yaml\n"
+                                "assert: {infersim.kv_peak: {max: 3}}\n")
+    with pytest.raises(InfersimError) as err:
         run_plans([path], fixed(SUMMARY))
+    assert str(err.value).startswith(f"{path}: assert.infersim.kv_peak: expected a summary "
+                                     "metric (completed, output_throughput, p99_itl_ms")
 
 
 def test_metric_names_resolve_by_unique_last_part():
@@ -201,3 +212,10 @@ def test_result_of_evaluate_is_independent_of_junit(plan_dir):
                                               "output_throughput": 9000.0},
                                      scenario_hash="h", seed=0))
     assert result.passed
+
+
+def test_cost_aliases_name_the_cost_block():
+    keys = ["cost.usd_per_million_output_tokens", "cost.dollars_per_hour", "p99_ttft_ms"]
+    assert resolve_metric_name("cost_per_million_output_tokens", keys) == (
+        "cost.usd_per_million_output_tokens")
+    assert resolve_metric_name("cost_per_hour", keys) == "cost.dollars_per_hour"

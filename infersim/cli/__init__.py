@@ -29,6 +29,9 @@ COMMAND_MODULES = (
     "infersim.cli.schema",     # schema
     "infersim.cli.catalog",    # hardware list / models list
     "infersim.cli.roofline",   # roofline
+    "infersim.cli.sweep",      # sweep
+    "infersim.cli.plan",       # plan
+    "infersim.cli.check",      # check
 )
 
 

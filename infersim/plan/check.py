@@ -220,7 +220,9 @@ def load_plan(path: str | Path, known_metrics: Sequence[str] | None = None) -> P
     bounds: list[Bound] = []
     for metric, spec in asserts.items():
         where = f"assert.{metric}"
-        if known_metrics is not None and resolve_metric_name(str(metric), known_metrics) is None:
+        known = (resolve_metric_name(str(metric), known_metrics) is not None
+                 if known_metrics is not None else is_metric_name(str(metric)))
+        if not known:
             raise InfersimError(file=path, field=where, expected="a summary metric name such as "
                                 "p99_ttft_ms or output_throughput", given=metric)
         if not isinstance(spec, dict) or not spec:
@@ -277,10 +279,40 @@ def _load_baseline_spec(value: Any, path: Path) -> BaselineSpec | None:
     return BaselineSpec(path=path.parent / file_name, tolerance=tolerance, metrics=metrics)
 
 
+# Names capacity planners use for figures the summary files under its cost block.
+METRIC_ALIASES = {
+    "cost_per_million_output_tokens": "cost.usd_per_million_output_tokens",
+    "cost_per_million_input_tokens": "cost.usd_per_million_input_tokens",
+    "cost_per_million_tokens": "cost.usd_per_million_tokens",
+    "cost_per_request": "cost.usd_per_request",
+    "cost_per_hour": "cost.dollars_per_hour",
+    "joules_per_output_token": "cost.joules_per_output_token",
+}
+
+
+_LATENCY_STAT = re.compile(r"^(mean|median|std|p50|p90|p99)_(ttft|tpot|itl|e2el)_ms$")
+_SCALAR_METRICS = ("completed", "failed", "duration", "total_input_tokens", "total_output_tokens",
+                   "request_throughput", "request_goodput", "output_throughput",
+                   "total_token_throughput")
+_BLOCKS = ("cost.", "infersim.", "slo_attainment.")
+
+
+def is_metric_name(name: str) -> bool:
+    """Whether ``name`` can name a summary metric, judged before any run: a vLLM-bench key, a
+    latency statistic, a cost alias, or a dotted path into the cost/infersim/slo_attainment
+    blocks (whose keys are checked against the run's summary)."""
+    return (name in _SCALAR_METRICS or bool(_LATENCY_STAT.match(name)) or name in METRIC_ALIASES
+            or name.startswith(_BLOCKS))
+
+
 def resolve_metric_name(name: str, available: Sequence[str]) -> str | None:
-    """The summary column ``name`` refers to: an exact dotted key, or a unique last part."""
+    """The summary column ``name`` refers to: an exact dotted key, an alias of a cost figure
+    (``cost_per_million_output_tokens``), or a unique last part."""
     if name in available:
         return name
+    alias = METRIC_ALIASES.get(name)
+    if alias is not None and alias in available:
+        return alias
     matches = [key for key in available if key.rsplit(".", 1)[-1] == name]
     return matches[0] if len(matches) == 1 else None
 

@@ -581,9 +581,11 @@ def slo_verdict(summary: Mapping[str, Any], slo: SLO, requests: int) -> tuple[bo
 class _Simulator:
     """Runs batches of candidate scenarios on an executor, remembering every result."""
 
-    def __init__(self, executor: Executor, base, base_data: Mapping[str, Any], seed: int | None,
-                 requests: int | None, progress: Callable[[str], None] | None) -> None:
+    def __init__(self, executor: Executor, base, base_data: Mapping[str, Any], slo: SLO,
+                 seed: int | None, requests: int | None,
+                 progress: Callable[[str], None] | None) -> None:
         self.executor = executor
+        self.slo = slo
         self.base = base
         self.base_data = base_data
         self.seed = seed
@@ -594,6 +596,8 @@ class _Simulator:
 
     def data(self, candidate: Candidate, rate: float | None) -> dict:
         data = candidate_data(self.base_data, self.base, candidate, rate)
+        # The planned scenario states the SLOs it was planned for, so its goodput counts them.
+        data["slo"] = {**self.slo.targets(), "percentile": self.slo.percentile}
         if self.seed is not None:
             data["seed"] = self.seed
         if self.requests is not None:
@@ -645,7 +649,7 @@ def plan_capacity(scenario: str | Path, *, rate: float | None, hardware: Sequenc
     sim_requests = requests or base.workload.requests
     load = load_shape(base, requests=sim_requests)
     candidates, pruned = size_candidates(base, load, slo, rate, hardware, budget)
-    simulator = _Simulator(executor, base, base_data, seed, requests, progress)
+    simulator = _Simulator(executor, base, base_data, slo, seed, requests, progress)
     notes: list[str] = []
     if not candidates:
         return PlanOutcome(rate=rate, budget=budget, slo=slo, load=load, evaluations=(),

@@ -1,0 +1,226 @@
+"""What a planner run leaves behind: the best plan as a runnable scenario, the ranked table of
+every candidate, and a Pareto plot of cost against latency and goodput per dollar.
+
+* ``best.yaml`` — the base scenario with the winning pools, links and the planned rate; ``infersim
+  run best.yaml`` reproduces the confirming simulation.
+* ``plans.csv`` — one row per candidate the cost model admitted, ranked: confirmed plans first
+  (cheapest first, or most goodput per $ under a budget), then those that missed an SLO in
+  simulation (with the reason), then those never simulated (costlier than needed).
+* ``pareto.png`` — left, $/h against the tail TTFT at the planned rate, colocated and
+  disaggregated marked apart, the cost–latency Pareto front drawn; right, $/h against requests
+  served within SLO per dollar at each plan's maximum sustainable rate.
+* ``plan.json`` — the search itself: load shape, SLO, pruned shapes and why, the winner.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from infersim.plan.planner import LAYOUTS, Evaluation, PlanOutcome
+
+
+def _metric(summary, key: str) -> float:
+    if not summary:
+        return math.nan
+    value = summary.get(key)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return math.nan
+
+
+def _cost_metric(summary, key: str) -> float:
+    if not summary:
+        return math.nan
+    return _metric(summary.get("cost") or {}, key)
+
+
+def plans_table(outcome: PlanOutcome) -> pd.DataFrame:
+    """The ranked candidates as one flat row each."""
+    ttft_key = outcome.slo.summary_key("ttft")
+    itl_key = outcome.slo.summary_key("itl")
+    rows = []
+    for rank, ev in enumerate(outcome.evaluations, start=1):
+        c = ev.candidate
+        pools = {p.role: p for p in c.pools}
+        row: dict[str, Any] = {
+            "rank": rank,
+            "layout": c.layout,
+            "plan": c.label,
+            "chips": c.chips,
+            "cost_per_hour": round(c.cost_per_hour, 6),
+            "sized_for_utilisation": c.utilisation_target,
+            "model_capacity_rps": round(c.capacity_rps, 6),
+            "simulated": ev.slo_met is not None,
+            "slo_met": ev.slo_met,
+            "reason": ev.reason,
+            ttft_key: _metric(ev.summary, ttft_key),
+            itl_key: _metric(ev.summary, itl_key),
+            "output_throughput": _metric(ev.summary, "output_throughput"),
+            "request_goodput": _metric(ev.summary, "request_goodput"),
+            "usd_per_million_output_tokens": _cost_metric(ev.summary,
+                                                          "usd_per_million_output_tokens"),
+            "max_rate": ev.max_rate if ev.max_rate is not None else math.nan,
+            "requests_per_dollar": ev.goodput_per_dollar if ev.goodput_per_dollar is not None
+            else math.nan,
+        }
+        for role in ("prefill", "decode", "mixed"):
+            pool = pools.get(role)
+            row[f"{role}_hardware"] = pool.hardware if pool else ""
+            row[f"{role}_tp"] = pool.tp if pool else 0
+            row[f"{role}_instances"] = pool.instances if pool else 0
+            row[f"{role}_max_batch_size"] = pool.max_batch_size if pool else 0
+            row[f"{role}_max_batch_tokens"] = pool.max_batch_tokens if pool else 0
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def verdict(outcome: PlanOutcome) -> str:
+    """One sentence: which layout won at this load, and by how much."""
+    colocated, disaggregated = (outcome.best_of(layout) for layout in LAYOUTS)
+    if colocated is None and disaggregated is None:
+        return "no plan met the SLOs"
+    if colocated is None or disaggregated is None:
+        winner = colocated or disaggregated
+        return (f"only {winner.candidate.layout} plans were confirmed "
+                f"(cheapest {winner.candidate.cost_per_hour:.2f} $/h)")
+    if outcome.rate is None:
+        a, b = colocated.goodput_per_dollar or 0.0, disaggregated.goodput_per_dollar or 0.0
+        won = "disaggregated" if b > a else "colocated"
+        return (f"{won} wins under the budget: {max(a, b):.0f} vs {min(a, b):.0f} requests "
+                "per $ within SLO")
+    a, b = colocated.candidate.cost_per_hour, disaggregated.candidate.cost_per_hour
+    if abs(a - b) < 1e-9:
+        return f"colocated and disaggregated tie at {a:.2f} $/h at {outcome.rate:g} req/s"
+    won, lost = ("disaggregated", "colocated") if b < a else ("colocated", "disaggregated")
+    cheap, dear = min(a, b), max(a, b)
+    return (f"{won} wins at {outcome.rate:g} req/s: {cheap:.2f} $/h vs {dear:.2f} $/h for the "
+            f"cheapest {lost} plan that meets the SLOs ({(1 - cheap / dear):.0%} cheaper)")
+
+
+def write_outputs(outcome: PlanOutcome, out_dir: Path, base_source: str) -> list[Path]:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    table = plans_table(outcome)
+    csv = out_dir / "plans.csv"
+    table.to_csv(csv, index=False)
+    paths.append(csv)
+    if outcome.best is not None and outcome.best_scenario is not None:
+        best = out_dir / "best.yaml"
+        header = (f"# Planned by `infersim plan` from {base_source}: {outcome.best.candidate.label}\n"
+                  f"# {outcome.best.candidate.cost_per_hour:.2f} $/h; "
+                  + (f"meets the SLOs at {outcome.rate:g} req/s" if outcome.rate is not None
+                     else f"highest goodput per $ under {outcome.budget:g} $/h")
+                  + (f", sustains up to {outcome.best.max_rate:.3g} req/s"
+                     if outcome.best.max_rate else "") + "\n")
+        best.write_text(header + yaml.safe_dump(outcome.best_scenario, sort_keys=False))
+        paths.append(best)
+    summary = {
+        "rate": outcome.rate, "budget": outcome.budget,
+        "slo": {**outcome.slo.targets(), "percentile": outcome.slo.percentile},
+        "load": {"mean_prompt_tokens": outcome.load.mean_prompt,
+                 "mean_output_tokens": outcome.load.mean_output,
+                 "requests_per_simulation": outcome.load.requests},
+        "candidates": len(outcome.evaluations), "simulations": outcome.simulations,
+        "best": outcome.best.candidate.label if outcome.best else None,
+        "best_cost_per_hour": outcome.best.candidate.cost_per_hour if outcome.best else None,
+        "best_max_rate": outcome.best.max_rate if outcome.best else None,
+        "verdict": verdict(outcome),
+        "pruned": [{"shape": shape, "why": why} for shape, why in outcome.pruned],
+        "notes": list(outcome.notes),
+    }
+    plan_json = out_dir / "plan.json"
+    plan_json.write_text(json.dumps(summary, indent=2, allow_nan=True) + "\n")
+    paths.append(plan_json)
+    if any(ev.slo_met is not None for ev in outcome.evaluations):
+        paths.append(pareto_plot(outcome, out_dir / "pareto.png"))
+    return paths
+
+
+def _pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Points not beaten on both cost and latency, in order of cost."""
+    front: list[tuple[float, float]] = []
+    for cost, latency in sorted(points):
+        if not front or latency < front[-1][1]:
+            front.append((cost, latency))
+    return front
+
+
+def pareto_plot(outcome: PlanOutcome, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ttft_key = outcome.slo.summary_key("ttft")
+    simulated = [ev for ev in outcome.evaluations if ev.slo_met is not None]
+    markers = {"colocated": "o", "disaggregated": "s"}
+    colours = {"colocated": "tab:blue", "disaggregated": "tab:orange"}
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+
+    def latency_of(ev: Evaluation) -> float:
+        summary = ev.summary if outcome.rate is not None else ev.max_rate_summary
+        return _metric(summary, ttft_key)
+
+    for layout in LAYOUTS:
+        for met in (True, False):
+            group = [ev for ev in simulated if ev.candidate.layout == layout and ev.slo_met is met]
+            if not group:
+                continue
+            left.scatter([ev.candidate.cost_per_hour for ev in group],
+                         [latency_of(ev) for ev in group], marker=markers[layout],
+                         facecolors=colours[layout] if met else "none",
+                         edgecolors=colours[layout], s=48,
+                         label=f"{layout}, {'meets SLOs' if met else 'misses an SLO'}")
+    front = _pareto_front([(ev.candidate.cost_per_hour, latency_of(ev)) for ev in simulated
+                           if ev.slo_met and math.isfinite(latency_of(ev))])
+    if len(front) > 1:
+        left.step([c for c, _ in front], [lat for _, lat in front], where="post", color="grey",
+                  linewidth=1, label="Pareto front (cost, TTFT)")
+    if outcome.best is not None:
+        left.scatter([outcome.best.candidate.cost_per_hour], [latency_of(outcome.best)],
+                     marker="*", s=260, color="gold", edgecolors="black", zorder=5,
+                     label="best plan")
+    if outcome.slo.ttft_ms is not None:
+        left.axhline(outcome.slo.ttft_ms, color="red", linestyle="--", linewidth=1,
+                     label=f"TTFT target {outcome.slo.ttft_ms:g} ms")
+    where = f"at {outcome.rate:g} req/s" if outcome.rate is not None else "at max sustainable rate"
+    left.set_xlabel("cluster cost ($/h)")
+    left.set_ylabel(f"{ttft_key.replace('_ms', '')} (ms) {where}")
+    left.set_yscale("log")
+    left.set_title("Cost against tail latency")
+    left.legend(fontsize=7, loc="best")
+    left.grid(True, alpha=0.3)
+
+    searched = [ev for ev in simulated if ev.goodput_per_dollar is not None]
+    for layout in LAYOUTS:
+        group = [ev for ev in searched if ev.candidate.layout == layout]
+        if group:
+            right.scatter([ev.candidate.cost_per_hour for ev in group],
+                          [ev.goodput_per_dollar for ev in group], marker=markers[layout],
+                          color=colours[layout], s=48, label=layout)
+            for ev in group:
+                right.annotate(f"{ev.max_rate:.3g} req/s", (ev.candidate.cost_per_hour,
+                                                           ev.goodput_per_dollar),
+                               fontsize=7, xytext=(4, 4), textcoords="offset points")
+    if outcome.best is not None and outcome.best.goodput_per_dollar is not None:
+        right.scatter([outcome.best.candidate.cost_per_hour], [outcome.best.goodput_per_dollar],
+                      marker="*", s=260, color="gold", edgecolors="black", zorder=5,
+                      label="best plan")
+    right.set_xlabel("cluster cost ($/h)")
+    right.set_ylabel("requests within SLO per $ (at max rate)")
+    right.set_title("Goodput per dollar at each plan's maximum sustainable rate")
+    if searched:
+        right.legend(fontsize=7, loc="best")
+    right.grid(True, alpha=0.3)
+    fig.suptitle(verdict(outcome), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
