@@ -27,6 +27,7 @@ matplotlib.use("Agg")  # files only; never open a window (CLI, CI, notebooks' su
 import matplotlib.pyplot as plt  # the backend is chosen before pyplot loads
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import FuncFormatter
 
 # The phases of a request's life, in order: (column of request_phases(), label, colour).
 PHASES: tuple[tuple[str, str, str], ...] = (
@@ -70,12 +71,17 @@ def plot_latency_cdfs(ttft_s: np.ndarray, itl_s: np.ndarray, path: Path, *, titl
     for ax, (name, values_ms, slo_ms, colour, what) in zip(axes, panels, strict=True):
         x, y = _cdf(values_ms)
         if len(x):
-            ax.step(x, y, where="post", color=colour, lw=1.8, label=f"simulated ({len(x):,} {what})")
+            ax.step(x, y, where="post", color=colour, lw=1.8,
+                    label=f"simulated ({len(x):,} {what})")
             p = float(np.percentile(x, percentile))
             ax.plot([p], [percentile], "o", color=colour, ms=5,
                     label=f"p{percentile:g} = {p:,.1f} ms")
             if x[0] > 0:
                 ax.set_xscale("log")
+                plain = FuncFormatter(lambda v, _: f"{v:g}")
+                ax.xaxis.set_major_formatter(plain)
+                ax.xaxis.set_minor_formatter(FuncFormatter(
+                    lambda v, _: f"{v:g}" if str(f"{v:g}")[0] in "25" else ""))
         else:
             ax.text(0.5, 0.5, f"no {what}", transform=ax.transAxes, ha="center", va="center")
         if slo_ms is not None:
@@ -175,7 +181,8 @@ def plot_utilization(pools: Sequence[Mapping[str, object]], path: Path, *, title
     colours = {"prefill": "#1f77b4", "decode": "#2ca02c", "mixed": "#9467bd"}
     bars = ax.bar(names, util, color=[colours.get(str(p["role"]), "#7f7f7f") for p in pools])
     for bar, pool, u in zip(bars, pools, util, strict=True):
-        ax.annotate(f"{u:.0f} %\n{pool['chips']} chips, {pool['role']}",
+        chips = int(pool["chips"])
+        ax.annotate(f"{u:.0f} %\n{chips} chip{'s' if chips != 1 else ''}, {pool['role']}",
                     (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                     ha="center", va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points")
     ax.set_ylim(0, 118)
@@ -203,7 +210,9 @@ def plot_breakdown(requests: pd.DataFrame, path: Path, *, title: str,
         means = np.array([float(frame[column].mean()) if len(frame) else 0.0
                           for _, frame in groups])
         means = np.nan_to_num(means)
-        ax.barh(labels, means, left=left, color=colour, label=label, height=0.6)
+        overall_ms = means[0] * 1e3
+        ax.barh(labels, means, left=left, color=colour, height=0.6,
+                label=f"{label} (mean {overall_ms:,.1f} ms)")
         left += means
     for y, total in enumerate(left):
         ax.annotate(f"{total:.3g} s", (total, y), xytext=(3, 0), textcoords="offset points",
@@ -212,7 +221,6 @@ def plot_breakdown(requests: pd.DataFrame, path: Path, *, title: str,
     ax.set_xlim(0, max(float(left.max()) * 1.15, 1e-9))
     ax.set_xlabel("mean time per completed request (s)")
     ax.grid(True, axis="x", alpha=0.25)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25 if len(groups) < 3 else -0.12),
-              ncols=len(PHASES), fontsize=8, frameon=False)
+    fig.legend(loc="outside lower center", ncols=len(PHASES), fontsize=8, frameon=False)
     ax.set_title(title, fontsize=11)
     return _save(fig, path)
