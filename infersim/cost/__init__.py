@@ -12,6 +12,7 @@ from infersim.cost.step import (
     decode_time,
     expected_distinct_experts,
     prefill_time,
+    ridge_point,
     step_time,
 )
 from infersim.cost.types import Deployment, StepBatch, StepCost
@@ -32,5 +33,6 @@ __all__ = [
     "min_chips",
     "placement",
     "prefill_time",
+    "ridge_point",
     "step_time",
 ]

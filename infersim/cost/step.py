@@ -380,11 +380,19 @@ def prefill_time(dep: Deployment, prompt_tokens: Sequence[int]) -> float:
     return step_time(dep, StepBatch(prefill_new_tokens=prompts)).time_s
 
 
+def ridge_point(dep: Deployment) -> float:
+    """FLOP per byte at which the linear layers of ``dep`` turn from memory- to compute-bound:
+    achievable FLOP/s over achievable memory bandwidth (H100 bf16, ideal: 989/3.35 ≈ 295)."""
+    c = deployment_constants(dep)
+    return c.flops_rate / c.bandwidth
+
+
 def decode_time(dep: Deployment, batch_size: int, kv_len: int) -> float:
     """Seconds of one decode step of ``batch_size`` sequences that each attend to ``kv_len``."""
     a, b = decode_step_coefficients(dep, batch_size)
     return a + b * batch_size * kv_len
 
 
-__all__ = ["ACTIVATION_BYTES", "decode_step_coefficients", "decode_time", "deployment_constants",
-           "expected_distinct_experts", "prefill_time", "step_time"]
+__all__ = ["ACTIVATION_BYTES", "ROOFLINE_OVERLAP_EXPONENT", "combine", "decode_step_coefficients",
+           "decode_time", "deployment_constants", "expected_distinct_experts", "prefill_time",
+           "ridge_point", "step_time"]
