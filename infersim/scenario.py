@@ -92,7 +92,9 @@ def _quantity(kind: str, example: str) -> Any:
 
     def parse(value: Any) -> Any:
         try:
-            return parse_quantity(value, kind)
+            # 15 significant digits: '10 us' is 1e-05, not 10 × 1e-6 = 9.999999999999999e-06,
+            # so the resolved scenario (and its hash) does not depend on how a unit was written.
+            return float(f"{parse_quantity(value, kind):.15g}")
         except InfersimError as err:
             raise PydanticCustomError("infersim", "{expected}",
                                       {"expected": err.expected or f"a {kind} quantity"}) from None

@@ -1,0 +1,227 @@
+"""The scenario file: schema, units, overrides, the hash, cross-field checks, engine specs."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from infersim.errors import InfersimError
+from infersim.paths import shipped_dir
+from infersim.scenario import (
+    DECODE_POLICIES,
+    ROUTER_POLICIES,
+    Scenario,
+    apply_overrides,
+    build_cluster,
+    check_scenario,
+    json_schema,
+    load_scenario,
+)
+
+SMALL = {
+    "name": "small",
+    "seed": 3,
+    "model": "llama-3.1-8b",
+    "pools": {
+        "prefill": {"role": "prefill", "hardware": "h100", "instances": 1},
+        "decode": {"role": "decode", "hardware": "h100", "instances": 2, "max_batch_size": 64},
+    },
+    "links": [{"between": ["prefill", "decode"], "bandwidth": "400 Gbit/s", "latency": "10 us"}],
+    "workload": {
+        "arrival": {"process": "poisson", "rate": 5},
+        "requests": 10,
+        "prompt_tokens": {"dist": "fixed", "value": 100},
+        "output_tokens": {"dist": "fixed", "value": 10},
+    },
+    "slo": {"ttft_ms": 500, "itl_ms": 40},
+}
+
+SEED_SCENARIOS = sorted(p.stem for p in shipped_dir("scenarios").glob("*.yaml"))
+
+
+def test_quantities_are_parsed_to_si_units():
+    sc = load_scenario(SMALL)
+    assert sc.links[0].bandwidth == pytest.approx(50e9)  # 400 Gbit/s = 50 GB/s
+    assert sc.links[0].latency == pytest.approx(10e-6)
+    assert load_scenario({**SMALL, "time_limit": "2 min"}).time_limit == pytest.approx(120.0)
+
+
+def test_defaults_are_the_documented_vllm_ones():
+    pool = load_scenario(SMALL).pools["prefill"]
+    assert (pool.max_batch_tokens, pool.max_batch_size, pool.block_size) == (8192, 256, 16)
+    assert (pool.memory_fraction, pool.preemption, pool.chunked_prefill) == (0.9, "recompute", True)
+
+
+def test_scenario_is_frozen():
+    sc = load_scenario(SMALL)
+    with pytest.raises(Exception, match="frozen"):
+        sc.seed = 4
+
+
+def test_overrides_reach_any_field_and_parse_yaml_scalars():
+    sc = load_scenario(SMALL, overrides=["pools.decode.instances=8", "workload.arrival.rate=40",
+                                         "links.0.bandwidth=100 GB/s", "pools.decode.pp=2",
+                                         "ideal=true"])
+    assert sc.pools["decode"].instances == 8
+    assert sc.workload.arrival.rate == 40
+    assert sc.links[0].bandwidth == pytest.approx(100e9)
+    assert sc.pools["decode"].pp == 2  # a field absent from the file may still be set
+    assert sc.ideal is True
+
+
+def test_overrides_do_not_touch_the_input():
+    data = copy.deepcopy(SMALL)
+    apply_overrides(data, ["pools.decode.instances=8"])
+    assert data == SMALL
+
+
+@pytest.mark.parametrize(("override", "field"), [
+    ("pools.decode.gpus=3", "--set pools.decode.gpus"),
+    ("pools.nope.instances=3", "--set pools.nope"),
+    ("links.2.bandwidth=1", "--set links.2"),
+    ("workload.arrival.rate.x=1", "--set workload.arrival.rate.x"),
+    ("nonsense", "--set"),
+])
+def test_an_unknown_override_path_is_an_error_naming_it(override, field):
+    with pytest.raises(InfersimError) as err:
+        load_scenario(SMALL, overrides=[override])
+    assert err.value.field == field
+
+
+def test_seed_argument_replaces_the_files_seed_and_changes_the_hash():
+    base = load_scenario(SMALL)
+    reseeded = load_scenario(SMALL, seed=11)
+    assert reseeded.seed == 11
+    assert reseeded.hash != base.hash
+
+
+def test_hash_is_16_hex_and_independent_of_how_a_quantity_is_written():
+    a = load_scenario(SMALL)
+    b = load_scenario(SMALL, overrides=["links.0.bandwidth=50 GB/s", "links.0.latency=0.00001"])
+    assert len(a.hash) == 16 and int(a.hash, 16) >= 0
+    assert a.hash == b.hash  # 400 Gbit/s == 50 GB/s once resolved
+
+
+@settings(max_examples=25, deadline=None)
+@given(rate=st.floats(0.1, 1000), instances=st.integers(1, 8), seed=st.integers(0, 2**31))
+def test_hash_is_a_function_of_the_resolved_scenario(rate, instances, seed):
+    overrides = [f"workload.arrival.rate={rate!r}", f"pools.decode.instances={instances}"]
+    a = load_scenario(SMALL, overrides=overrides, seed=seed)
+    b = load_scenario(SMALL, overrides=overrides, seed=seed)
+    assert a.hash == b.hash
+    assert Scenario.model_validate(a.resolved()).hash == a.hash  # the dump round-trips
+
+
+def test_json_schema_forbids_unknown_keys_and_documents_units():
+    schema = json_schema()
+    assert schema["additionalProperties"] is False
+    pool = schema["$defs"]["PoolConfig"]
+    assert pool["additionalProperties"] is False
+    link = schema["$defs"]["LinkConfig"]["properties"]["bandwidth"]
+    assert "50 GB/s" in json.dumps(link)
+    assert "workload" in schema["required"]
+
+
+def test_relative_model_config_is_found_next_to_the_scenario(tmp_path):
+    config = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 512,
+              "num_hidden_layers": 4, "num_attention_heads": 8, "num_key_value_heads": 2,
+              "intermediate_size": 1024, "vocab_size": 1000, "tie_word_embeddings": False}
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "tiny" / "config.json").write_text(json.dumps(config))
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({**SMALL, "model": "tiny/config.json"}))
+    resolved = check_scenario(load_scenario(str(path)))
+    assert resolved.model.num_layers == 4
+
+
+def test_topology_shared_scaleup_domain_needs_no_link():
+    sc = load_scenario(SMALL, overrides=["links=[]", "pools.prefill.scaleup_domain=node",
+                                         "pools.decode.scaleup_domain=node"])
+    cluster = build_cluster(sc)
+    assert cluster.links == ()
+    assert {p.scaleup_domain for p in cluster.pools} == {"node"}
+
+
+def test_mixed_pool_alone_is_fine():
+    sc = load_scenario({**SMALL, "links": [],
+                        "pools": {"all": {"role": "mixed", "hardware": "h100", "instances": 2}}})
+    assert [p.role for p in build_cluster(sc).pools] == ["mixed"]
+
+
+def test_build_cluster_maps_every_field_onto_the_engine_specs():
+    sc = load_scenario(SMALL, overrides=["pools.decode.tp=2", "pools.decode.kv_precision=fp8",
+                                         "router.policy=round_robin", "ideal=true"])
+    cluster = build_cluster(sc)
+    decode = cluster.pools[1]
+    assert decode.name == "decode" and decode.instances == 2 and decode.max_batch_size == 64
+    assert decode.deployment.tp == 2 and decode.deployment.kv_precision == "fp8"
+    assert decode.deployment.ideal is True
+    assert cluster.links[0].bandwidth == pytest.approx(50e9)
+    assert cluster.router.policy == "round_robin"
+
+
+def test_router_names_map_onto_the_engine_registry():
+    from infersim.sim import POLICIES
+
+    assert set(ROUTER_POLICIES.values()) <= set(POLICIES)
+    assert set(DECODE_POLICIES.values()) <= set(POLICIES)
+    assert ROUTER_POLICIES["least_loaded"] == "least_outstanding_tokens"
+
+
+def test_a_model_that_does_not_fit_says_how_many_chips_it_needs():
+    with pytest.raises(InfersimError, match="at least 12 chips") as err:
+        check_scenario(load_scenario(SMALL, overrides=["model=llama-3.1-405b"]))
+    assert err.value.field == "pools.prefill"
+
+
+def test_a_scenario_file_is_found_by_name_or_path():
+    by_name = load_scenario("default")
+    by_path = load_scenario(str(shipped_dir("scenarios") / "default.yaml"))
+    assert by_name.hash == by_path.hash
+    assert by_name.source == "default"
+
+
+@pytest.mark.parametrize("name", SEED_SCENARIOS)
+def test_every_seed_scenario_validates_and_asks_its_question(name):
+    path = shipped_dir("scenarios") / f"{name}.yaml"
+    first_line = path.read_text().splitlines()[0]
+    assert first_line.startswith(f"# {name}:") and "?" in path.read_text().split("\nname:")[0]
+    sc = load_scenario(str(path))
+    assert sc.name == name
+    check_scenario(sc)
+
+
+def test_the_seed_scenarios_are_all_there():
+    assert set(SEED_SCENARIOS) >= {
+        "default", "h100-unified", "h100-disaggregated", "nvl72-split",
+        "cerebras-prefill-nvl72-decode", "blackwell-prefill-lpu-decode",
+        "trainium-prefill-wse3-decode", "workload-mix"}
+
+
+def test_unified_and_disaggregated_use_the_same_gpus_and_requests():
+    unified = load_scenario("h100-unified")
+    split = load_scenario("h100-disaggregated")
+
+    def gpus(sc):
+        return sum(p.instances * p.tp * p.pp for p in sc.pools.values())
+
+    assert gpus(unified) == gpus(split) == 8
+    assert unified.workload == split.workload
+
+
+def test_nvl72_split_fills_one_rack():
+    sc = load_scenario("nvl72-split")
+    assert sum(p.instances * p.tp * p.pp for p in sc.pools.values()) == 72
+    assert {p.scaleup_domain for p in sc.pools.values()} == {"rack0"}
+
+
+def test_yaml_file_round_trip(tmp_path: Path):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(SMALL, sort_keys=False))
+    assert load_scenario(str(path)).hash == load_scenario(SMALL).hash
