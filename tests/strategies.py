@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+
+import numpy as np
 from hypothesis import strategies as st
 
 from infersim.workload.lengths import Fixed, LogNormal, Normal, Quantiles, Uniform
@@ -65,3 +68,125 @@ def hardware_profiles(draw, memory_kind=None):
         hop_latency_s=draw(st.floats(0.0, 5e-4)),
         sources={}, price_date="2026-01",
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# sim: tiny clusters and workloads on the real cost model (Llama-3.1-8B on H100, one chip per
+# instance); KV memory is made small on purpose (memory_fraction_for) so that tiny workloads
+# still fill it and exercise waiting, preemption and paging.
+
+
+@functools.cache
+def llama8b_h100():
+    from infersim.cost import Deployment
+    from infersim.hardware import load_hardware
+    from infersim.model import load_model
+
+    return Deployment(model=load_model("llama-3.1-8b"), hardware=load_hardware("h100"))
+
+
+def memory_fraction_for(dep, kv_tokens: int) -> float:
+    """The memory fraction that leaves room for about ``kv_tokens`` tokens of KV per instance."""
+    from infersim.cost import kv_cache_bytes, placement
+
+    weights = dep.model.weight_bytes(dep.precision) / dep.chips
+    per_token = kv_cache_bytes(dep, 1) / dep.chips
+    fraction = (weights + (kv_tokens + 0.5) * per_token) / dep.hardware.memory_capacity_bytes
+    assert abs(placement(dep, fraction).kv_capacity_tokens - kv_tokens) <= 1
+    return fraction
+
+
+def pd_cluster(*, prefill: int = 1, decode: int = 1, kv_tokens: int | None = None,
+               bandwidth: float = 50e9, latency_s: float = 0.0, max_batch_tokens: int = 8192,
+               prefill_batch_size: int = 64, decode_batch_size: int = 256,
+               preemption: str = "recompute", policy: str = "round_robin",
+               decode_policy: str = "round_robin", queue_limit: int | None = None,
+               layerwise: bool = False):
+    """A prefill pool and a decode pool joined by one link."""
+    from infersim.sim import ClusterSpec, LinkSpec, PoolSpec, RouterSpec
+
+    dep = llama8b_h100()
+    fraction = memory_fraction_for(dep, kv_tokens) if kv_tokens else 0.9
+    return ClusterSpec(
+        pools=(PoolSpec("prefill", "prefill", dep, prefill, max_batch_tokens=max_batch_tokens,
+                        max_batch_size=prefill_batch_size),
+               PoolSpec("decode", "decode", dep, decode, max_batch_tokens=max_batch_tokens,
+                        max_batch_size=decode_batch_size, memory_fraction=fraction,
+                        preemption=preemption)),
+        links=(LinkSpec("prefill", "decode", bandwidth=bandwidth, latency_s=latency_s),),
+        router=RouterSpec(policy=policy, decode_policy=decode_policy, queue_limit=queue_limit),
+        layerwise_kv_overlap=layerwise)
+
+
+def mixed_cluster(*, instances: int = 1, kv_tokens: int | None = None,
+                  max_batch_tokens: int = 512, max_batch_size: int = 64, chunked: bool = True,
+                  preemption: str = "recompute", policy: str = "round_robin"):
+    """One colocated pool."""
+    from infersim.sim import ClusterSpec, PoolSpec, RouterSpec
+
+    dep = llama8b_h100()
+    fraction = memory_fraction_for(dep, kv_tokens) if kv_tokens else 0.9
+    return ClusterSpec(
+        pools=(PoolSpec("mixed", "mixed", dep, instances, max_batch_tokens=max_batch_tokens,
+                        max_batch_size=max_batch_size, chunked_prefill=chunked,
+                        memory_fraction=fraction, preemption=preemption),),
+        router=RouterSpec(policy=policy, decode_policy=policy))
+
+
+def table(arrivals, prompts, outputs, prefix_hashes=None):
+    from infersim.workload.table import RequestTable
+
+    return RequestTable(arrival_s=np.asarray(arrivals, dtype=float),
+                        prompt_tokens=np.asarray(prompts), output_tokens=np.asarray(outputs),
+                        prefix_hashes=prefix_hashes)
+
+
+POLICY_NAMES = ("round_robin", "least_outstanding_tokens", "join_shortest_queue",
+                "power_of_two", "kv_aware")
+
+
+@st.composite
+def request_tables(draw, *, max_requests: int = 25, max_prompt: int = 700,
+                   max_output: int = 60):
+    """Small open-loop workloads: bursts and gaps, prompts and outputs of any length >= 1."""
+    n = draw(st.integers(1, max_requests))
+    gaps = draw(st.lists(st.sampled_from([0.0, 0.0005, 0.003, 0.02, 0.2]), min_size=n,
+                         max_size=n))
+    prompts = draw(st.lists(st.integers(1, max_prompt), min_size=n, max_size=n))
+    outputs = draw(st.lists(st.integers(1, max_output), min_size=n, max_size=n))
+    return table(np.cumsum(gaps), prompts, outputs)
+
+
+@st.composite
+def clusters(draw):
+    """Small clusters: disaggregated (any link speed, optional layer-wise overlap) or mixed,
+    with KV memory from roomy down to a couple of requests' worth."""
+    kv_tokens = draw(st.sampled_from([None, 800, 1500, 4000]))
+    preemption = draw(st.sampled_from(["recompute", "swap"]))
+    policy = draw(st.sampled_from(POLICY_NAMES))
+    if draw(st.booleans()):
+        return pd_cluster(prefill=draw(st.integers(1, 2)), decode=draw(st.integers(1, 3)),
+                          kv_tokens=kv_tokens, bandwidth=draw(st.sampled_from([5e9, 50e9])),
+                          latency_s=draw(st.sampled_from([0.0, 1e-4])),
+                          max_batch_tokens=draw(st.sampled_from([256, 2048])),
+                          prefill_batch_size=draw(st.integers(1, 8)),
+                          decode_batch_size=draw(st.integers(1, 16)), preemption=preemption,
+                          policy=policy, decode_policy=draw(st.sampled_from(POLICY_NAMES)),
+                          layerwise=draw(st.booleans()))
+    return mixed_cluster(instances=draw(st.integers(1, 2)), kv_tokens=kv_tokens,
+                         max_batch_tokens=draw(st.sampled_from([64, 256, 2048])),
+                         max_batch_size=draw(st.integers(1, 16)),
+                         chunked=draw(st.booleans()), preemption=preemption, policy=policy)
+
+
+@st.composite
+def workloads(draw):
+    """Open-loop tables, or closed loops of a few users over such a table."""
+    from infersim.workload.table import ClosedLoop
+
+    requests = draw(request_tables())
+    if draw(st.booleans()):
+        return requests
+    return ClosedLoop(users=draw(st.integers(1, 4)), requests=requests,
+                      think_time_s=draw(st.sampled_from([0.0, 0.01])),
+                      think_dist=draw(st.sampled_from(["fixed", "exponential"])))
