@@ -129,7 +129,12 @@ class DecodeBatch:
         ``reserved`` blocks are held by something else (prompts being prefilled).
         """
         s0, cap = self.steps_done, self.capacity_blocks - reserved
-        if limit <= 0 or self.blocks(s0 + limit - 1) <= cap:
+        if limit <= 0:
+            return limit
+        last = s0 + limit - 1
+        # each sequence wastes less than a block: a cheap bound settles the usual case
+        if (self.base_sum + self.n * (last + self.block_size - 1)) // self.block_size <= cap \
+                or self.blocks(last) <= cap:
             return limit
         if self.blocks(s0) > cap:
             return 0

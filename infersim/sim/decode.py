@@ -71,6 +71,7 @@ class DecodeInstance:
         self._idle: simpy.Event | None = None
         self._epoch: tuple[float, int, int, float, float, int, int] | None = None
         self._truncating = False
+        self.sample_due = float("-inf")  # next time this instance may add a time-series row
         self.capacity_tokens = self.capacity_blocks * pool.block_size
         self.process = env.process(self.serve())
 
@@ -103,11 +104,17 @@ class DecodeInstance:
             now = env.now
             self._retire(now)
             stall = 0.0
-            while batch.n and batch.blocks() > self.capacity_blocks:
+            used = batch.blocks()
+            while used > self.capacity_blocks:
                 stall += self._preempt(batch.last_joined())
-            stall += self._admit(now)
-            self.loads.kv_committed_blocks[self.slot] = batch.blocks() + self.pending_blocks
-            engine.sample(self, now, batch_size=batch.n, kv_used=batch.blocks())
+                used = batch.blocks()
+            if self.waiting:
+                admitted_stall, used = self._admit(now, used)
+                stall += admitted_stall
+            self.loads.kv_committed_blocks[self.slot] = used + self.pending_blocks
+            if now >= self.sample_due:
+                self.sample_due = now + engine.timeseries.interval_s
+                engine.sample(self, now, batch_size=batch.n, kv_used=used)
             if stall > 0:
                 self.busy_s += stall
                 yield env.timeout(stall)
@@ -160,9 +167,10 @@ class DecodeInstance:
             return
         self.epochs.append(start, s0, steps, a, b, k0, n)
         self.busy_s += epoch_span(steps, a, b, k0, n)
-        peak = self.batch.blocks(s0 + steps - 1)
-        if peak > self.peak_blocks:
-            self.peak_blocks = peak
+        # blocks only grow within an epoch: its last step holds the most
+        if (k0 + n * (steps - 1 + self.pool.block_size - 1)) // self.pool.block_size \
+                > self.peak_blocks:  # cheap upper bound first
+            self.peak_blocks = max(self.peak_blocks, self.batch.blocks(s0 + steps - 1))
         self.batch.advance(steps)
 
     def _blocks_used(self) -> int:
@@ -186,8 +194,9 @@ class DecodeInstance:
             return self.costs.kv_bytes(kv_len - 1) / self.host_bandwidth  # swap out
         return 0.0
 
-    def _admit(self, now: float) -> float:
-        """Join waiting requests FCFS while slots and KV blocks last; returns the stall."""
+    def _admit(self, now: float, used: int) -> tuple[float, int]:
+        """Join waiting requests FCFS while slots and KV blocks last, ``used`` blocks being in
+        use; returns the stall this causes and the blocks in use afterwards."""
         batch, engine, waiting = self.batch, self.engine, self.waiting
         block, cap = self.pool.block_size, self.capacity_blocks
         stall = 0.0
@@ -195,8 +204,10 @@ class DecodeInstance:
             rid = waiting[0]
             resumed = self._resume.get(rid)
             kv_len = engine.prompt[rid] + 1 if resumed is None else resumed
-            if self._blocks_used() + -(-kv_len // block) > cap:
+            need = -(-kv_len // block)
+            if used + need > cap:
                 break
+            used += need
             waiting.popleft()
             generated = kv_len - engine.prompt[rid]
             batch.join(rid, kv_len, engine.output[rid] - generated)
@@ -210,7 +221,7 @@ class DecodeInstance:
                     stall += self.costs.kv_bytes(kv_len - 1) / self.host_bandwidth  # swap in
                 else:
                     stall += self.costs.prefill_s([kv_len])  # recompute prompt + generated
-        return stall
+        return stall, used
 
     def finalize(self, stop_at: float) -> None:
         """The run stopped at ``stop_at``: log the steps completed so far and the open runs."""

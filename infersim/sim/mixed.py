@@ -68,10 +68,14 @@ class MixedInstance(DecodeInstance):
             stall = 0.0
             while batch.n and self._blocks_used() > cap:
                 stall += self._preempt(batch.last_joined())
-            stall += self._admit(now)  # swapped-out sequences come back before new prompts
             used = self._blocks_used()
+            if self.waiting:  # swapped-out sequences come back before new prompts
+                admitted_stall, used = self._admit(now, used)
+                stall += admitted_stall
             self.loads.kv_committed_blocks[self.slot] = used + self.pending_blocks
-            self.engine.sample(self, now, batch_size=batch.n, kv_used=used)
+            if now >= self.sample_due:
+                self.sample_due = now + self.engine.timeseries.interval_s
+                self.engine.sample(self, now, batch_size=batch.n, kv_used=used)
             if stall > 0:
                 self.busy_s += stall
                 yield env.timeout(stall)

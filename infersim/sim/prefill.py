@@ -47,6 +47,7 @@ class PrefillInstance:
         self.peak_blocks = 0
         self._idle: simpy.Event | None = None
         self._batch_started_at: float | None = None
+        self.sample_due = float("-inf")  # next time this instance may add a time-series row
         self.process = env.process(self.prefill())
 
     @property
@@ -62,6 +63,11 @@ class PrefillInstance:
         if self._idle is not None:
             idle, self._idle = self._idle, None
             idle.succeed()
+
+    def _sample(self, now: float, batch_size: int, kv_used: int) -> None:
+        if now >= self.sample_due:
+            self.sample_due = now + self.engine.timeseries.interval_s
+            self.engine.sample(self, now, batch_size=batch_size, kv_used=kv_used)
 
     def _take_batch(self) -> list[int]:
         prompt, queue = self.engine.prompt, self.queue
@@ -82,7 +88,7 @@ class PrefillInstance:
         while True:
             if not self.queue:
                 self._idle = env.event()
-                engine.sample(self, env.now)
+                self._sample(env.now, 0, 0)
                 yield self._idle
                 continue
             batch = self._take_batch()
@@ -99,7 +105,7 @@ class PrefillInstance:
             self.running = len(batch)
             blocks = sum(-(-p // block) for p in prompts)
             self.peak_blocks = max(self.peak_blocks, blocks)
-            engine.sample(self, start, batch_size=len(batch), kv_used=blocks)
+            self._sample(start, len(batch), blocks)
             engine.prefill_started(self, batch, start, start + span)
             self._batch_started_at = start
             yield env.timeout(span)

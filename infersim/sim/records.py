@@ -112,12 +112,11 @@ class RunLog:
 class Timeseries:
     """Per-instance state samples, taken on events but at most one per ``interval_s`` each."""
 
-    __slots__ = ("_last", "batch_size", "busy", "instance", "interval_s", "kv_blocks_capacity",
+    __slots__ = ("batch_size", "busy", "instance", "interval_s", "kv_blocks_capacity",
                  "kv_blocks_used", "queue_length", "time_at")
 
     def __init__(self, instances: int, interval_s: float) -> None:
         self.interval_s = interval_s
-        self._last = [-np.inf] * instances
         self.instance = array("i")
         self.time_at = array("d")
         self.busy = array("b")
@@ -127,10 +126,8 @@ class Timeseries:
         self.queue_length = array("i")
 
     def sample(self, instance: int, now: float, busy: bool, batch_size: int, kv_used: int,
-               kv_capacity: int, queue_length: int, *, force: bool = False) -> None:
-        if not force and now - self._last[instance] < self.interval_s:
-            return
-        self._last[instance] = now
+               kv_capacity: int, queue_length: int) -> None:
+        """Add a row (the caller throttles: one row per instance per ``interval_s`` at most)."""
         self.instance.append(instance)
         self.time_at.append(now)
         self.busy.append(busy)
