@@ -92,7 +92,8 @@ def plot_latency_cdfs(ttft_s: np.ndarray, itl_s: np.ndarray, path: Path, *, titl
         ax.set_ylabel(f"share of {what} (%)")
         ax.set_ylim(0, 101)
         ax.grid(True, which="both", alpha=0.25)
-        ax.legend(loc="lower right", fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="lower right", fontsize=8)
     fig.suptitle(title, fontsize=11)
     return _save(fig, path)
 

@@ -1,0 +1,154 @@
+"""Report outputs on tiny synthetic tables: phases add up, files are reproducible, plots exist."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from infersim.report import plots
+from infersim.report.outputs import dumps_summary, json_ready, write_parquet
+from infersim.report.tables import compare_rows, compare_table, summary_table
+
+
+def _requests() -> pd.DataFrame:
+    """Three requests: disaggregated (with transfer), disaggregated, and a mixed-pool one."""
+    nan = float("nan")
+    return pd.DataFrame({
+        "request_id": [0, 1, 2],
+        "class_name": pd.Categorical(["agent", "summary", "agent"]),
+        "arrival_at": [0.0, 1.0, 2.0],
+        "prefill_start_at": [0.1, 1.0, 2.5],
+        "first_token_at": [0.3, 1.4, 2.9],
+        "kv_transfer_start_at": [0.35, 1.4, nan],
+        "kv_transfer_end_at": [0.40, 1.5, nan],
+        "decode_start_at": [0.45, 1.5, 2.9],
+        "last_token_at": [1.45, 2.0, 3.9],
+        "completed": [True, True, True],
+    })
+
+
+def test_phases_add_up_to_end_to_end_latency():
+    req = _requests()
+    phases = plots.request_phases(req)
+    e2e = req["last_token_at"] - req["arrival_at"]
+    np.testing.assert_allclose(phases.sum(axis=1), e2e)
+    # request 0: 0.1 s in the prefill queue + 0.05 s before its transfer + 0.05 s after it
+    assert phases.loc[0, "wait_s"] == pytest.approx(0.2)
+    assert phases.loc[0, "transfer_s"] == pytest.approx(0.05)
+    assert phases.loc[2, "transfer_s"] == 0.0  # mixed pool: no transfer
+    assert (phases >= -1e-12).all().all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(*[st.floats(0, 10)] * 6), min_size=1, max_size=20))
+def test_phases_sum_to_e2e_for_any_ordered_instants(rows):
+    instants = []
+    for row in rows:
+        a, q, p, t0, t, d = row
+        arrival = a
+        start = arrival + q
+        first = start + p
+        transfer_start = first + t0
+        transfer_end = transfer_start + t
+        instants.append((arrival, start, first, transfer_start, transfer_end, transfer_end + d,
+                         transfer_end + d + 1.0))
+    cols = ["arrival_at", "prefill_start_at", "first_token_at", "kv_transfer_start_at",
+            "kv_transfer_end_at", "decode_start_at", "last_token_at"]
+    req = pd.DataFrame(instants, columns=cols)
+    phases = plots.request_phases(req)
+    np.testing.assert_allclose(phases.sum(axis=1), req["last_token_at"] - req["arrival_at"],
+                               rtol=1e-9, atol=1e-9)
+
+
+def _timeseries() -> pd.DataFrame:
+    # Two decode instances sampled at their own instants; one prefill instance.
+    return pd.DataFrame({
+        "instance": pd.Categorical(["d.0", "d.1", "d.0", "d.1", "p.0"]),
+        "pool": pd.Categorical(["decode", "decode", "decode", "decode", "prefill"]),
+        "time_at": [0.0, 0.5, 1.0, 1.5, 0.0],
+        "busy": [True, True, True, False, True],
+        "batch_size": [4, 2, 8, 0, 1],
+        "kv_blocks_used": [10, 5, 20, 0, 0],
+        "kv_blocks_capacity": [100, 100, 100, 100, 50],
+        "queue_length": [1, 0, 3, 0, 2],
+    })
+
+
+def test_pool_timeline_is_the_mean_over_instances_of_step_functions():
+    line = plots.pool_timeline(_timeseries(), end_s=2.0, points=5)  # grid 0, .5, 1, 1.5, 2
+    decode = line[line["pool"] == "decode"].reset_index(drop=True)
+    # t=0: d.0 has 4, d.1 has no sample yet (0); t=1: d.0 8, d.1 2; t=2: d.0 8, d.1 0
+    np.testing.assert_allclose(decode["batch_size"], [2.0, 3.0, 5.0, 4.0, 4.0])
+    np.testing.assert_allclose(decode["kv_used_fraction"].iloc[2], (0.20 + 0.05) / 2)
+    assert set(line["pool"]) == {"decode", "prefill"}
+
+
+def test_json_ready_turns_nan_into_null_and_numpy_into_python():
+    data = {"a": np.float64(1.5), "b": float("nan"), "c": np.int64(3), "d": [np.inf, 1],
+            "e": np.bool_(True), "f": {"g": np.array([1.0, np.nan])}}
+    ready = json_ready(data)
+    assert ready == {"a": 1.5, "b": None, "c": 3, "d": [None, 1], "e": True,
+                     "f": {"g": [1.0, None]}}
+    json.loads(dumps_summary(data))  # strict JSON: no NaN literal
+
+
+def test_parquet_is_byte_identical_for_the_same_frame(tmp_path):
+    frame = _requests()
+    write_parquet(frame, tmp_path / "a.parquet")
+    write_parquet(frame.copy(), tmp_path / "b.parquet")
+    assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
+    back = pd.read_parquet(tmp_path / "a.parquet")
+    pd.testing.assert_frame_equal(back, frame)
+
+
+def test_plots_are_written_and_reproducible(tmp_path):
+    ttft = np.array([0.1, 0.2, 0.3, 0.5])
+    itl = np.repeat([0.008, 0.009, 0.06], [100, 50, 2])
+    paths = [
+        plots.plot_latency_cdfs(ttft, itl, tmp_path / "cdf.png", title="t", ttft_slo_ms=400,
+                                itl_slo_ms=50, percentile=99),
+        plots.plot_timeline(plots.pool_timeline(_timeseries(), 2.0), tmp_path / "tl.png",
+                            title="t"),
+        plots.plot_utilization([{"name": "prefill", "role": "prefill", "chips": 1,
+                                 "utilization": 0.25},
+                                {"name": "decode", "role": "decode", "chips": 4,
+                                 "utilization": 0.9}], tmp_path / "u.png", title="t"),
+        plots.plot_breakdown(_requests(), tmp_path / "b.png", title="t"),
+    ]
+    for path in paths:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    again = plots.plot_breakdown(_requests(), tmp_path / "b2.png", title="t")
+    assert again.read_bytes() == paths[-1].read_bytes()
+
+
+def test_plots_cope_with_no_requests(tmp_path):
+    empty = np.array([])
+    path = plots.plot_latency_cdfs(empty, empty, tmp_path / "cdf.png", title="nothing")
+    assert path.stat().st_size > 0
+
+
+SUMMARY = {"scenario_name": "s", "completed": 10, "failed": 0, "duration": 2.0,
+           "p99_ttft_ms": 123.4, "p99_itl_ms": float("nan"),
+           "cost": {"dollars_per_hour": 8.97, "usd_per_million_output_tokens": 0.8,
+                    "pools": {"decode": {"role": "decode", "chips": 2, "utilization": 0.5}},
+                    "classes": {}}}
+
+
+def test_tables_show_missing_numbers_as_a_dash():
+    from rich.console import Console
+
+    console = Console(width=120, record=True)
+    console.print(summary_table(SUMMARY))
+    text = console.export_text()
+    assert "123.4" in text and "8.97" in text and "—" in text and "50 % busy" in text
+    console.print(compare_table([SUMMARY, SUMMARY], ["a", "b"]))
+    rows = compare_rows([SUMMARY], ["a"])
+    assert rows["a"]["p99_ttft_ms"] == 123.4
+    assert math.isnan(rows["a"]["p99_itl_ms"])
+    assert rows["a"]["cost.dollars_per_hour"] == 8.97
