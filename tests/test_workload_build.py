@@ -12,11 +12,13 @@ from infersim.errors import InfersimError
 from infersim.workload import (
     ClosedLoop,
     RequestTable,
+    arrival_times,
     build_workload,
     list_mixes,
     load_mix,
     parse_workload,
 )
+from infersim.workload import arrivals as arr
 
 FIXTURES = Path(__file__).parent / "fixtures" / "traces"
 REAL = Path(__file__).resolve().parents[2] / "shared" / "traces"
@@ -304,3 +306,20 @@ def test_fitted_mixes_reproduce_their_trace(name, relative, fmt):
         cdf_sim = np.searchsorted(np.sort(sampled), grid, side="right") / len(sampled)
         assert np.max(np.abs(cdf_real - cdf_sim)) < 0.03
         assert math.isclose(np.median(sampled), np.median(real), rel_tol=0.1)
+
+
+@pytest.mark.parametrize("arrival, direct", [
+    ({"process": "poisson", "rate": 4}, lambda n, g: arr.poisson_arrivals(n, 4, g)),
+    ({"process": "gamma", "rate": 4, "cv": 2}, lambda n, g: arr.gamma_arrivals(n, 4, 0.25, g)),
+    ({"process": "gamma", "rate": 4, "burstiness": 0.25},
+     lambda n, g: arr.gamma_arrivals(n, 4, 0.25, g)),
+    ({"process": "steps", "steps": [[0, 1], [10, 4]]},
+     lambda n, g: arr.step_arrivals(n, [[0, 1], [10, 4]], g)),
+    ({"process": "diurnal", "mean_rate": 4, "amplitude": 0.3, "period_s": 50, "phase_s": 5},
+     lambda n, g: arr.diurnal_arrivals(n, 4, 0.3, 50, g, phase_s=5)),
+    ({"process": "offline"}, lambda n, g: arr.offline_arrivals(n)),
+])
+def test_config_arrivals_are_the_documented_processes(arrival, direct):
+    config = parse_workload({"arrival": arrival, "requests": 200, "mix": "chat"}).arrival
+    got = arrival_times(config, 200, np.random.default_rng(1))
+    assert got.tobytes() == direct(200, np.random.default_rng(1)).tobytes()
