@@ -323,3 +323,9 @@ def test_config_arrivals_are_the_documented_processes(arrival, direct):
     config = parse_workload({"arrival": arrival, "requests": 200, "mix": "chat"}).arrival
     got = arrival_times(config, 200, np.random.default_rng(1))
     assert got.tobytes() == direct(200, np.random.default_rng(1)).tobytes()
+
+
+def test_a_trace_is_one_class_carrying_the_workload_slo():
+    t = build({"trace": {"format": "azure", "path": "azure_2023.csv"}, "slo": {"ttft_ms": 300}},
+              base_dir=FIXTURES)
+    assert t.class_names == ("default",) and [dict(s) for s in t.class_slo] == [{"ttft_ms": 300.0}]

@@ -13,6 +13,7 @@ mix's order), each of which spawns ``prompt, output``.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 
@@ -117,9 +118,8 @@ def _trace_table(cfg: WorkloadConfig, streams, base_dir: Path | None) -> Request
                             prefix_block_tokens=table.prefix_block_tokens)
     if tc.shuffle:
         order = shuffle_rng.permutation(len(trace))
-        trace = type(trace)(path=trace.path, format=trace.format, arrival_s=None,
-                            prompt_tokens=trace.prompt_tokens[order],
-                            output_tokens=trace.output_tokens[order], dropped=trace.dropped)
+        trace = replace(trace, prompt_tokens=trace.prompt_tokens[order],
+                        output_tokens=trace.output_tokens[order])
     n = len(trace) if cap is None else min(cap, len(trace))
     times = (arrival_times(cfg.arrival, n, arrival_rng) if cfg.arrival is not None
              else np.zeros(n, dtype=np.float64))
@@ -138,6 +138,8 @@ def build_workload(cfg: WorkloadConfig, rng: np.random.Generator, *,
     streams = rng.spawn(4)
     if cfg.trace is not None:
         table = _trace_table(cfg, streams, base_dir)
+        if cfg.slo is not None:  # a trace is one class; the workload-wide targets are its own
+            table = replace(table, class_slo=(MappingProxyType(cfg.slo.targets()),))
     else:
         table = _synthetic_table(cfg, cfg.requests, streams, base_dir)
     if cfg.concurrency is not None:

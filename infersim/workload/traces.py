@@ -99,15 +99,15 @@ class Trace:
 
 
 def open_text(path: str | Path) -> TextIO:
-    """Open ``path`` as UTF-8 text, decompressing gzip (recognised by its magic bytes)."""
+    """Open ``path`` as UTF-8 text (a leading BOM skipped), un-gzipped if its magic bytes say so."""
     path = Path(path)
     if not path.is_file():
         raise InfersimError("no such file", file=path, expected="an existing trace file")
     with open(path, "rb") as raw:
         magic = raw.read(2)
     if magic == b"\x1f\x8b":
-        return gzip.open(path, "rt", encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+        return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")
 
 
 def _header(handle: TextIO, path: Path, required: Sequence[str]) -> list[str]:
