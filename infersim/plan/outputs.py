@@ -123,7 +123,8 @@ def write_outputs(outcome: PlanOutcome, out_dir: Path, base_source: str) -> list
         paths.append(best)
     summary = {
         "rate": outcome.rate, "budget": outcome.budget,
-        "slo": {**outcome.slo.targets(), "percentile": outcome.slo.percentile},
+        "slo": {**{f"{m}_ms": v for m, v in outcome.slo.targets().items()},
+                "percentile": outcome.slo.percentile},
         "load": {"mean_prompt_tokens": outcome.load.mean_prompt,
                  "mean_output_tokens": outcome.load.mean_output,
                  "requests_per_simulation": outcome.load.requests},
@@ -219,7 +220,7 @@ def pareto_plot(outcome: PlanOutcome, path: Path) -> Path:
     if searched:
         right.legend(fontsize=7, loc="best")
     right.grid(True, alpha=0.3)
-    fig.suptitle(verdict(outcome), fontsize=9)
+    fig.suptitle(verdict(outcome).replace("$", r"\$"), fontsize=9)  # "$" is mathtext to matplotlib
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

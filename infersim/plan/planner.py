@@ -348,7 +348,8 @@ def size_candidates(base, load: LoadShape, slo: SLO, rate: float | None, hardwar
 
     model = resolve(base).model if base.pools else load_model(base.model)
     template = _template_pool(base)
-    precision, kv_precision = base.precision, template.get("kv_precision")
+    precision = template.get("precision") or base.precision
+    kv_precision = template.get("kv_precision")
     memory_fraction = float(template.get("memory_fraction", 0.9))
     max_batch_size, max_batch_tokens = _batch_limits(base)
     pruned: list[tuple[str, str]] = []
@@ -460,14 +461,24 @@ POOL_FIELDS_SET = ("role", "hardware", "instances", "tp", "pp", "max_batch_size"
                    "max_batch_tokens", "scaleup_domain")
 
 
+def _template_name(base) -> str:
+    """The base pool whose settings every planned pool inherits (memory fraction, block size,
+    precision, preemption ...): the base scenario's first decode or mixed pool, else its first."""
+    return next((name for name, p in base.pools.items() if p.role in ("decode", "mixed")),
+                next(iter(base.pools)))
+
+
 def _template_pool(base) -> dict:
-    """Pool settings carried over to every planned pool (memory fraction, block size, ...):
-    the base scenario's decode or mixed pool, else its first."""
-    pools = base.pools
-    chosen = next((p for p in pools.values() if p.role in ("decode", "mixed")),
-                  next(iter(pools.values())))
+    """The template pool's validated settings (defaults filled in): what sizing assumes."""
+    chosen = base.pools[_template_name(base)]
     return {k: v for k, v in chosen.model_dump(mode="json").items()
             if k not in POOL_FIELDS_SET and v is not None}
+
+
+def _template_written(base, base_data: Mapping[str, Any]) -> dict:
+    """The template pool's settings as the user wrote them: what a planned scenario repeats."""
+    raw = (base_data.get("pools") or {}).get(_template_name(base)) or {}
+    return {k: v for k, v in raw.items() if k not in POOL_FIELDS_SET}
 
 
 def _batch_limits(base) -> tuple[int, int]:
@@ -487,7 +498,7 @@ def candidate_data(base_data: Mapping[str, Any], base, candidate: Candidate,
     from infersim.hardware import load_hardware
 
     data = copy.deepcopy(dict(base_data))
-    template = _template_pool(base)
+    template = _template_written(base, base_data)
     pools: dict[str, dict] = {}
     for pool in candidate.pools:
         entry = {"role": pool.role, "hardware": pool.hardware, "instances": pool.instances,
@@ -597,7 +608,8 @@ class _Simulator:
     def data(self, candidate: Candidate, rate: float | None) -> dict:
         data = candidate_data(self.base_data, self.base, candidate, rate)
         # The planned scenario states the SLOs it was planned for, so its goodput counts them.
-        data["slo"] = {**self.slo.targets(), "percentile": self.slo.percentile}
+        data["slo"] = {**{f"{m}_ms": v for m, v in self.slo.targets().items()},
+                       "percentile": self.slo.percentile}
         if self.seed is not None:
             data["seed"] = self.seed
         if self.requests is not None:
