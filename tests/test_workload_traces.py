@@ -8,9 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from infersim.errors import InfersimError
-from infersim.workload.traces import load_trace, replay, with_arrivals
+from infersim.workload.traces import Trace, load_trace, replay, with_arrivals
 
 FIXTURES = Path(__file__).parent / "fixtures" / "traces"
 REAL = Path(__file__).resolve().parents[2] / "shared" / "traces"
@@ -258,3 +260,32 @@ def test_real_azure_conv_replayed_twice_as_fast_in_a_window():
     assert len(table) == 1000 and table.arrival_s[0] == 0.0
     # ~5.5 req/s in trace time is ~11 req/s after a 2x speed-up.
     assert len(table) / table.arrival_s[-1] == pytest.approx(11.0, rel=0.15)
+
+
+@settings(max_examples=60, deadline=None)
+@given(times=st.lists(st.floats(0, 1e4), min_size=1, max_size=60),
+       speedup=st.floats(0.1, 10), cap=st.one_of(st.none(), st.integers(1, 80)),
+       window=st.one_of(st.none(), st.tuples(st.floats(0, 5e3), st.floats(1, 5e3))))
+def test_replay_invariants(times, speedup, cap, window):
+    n = len(times)
+    arrival = np.asarray(times) - min(times)
+    trace = Trace(path=Path("t"), format="mooncake", arrival_s=arrival,
+                  prompt_tokens=np.arange(1, n + 1), output_tokens=np.ones(n, dtype=np.int64))
+    window_s = None if window is None else (window[0], window[0] + window[1])
+    try:
+        table = replay(trace, speedup=speedup, window_s=window_s, max_requests=cap)
+    except InfersimError as err:  # only an empty window is refused
+        assert window_s is not None and "a window holding requests" in str(err)
+        assert not np.any((arrival >= window_s[0]) & (arrival < window_s[1]))
+        return
+    assert table.arrival_s[0] == 0 and np.all(np.diff(table.arrival_s) >= 0)
+    assert len(table) <= (n if cap is None else min(n, cap))
+    # Every kept request is a distinct trace row, and its gaps are the trace's, divided.
+    rows = table.prompt_tokens - 1
+    assert len(set(rows.tolist())) == len(rows)
+    np.testing.assert_allclose(table.arrival_s * speedup, arrival[rows] - arrival[rows[0]],
+                               rtol=1e-9, atol=1e-9)
+    if window_s is not None:
+        assert np.all((arrival[rows] >= window_s[0]) & (arrival[rows] < window_s[1]))
+    if cap is None and window_s is None:
+        assert len(table) == n
