@@ -26,6 +26,7 @@ distribution before rounding and clipping; a tight cap lowers the realised mean.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -37,7 +38,7 @@ from infersim.errors import InfersimError
 from infersim.workload.traces import open_text
 
 
-class _LengthBase(BaseModel):
+class _LengthBase(BaseModel, ABC):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     min: int = Field(1, ge=1, description="Smallest token count; draws below are raised to it.")
@@ -57,13 +58,14 @@ class _LengthBase(BaseModel):
         clipped = np.clip(np.rint(raw), self.min, upper)
         return clipped.astype(np.int64)
 
+    @abstractmethod
     def sample(self, n: int, rng: np.random.Generator, *,
-               base_dir: Path | None = None) -> np.ndarray:  # pragma: no cover - abstract
-        raise TypeError(f"{type(self).__name__} does not sample")
+               base_dir: Path | None = None) -> np.ndarray:
+        """``n`` whole token counts in ``[min, max]`` drawn from ``rng``."""
 
+    @abstractmethod
     def nominal_mean(self, *, base_dir: Path | None = None) -> float:
         """Mean token count before rounding and clipping (for sanity checks and token shares)."""
-        raise TypeError(f"{type(self).__name__} has no mean")  # pragma: no cover - abstract
 
 
 class Fixed(_LengthBase):
