@@ -171,6 +171,10 @@ def _only_present_commands(monkeypatch):
     # but not yet written; with every module present this changes nothing.
     present = tuple(m for m in cli.COMMAND_MODULES if importlib.util.find_spec(m) is not None)
     monkeypatch.setattr(cli, "COMMAND_MODULES", present)
+    # main() registers every command on the shared app at each call; start each test afresh so
+    # repeated in-process calls do not pile up duplicate commands.
+    monkeypatch.setattr(cli.app, "registered_commands", [])
+    monkeypatch.setattr(cli.app, "registered_groups", [])
 
 
 def _run(argv: list[str], capsys) -> tuple[int, str]:
