@@ -93,21 +93,22 @@ def _class_tokens(requests: pd.DataFrame) -> list[ClassTokens]:
 
 
 def _prefill_share(scenario: Scenario, resolved: Resolved, name: str, stats: Mapping[str, Any],
-                   requests: pd.DataFrame) -> float | None:
+                   requests: pd.DataFrame) -> tuple[float | None, str]:
     """A mixed pool's share of busy time spent on prefill: the engine's figure, else the cost
     model's token-weighted estimate (see :mod:`infersim.economics`)."""
     if scenario.pools[name].role != "mixed":
-        return None
+        return None, ""
     busy, prefill_busy = stats.get("busy_s"), stats.get("prefill_busy_s")
     if prefill_busy is not None and busy:
-        return min(max(float(prefill_busy) / float(busy), 0.0), 1.0)
+        return (min(max(float(prefill_busy) / float(busy), 0.0), 1.0),
+                "engine step-time share of prefill work")
     from infersim.cost import StepBatch, prefill_time, step_time
     from infersim.economics import token_weighted_prefill_share
 
     dep = resolved.deployments[name]
     served = requests[(requests["prefill_pool"] == name).to_numpy()]
     if len(served) == 0 or served["prompt_tokens"].sum() == 0:
-        return 0.0
+        return 0.0, "no prompts served"
     mean_prompt = max(round(float(served["prompt_tokens"].mean())), 1)
     mean_output = float(served["output_tokens"].mean())
     prefill_per_token = prefill_time(dep, [mean_prompt]) / mean_prompt
@@ -115,9 +116,11 @@ def _prefill_share(scenario: Scenario, resolved: Resolved, name: str, stats: Map
     batch = max(1, round(float(stats.get("mean_batch_size") or 1.0)))
     context = round(mean_prompt + mean_output / 2)
     decode_step = step_time(dep, StepBatch(decode_kv_lens=(context,) * batch)).time_s
-    return token_weighted_prefill_share(float(served["prompt_tokens"].sum()),
-                                        float(served["output_tokens"].sum()),
-                                        prefill_per_token, decode_step / batch)
+    share = token_weighted_prefill_share(float(served["prompt_tokens"].sum()),
+                                         float(served["output_tokens"].sum()),
+                                         prefill_per_token, decode_step / batch)
+    return share, (f"cost-model token-weighted time (prefill at {mean_prompt} tokens, decode at "
+                   f"batch {batch})")
 
 
 def _mean_busy_batch(timeseries: pd.DataFrame) -> dict[str, float]:
@@ -136,12 +139,13 @@ def price_run(scenario: Scenario, resolved: Resolved, pool_stats: Mapping[str, M
     for name, pool in scenario.pools.items():
         chip = resolved.hardware[name]
         stats = pool_stats.get(name, {})
+        share, share_source = _prefill_share(scenario, resolved, name, stats, requests)
         usages.append(PoolUsage(
             name=name, role=pool.role, instances=pool.instances,
             chips_per_instance=pool.tp * pool.pp, busy_s=float(stats.get("busy_s", 0.0)),
             price_per_chip_hour=chip.price_per_chip_hour, tdp_watts=chip.tdp_watts,
             idle_watts=chip.idle_watts,
-            prefill_share=_prefill_share(scenario, resolved, name, stats, requests)))
+            prefill_share=share, prefill_share_source=share_source))
     return cluster_economics(usages, duration_s, _class_tokens(requests))
 
 

@@ -56,6 +56,7 @@ class PoolUsage:
     tdp_watts: float  # per chip, drawn while busy
     idle_watts: float  # per chip, drawn while idle
     prefill_share: float | None = None  # mixed pools: fraction of busy time on prefill work
+    prefill_share_source: str = ""  # mixed pools: where prefill_share came from (for reports)
 
     @property
     def chips(self) -> int:
@@ -105,6 +106,7 @@ class PoolEconomics:
     output_cost_usd: float
     utilization: float  # busy instance-seconds / (instances × duration)
     input_share: float  # fraction of this pool's cost and energy charged to input tokens
+    input_share_source: str  # "prefill pool", "decode pool", or how a mixed pool's was found
     energy_j: float
     average_power_w: float
 
@@ -174,10 +176,13 @@ def pool_economics(pool: PoolUsage, duration_s: float) -> PoolEconomics:
     cost = dollars_per_hour * duration_s / 3600.0
     energy = pool.chips_per_instance * (busy_s * pool.tdp_watts + idle_s * pool.idle_watts)
     share = pool.input_share()
+    source = (f"{pool.role} pool" if pool.role != "mixed"
+              else pool.prefill_share_source or "given prefill_share")
     return PoolEconomics(
         name=pool.name, role=pool.role, chips=pool.chips, dollars_per_hour=dollars_per_hour,
         cost_usd=cost, input_cost_usd=cost * share, output_cost_usd=cost * (1.0 - share),
-        utilization=_per(busy_s, capacity_s), input_share=share, energy_j=energy,
+        utilization=_per(busy_s, capacity_s), input_share=share,
+        input_share_source=source, energy_j=energy,
         average_power_w=_per(energy, duration_s))
 
 

@@ -183,3 +183,39 @@ def test_schema_prints_the_json_schema(tmp_path, capsys):
     assert schema["title"] == "infersim scenario" and schema["additionalProperties"] is False
     code, out, _ = _main(["schema", "--out", str(tmp_path / "s.json")], capsys)
     assert code == 0 and json.loads((tmp_path / "s.json").read_text()) == schema
+
+
+def test_a_time_limit_stops_the_clock_and_bills_only_delivered_work():
+    s = infersim.simulate("default", overrides=["time_limit=5 s", "workload.requests=200"]).summary
+    assert s["duration"] == pytest.approx(5.0)
+    assert s["failed"] > 0 and s["completed"] + s["failed"] == 200
+    assert s["cost"]["cost_usd"] == pytest.approx(3 * 2.99 * 5.0 / 3600)
+    assert s["cost"]["requests"] == s["completed"]
+
+
+def test_a_closed_loop_workload_runs():
+    workload = {"concurrency": 4, "requests": 40,
+                "prompt_tokens": {"dist": "fixed", "value": 256},
+                "output_tokens": {"dist": "fixed", "value": 16}}
+    from infersim.scenario import load_scenario
+
+    sc = load_scenario("default")
+    data = {**sc.resolved(), "workload": workload}
+    s = infersim.simulate(data).summary
+    assert s["completed"] == 40
+    assert s["total_output_tokens"] == 40 * 16
+
+
+def test_a_trace_relative_to_the_scenario_file_is_replayed(tmp_path):
+    (tmp_path / "trace.csv").write_text(
+        "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+        "2023-11-16 18:17:03.9799600,512,8\n"
+        "2023-11-16 18:17:04.5000000,1024,4\n"
+        "2023-11-16 18:17:05.0000000,256,2\n")
+    text = (shipped_dir("scenarios") / "default.yaml").read_text()
+    text = text.split("workload:")[0] + (
+        "workload: {trace: {format: azure, path: trace.csv}}\n"
+        "slo: {ttft_ms: 1000, itl_ms: 50, percentile: 99}\n")
+    (tmp_path / "s.yaml").write_text(text)
+    s = infersim.simulate(str(tmp_path / "s.yaml")).summary
+    assert s["completed"] == 3 and s["total_input_tokens"] == 512 + 1024 + 256
