@@ -220,3 +220,17 @@ def test_unknown_key_suggests_the_right_one(tmp_path, capsys):
     path = _write(tmp_path, _set(BASE, "pools.decode.instance", 4))
     _, err = _run(["validate", str(path)], capsys)
     assert "unknown key" in err and "did you mean 'instances'" in err
+
+
+def test_the_real_command_prints_one_line_and_exits_2(tmp_path):
+    # A fresh interpreter, as a user runs it: no warning or traceback may reach stderr.
+    import subprocess
+    import sys
+
+    path = _write(tmp_path, _set(BASE, "links.0.bandwidth", "50 GB"))
+    proc = subprocess.run([sys.executable, "-c", "from infersim.cli import main; main()",
+                           "run", str(path), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "links.0.bandwidth" in proc.stderr
+    assert "Traceback" not in proc.stderr

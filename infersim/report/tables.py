@@ -67,7 +67,9 @@ def summary_table(summary: Mapping[str, Any], *, title: str | None = None) -> Ta
     for name, pool in pools.items():
         util = pool.get("utilization")
         util_text = f"{100 * util:.0f} % busy" if isinstance(util, (int, float)) else "—"
-        table.add_row(f"pool {name} ({pool.get('role')}, {pool.get('chips')} chips)", util_text)
+        chips = pool.get("chips")
+        noun = "chip" if chips == 1 else "chips"
+        table.add_row(f"pool {name} ({pool.get('role')}, {chips} {noun})", util_text)
     classes = lookup(summary, "cost.classes") or {}
     if len(classes) > 1:
         for name, cls in classes.items():
