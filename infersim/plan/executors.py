@@ -77,36 +77,49 @@ class SerialExecutor:
 
 
 class LocalExecutor:
-    """A pool of local worker processes, started with *spawn*.
+    """A pool of local worker processes, started with *spawn* and kept for the executor's life.
 
     Spawn (not fork) because the parent may hold threads — a progress bar, Ray, a notebook kernel —
     and a forked copy of a threaded process can deadlock; spawned workers import infersim afresh,
-    so ``fn`` must be a module-level function and tasks plain picklable values.
+    so ``fn`` must be a module-level function and tasks plain picklable values. The pool starts
+    on first use and is reused by every later call (the planner calls once per wave), so the
+    import cost is paid once per worker; :meth:`close` (or leaving a ``with`` block) stops it.
     """
 
     def __init__(self, workers: int | None = None) -> None:
         if workers is not None and workers < 1:
             raise InfersimError(field="--workers", expected="an integer >= 1", given=workers)
         self.workers = workers or default_workers()
+        self._pool: ProcessPoolExecutor | None = None
 
     def map_unordered(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[tuple[int, Any]]:
         if not tasks:
             return
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(self.workers, len(tasks)), mp_context=context) as pool:
-            pending = {pool.submit(call_guarded, fn, task): index for index, task in enumerate(tasks)}
-            try:
-                while pending:
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        index = pending.pop(future)
-                        yield index, future.result()
-            finally:
-                for future in pending:
-                    future.cancel()
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=self.workers,
+                                             mp_context=multiprocessing.get_context("spawn"))
+        pending = {self._pool.submit(call_guarded, fn, task): index
+                   for index, task in enumerate(tasks)}
+        try:
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    index = pending.pop(future)
+                    yield index, future.result()
+        finally:
+            for future in pending:
+                future.cancel()
 
     def close(self) -> None:
-        return None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> LocalExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _require_ray() -> Any:

@@ -514,6 +514,13 @@ def candidate_data(base_data: Mapping[str, Any], base, candidate: Candidate,
     if candidate.layout == "disaggregated":
         pre, dec = candidate.pools
         chips = [load_hardware(pre.hardware), load_hardware(dec.hardware)]
+        if pre.hardware == dec.hardware and candidate.chips <= chips[0].scaleup_domain_chips:
+            # The whole cluster fits one scale-up domain (an HGX node, an NVL72 rack): prefill
+            # and decode share it and the KV cache crosses NVLink-class links, as deployed.
+            for name in pools:
+                pools[name]["scaleup_domain"] = "node0"
+            data["links"] = []
+            return _with_rate(data, base, rate)
         # KV goes NIC to NIC (RDMA over the scale-out network); an instance has one NIC per chip.
         bandwidth = min(chips[0].scaleout_bandwidth * pre.tp * pre.pp,
                         chips[1].scaleout_bandwidth * dec.tp * dec.pp)
@@ -522,6 +529,10 @@ def candidate_data(base_data: Mapping[str, Any], base, candidate: Candidate,
                           "latency": float(latency)}]
     else:
         data["links"] = []
+    return _with_rate(data, base, rate)
+
+
+def _with_rate(data: dict, base, rate: float | None) -> dict:
     if rate is not None:
         data["workload"] = copy.deepcopy(dict(data["workload"]))
         data["workload"]["arrival"] = {**data["workload"]["arrival"], "rate": float(rate)}
