@@ -166,20 +166,30 @@ def diurnal_arrivals(n: int, mean_rate: float, amplitude: float, period_s: float
     unit = _unit_poisson_instants(n, rng)
     if amplitude == 0:
         return unit / mean_rate
-    # Invert Lambda(t) = E by bisection: |Lambda(t) - mean_rate*t| <= 2*mean_rate*amplitude/omega
-    # brackets the root, and Lambda strictly increases, so bisection always converges.
+    # Invert Lambda(t) = E by safeguarded Newton: |Lambda(t) - mean_rate*t| <= 2*mean_rate*
+    # amplitude/omega brackets the root, Lambda' = rate(t) >= mean_rate*(1-amplitude) > 0, and a
+    # Newton step that leaves the shrinking bracket is replaced by bisection, so it always
+    # converges; quadratically near the root (a handful of passes instead of ~50 halvings).
     omega = 2.0 * math.pi / period_s
     slack = 2.0 * amplitude / omega
     low = np.maximum(unit / mean_rate - slack, 0.0)
     high = unit / mean_rate + slack
-    # 60 halvings shrink the bracket by 2**-60: below float64 resolution of any instant.
-    for _ in range(60):
-        mid = 0.5 * (low + high)
-        below = diurnal_cumulative(mid, mean_rate, amplitude, period_s, phase_s) < unit
-        low = np.where(below, mid, low)
-        high = np.where(below, high, mid)
-    times = 0.5 * (low + high)
+    times = unit / mean_rate
+    for _ in range(100):
+        excess = diurnal_cumulative(times, mean_rate, amplitude, period_s, phase_s) - unit
+        low = np.where(excess < 0, times, low)
+        high = np.where(excess >= 0, times, high)
+        rate = mean_rate * (1.0 + amplitude * np.sin(omega * (times - phase_s)))
+        newton = times - excess / rate
+        inside = (newton >= low) & (newton <= high)
+        updated = np.where(inside, newton, 0.5 * (low + high))
+        # Relative 1e-12 (0.1 us in a day): above the ~1e-14 rounding jitter of Lambda(t) - E,
+        # reached in ~10 passes even at amplitude 0.99.
+        done = np.all(np.abs(updated - times) <= 1e-12 * np.maximum(updated, 1.0))
+        times = updated
+        if done:
+            break
     if n:
-        times[0] = 0.0  # Lambda(0) = 0 exactly; bisection would leave ~1e-16 of noise
-    # Guard the sort order against the last-bit noise of the bisection.
+        times[0] = 0.0  # Lambda(0) = 0 exactly; the iteration would leave ~1e-16 of noise
+    # Guard the sort order against the last-bit noise of the iteration.
     return np.maximum.accumulate(times)
