@@ -162,9 +162,11 @@ def plot_timeline(timeline: pd.DataFrame, path: Path, *, title: str) -> Path:
             ax.plot(of_pool["time_s"], of_pool[column], lw=1.2, label=str(pool))
         ax.set_ylabel(label, fontsize=9)
         ax.grid(True, alpha=0.25)
-        ax.set_ylim(bottom=0)
         if column == "kv_used_fraction":
             ax.set_ylim(0, 1.05)
+        else:  # counts: an all-zero series still gets a readable 0..1 axis
+            top = float(timeline[column].max()) if len(timeline) else 0.0
+            ax.set_ylim(0, max(1.0, top * 1.08))
     if pools:
         axes[0, 0].legend(title="pool", loc="upper right", fontsize=8, ncols=min(len(pools), 4))
     else:
@@ -183,7 +185,9 @@ def plot_utilization(pools: Sequence[Mapping[str, object]], path: Path, *, title
     bars = ax.bar(names, util, color=[colours.get(str(p["role"]), "#7f7f7f") for p in pools])
     for bar, pool, u in zip(bars, pools, util, strict=True):
         chips = int(pool["chips"])
-        ax.annotate(f"{u:.0f} %\n{chips} chip{'s' if chips != 1 else ''}, {pool['role']}",
+        price = pool.get("dollars_per_hour")
+        priced = f", ${float(price):,.0f}/h" if price is not None else ""
+        ax.annotate(f"{u:.0f} %\n{chips} chip{'s' if chips != 1 else ''}, {pool['role']}{priced}",
                     (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                     ha="center", va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points")
     ax.set_ylim(0, 118)
