@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -69,8 +70,14 @@ def test_sram_machines_need_many_chips():
 def test_kv_room_shortfall_is_reported_with_the_chips_needed():
     dep = Deployment(model=load_model("llama-3.1-70b"), hardware=H100, tp=2)
     tokens = placement(dep).kv_capacity_tokens
-    with pytest.raises(InfersimError, match=r"use at least \d+ chips \(tp·pp\)"):
-        check_fits(dep, min_kv_tokens=tokens + 1)
+    with pytest.raises(InfersimError, match=r"use at least \d+ chips \(tp·pp\)") as err:
+        check_fits(dep, min_kv_tokens=10 * tokens)
+    need = int(re.search(r"use at least (\d+) chips", str(err.value)).group(1))
+    assert need % 2 == 0  # the advice keeps tp 2 and adds stages
+    bigger = Deployment(model=dep.model, hardware=H100, tp=2, pp=need // 2)
+    assert check_fits(bigger, min_kv_tokens=10 * tokens).fits
+    smaller = Deployment(model=dep.model, hardware=H100, tp=2, pp=need // 2 - 1)
+    assert placement(smaller).kv_capacity_tokens < 10 * tokens
     assert check_fits(dep, min_kv_tokens=tokens).kv_capacity_tokens == tokens
 
 

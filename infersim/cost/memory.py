@@ -17,6 +17,7 @@ in sequence), optionally times a ``tp`` inside each stage, e.g. ``tp: 8, pp: 72`
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -48,11 +49,50 @@ def kv_cache_bytes(dep: Deployment, tokens: int) -> float:
 
 
 def _kv_bytes_per_token_per_chip(dep: Deployment) -> float:
-    """KV bytes one token occupies on the fullest chip (a stage holds ceil(layers/pp) layers)."""
+    """KV bytes one token occupies on the fullest chip.
+
+    With fewer stages than layers the fullest stage holds ceil(layers/pp) layers; with more
+    (SRAM machines, where one layer spans several chips in sequence) a layer's cache is spread
+    over its chips like its weights are.
+    """
     model = dep.model
     per_shard = model.kv_bytes_per_token_per_shard(dep.kv_dtype, dep.tp)
-    layers_on_stage = math.ceil(model.num_layers / dep.pp)
-    return per_shard * layers_on_stage / model.num_layers
+    layers = model.num_layers
+    layers_on_stage = math.ceil(layers / dep.pp) if dep.pp <= layers else layers / dep.pp
+    return per_shard * layers_on_stage / layers
+
+
+def _bytes(value: float) -> str:
+    """``141e9`` -> ``'141 GB'``; ``207e6`` -> ``'207 MB'``: the unit a reader expects."""
+    for factor, unit in ((1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB")):
+        if value >= factor:
+            return f"{value / factor:.3g} {unit}" if value < 100 * factor else \
+                f"{value / factor:.0f} {unit}"
+    return f"{value:.0f} B"
+
+
+def chips_for_kv(dep: Deployment, memory_fraction: float, kv_tokens: int) -> int:
+    """Fewest chips, keeping ``dep``'s ``tp`` and adding pipeline stages, that hold the weights
+    plus ``kv_tokens`` tokens of KV on the actual layout (replicated KV heads and MLA included).
+    """
+    def holds(pp: int) -> bool:
+        return placement(dataclasses.replace(dep, pp=pp), memory_fraction).kv_capacity_tokens \
+            >= kv_tokens
+
+    low = max(1, math.ceil(min_chips(dep, memory_fraction, kv_tokens=kv_tokens) / dep.tp))
+    if holds(low):
+        return low * dep.tp
+    high = low * 2
+    while not holds(high):
+        if high > 1_000_000:  # a layout whose per-chip KV cannot shrink (replicated heads)
+            raise InfersimError(f"{dep.model.name} {dep.precision} cannot hold {kv_tokens} "
+                                f"tokens of KV on {dep.hardware.name} at tp {dep.tp} with any "
+                                "number of pipeline stages", field="tp")
+        low, high = high, high * 2
+    while high - low > 1:  # capacity grows with the number of stages: bisect
+        mid = (low + high) // 2
+        low, high = (low, mid) if holds(mid) else (mid, high)
+    return high * dep.tp
 
 
 def _check_fraction(memory_fraction: float) -> None:
@@ -104,19 +144,17 @@ def check_fits(dep: Deployment, memory_fraction: float = 0.9, *, field: str | No
     place = placement(dep, memory_fraction)
     if place.kv_capacity_tokens >= max(1, min_kv_tokens):
         return place
-    gb = 1e9
     name = f"{dep.model.name} {dep.precision}"
-    holds = f"{dep.chips}× {dep.hardware.name} holds {dep.chips * place.usable_bytes_per_chip / gb:.0f} GB"
+    holds = (f"{dep.chips}× {dep.hardware.name} holds "
+             f"{_bytes(dep.chips * place.usable_bytes_per_chip)}")
     if place.weight_bytes_per_chip >= place.usable_bytes_per_chip:
-        need = place.min_chips
         raise InfersimError(
-            f"{name} needs {place.weight_bytes / gb:.0f} GB of weights; {holds} at "
-            f"memory_fraction {memory_fraction:g}: use at least {need} chips (tp·pp)",
+            f"{name} needs {_bytes(place.weight_bytes)} of weights; {holds} at "
+            f"memory_fraction {memory_fraction:g}: use at least {place.min_chips} chips (tp·pp)",
             field=field)
-    need = min_chips(dep, memory_fraction, kv_tokens=min_kv_tokens)
-    need = max(need, dep.chips + 1)
+    need = chips_for_kv(dep, memory_fraction, max(1, min_kv_tokens))
     raise InfersimError(
-        f"{name} on {holds} at memory_fraction {memory_fraction:g}, room for "
-        f"{place.kv_capacity_tokens} tokens of KV after {place.weight_bytes / gb:.0f} GB of "
+        f"{name} on {holds} at memory_fraction {memory_fraction:g} has room for "
+        f"{place.kv_capacity_tokens} tokens of KV after {_bytes(place.weight_bytes)} of "
         f"weights, fewer than the {min_kv_tokens} required: use at least {need} chips (tp·pp)",
         field=field)

@@ -1,0 +1,81 @@
+"""``infersim roofline``: answers for every shipped model on every shipped chip."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from infersim.cli import main
+from infersim.cli.roofline import roofline
+from infersim.cost import Deployment
+from infersim.errors import InfersimError
+from infersim.hardware import list_hardware, load_hardware
+from infersim.model import list_models, load_model
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["roofline", *args])
+    out, err = capsys.readouterr()
+    return exit_info.value.code or 0, out, err
+
+
+def test_json_summary_of_the_seed_example(capsys):
+    code, out, _ = run(capsys, "--model", "llama-3-8b", "--hardware", "h100", "--ideal",
+                       "--prompt", "6", "--context", "64", "--json")
+    assert code == 0
+    summary = json.loads(out)
+    assert summary["decode"]["tokens_per_s_per_user"] == pytest.approx(208.6, rel=0.01)
+    assert summary["prefill"]["bound"] == "memory"
+    assert summary["prefill"]["tokens_per_s"] == pytest.approx(1256, rel=0.01)
+    assert summary["ridge_point"] == pytest.approx(295.2, rel=1e-3)
+    assert summary["fits"] is True and summary["min_chips"] == 1
+    assert summary["weight_bytes"] == pytest.approx(16.06e9, rel=1e-3)
+
+
+def test_table_output_names_the_bounds(capsys):
+    code, out, _ = run(capsys, "--model", "llama-3.1-70b", "--hardware", "h100", "--tp", "4",
+                       "--batch", "64", "--prompt", "2048")
+    assert code == 0
+    assert "prefill of 2048 tokens" in out and "compute" in out and "memory" in out
+
+
+def test_too_big_a_model_is_one_line_and_exit_2(capsys):
+    code, out, err = run(capsys, "--model", "llama-3.1-70b", "--hardware", "h100")
+    assert code == 2 and out == ""
+    assert err.strip() == ("infersim: error: llama-3.1-70b bf16 needs 141 GB of weights; "
+                           "1× h100 holds 72 GB at memory_fraction 0.9: use at least 2 chips (tp·pp)")
+
+
+def test_a_precision_the_chip_lacks_is_a_user_error(capsys):
+    code, _, err = run(capsys, "--model", "llama-3-8b", "--hardware", "a100", "--precision", "fp8")
+    assert code == 2 and "peak_flops.fp8" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("hardware", list_hardware())
+def test_every_model_on_every_chip_answers_or_says_how_many_chips(hardware):
+    # The command's body, without re-parsing arguments for each of the 100-odd pairs.
+    chip = load_hardware(hardware)
+    for name in list_models():
+        model = load_model(name)
+        chips = 1
+        for _ in range(3):  # follow the advice: it must lead to a deployment that fits
+            dep = Deployment(model=model, hardware=chip, pp=chips)
+            try:
+                summary = roofline(dep, batch=1, prompt=512, context=512)
+            except InfersimError as err:
+                message = str(err)
+                assert "\n" not in message
+                need = re.search(r"use at least (\d+) chips \(tp·pp\)", message)
+                assert need, message
+                assert int(need.group(1)) > chips
+                chips = int(need.group(1))
+                continue
+            assert summary["fits"] and summary["decode"]["time_s"] > 0
+            assert summary["chips"] >= summary["min_chips"]
+            json.dumps(summary)
+            break
+        else:
+            pytest.fail(f"{name} on {hardware}: advice did not converge")
