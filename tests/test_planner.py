@@ -1,0 +1,237 @@
+"""The capacity planner: cost-model sizing obeys the SLO physics, the recommended plan meets its
+SLOs when re-run, and it is no dearer than the obvious hand-sized alternative.
+
+The base scenario is a small Llama-3.1-8B workload (``tests/fixtures/plans/tiny-disaggregated``:
+200 requests, ~650-token prompts, ~90-token answers, p99 TTFT 500 ms and ITL 40 ms), so a whole
+plan — sizing, confirmation and max-rate search — runs in about a second in-process.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from infersim.api import simulate
+from infersim.cli import main
+from infersim.cost import Deployment, decode_time
+from infersim.errors import InfersimError
+from infersim.hardware import load_hardware
+from infersim.model import load_model
+from infersim.plan.executors import SerialExecutor
+from infersim.plan.outputs import plans_table, verdict, write_outputs
+from infersim.plan.planner import (
+    ITL_STEP_SHARE,
+    SLO,
+    load_shape,
+    plan_capacity,
+    size_candidates,
+    slo_of,
+    slo_verdict,
+)
+from infersim.scenario import load_scenario
+
+TINY = Path(__file__).resolve().parent / "fixtures" / "plans" / "tiny-disaggregated.yaml"
+RATE = 40.0
+CHIPS = ["h100", "a100", "b200"]
+
+
+@pytest.fixture(scope="module")
+def base():
+    return load_scenario(TINY)
+
+
+@pytest.fixture(scope="module")
+def outcome():
+    return plan_capacity(TINY, rate=RATE, hardware=CHIPS, executor=SerialExecutor())
+
+
+# --- stage 1: the cost model ---------------------------------------------------------------
+
+
+def test_load_shape_is_the_workload_means(base):
+    load = load_shape(base)
+    # uniform prompts 256..1024 and outputs 32..160: means near the middles
+    assert 600 < load.mean_prompt < 690 and 85 < load.mean_output < 100
+    assert load.requests == 200
+
+
+def test_every_candidate_carries_the_rate_at_its_sizing_target(base):
+    load, slo = load_shape(base), slo_of(base)
+    candidates, _ = size_candidates(base, load, slo, RATE, CHIPS)
+    assert candidates
+    assert [c.cost_per_hour for c in candidates] == sorted(c.cost_per_hour for c in candidates)
+    for c in candidates:
+        assert c.capacity_rps * c.utilisation_target >= RATE * (1 - 1e-9), c.label
+        assert {p.role for p in c.pools} == ({"mixed"} if c.layout == "colocated"
+                                             else {"prefill", "decode"})
+
+
+def test_decode_batches_keep_steps_inside_the_itl_target(base):
+    load, slo = load_shape(base), slo_of(base)
+    model = load_model(base.model)
+    candidates, _ = size_candidates(base, load, slo, RATE, CHIPS)
+    context = round(load.mean_context)
+    for c in candidates:
+        for pool in c.pools:
+            if pool.role != "decode":
+                continue
+            dep = Deployment(model=model, hardware=load_hardware(pool.hardware), tp=pool.tp)
+            step = decode_time(dep, pool.max_batch_size, context)
+            assert step <= ITL_STEP_SHARE * slo.itl_ms / 1000 + 1e-12, c.label
+            # and the batch is as large as the target allows (or the base's cap of 128)
+            if pool.max_batch_size < 128:
+                assert decode_time(dep, pool.max_batch_size + 1, context) > (
+                    ITL_STEP_SHARE * slo.itl_ms / 1000), c.label
+
+
+def test_tighter_itl_never_admits_a_larger_decode_batch(base):
+    load = load_shape(base)
+
+    def batches(itl_ms):
+        found, _ = size_candidates(base, load, SLO(ttft_ms=500, itl_ms=itl_ms), RATE, ["h100"])
+        return {(p.hardware, p.tp): p.max_batch_size for c in found for p in c.pools
+                if p.role == "decode"}
+
+    loose, tight = batches(40), batches(12)
+    assert loose and tight
+    assert all(tight[key] <= loose[key] for key in tight)
+    assert any(tight[key] < loose[key] for key in tight)
+
+
+def test_impossible_slos_are_pruned_with_reasons(base):
+    load = load_shape(base)
+    candidates, pruned = size_candidates(base, load, SLO(ttft_ms=500, itl_ms=1), RATE, ["h100"])
+    assert candidates == []
+    assert pruned and all("ITL target" in why for _, why in pruned)
+    outcome = plan_capacity(TINY, rate=RATE, hardware=["h100"], executor=SerialExecutor(),
+                            slo=SLO(ttft_ms=500, itl_ms=1))
+    assert outcome.best is None and outcome.simulations == 0
+
+
+# --- stages 2 and 3: simulation --------------------------------------------------------------
+
+
+def test_best_plan_rerun_meets_its_slos(outcome, tmp_path, base):
+    assert outcome.best is not None and outcome.best.slo_met
+    write_outputs(outcome, tmp_path, str(TINY))
+    rerun = simulate(tmp_path / "best.yaml").summary
+    ok, reason = slo_verdict(rerun, slo_of(base), 200)
+    assert ok, reason
+    assert rerun["scenario_name"] == "tiny-disaggregated-plan"
+    planned = yaml.safe_load((tmp_path / "best.yaml").read_text())
+    assert planned["workload"]["arrival"]["rate"] == RATE
+
+
+def test_best_plan_is_cheaper_than_hand_sized_all_h100_colocated(outcome):
+    # The obvious plan: colocated H100s with the base's batching limits, instance count raised
+    # by hand until the simulated SLOs hold.
+    naive_cost = None
+    for instances in range(1, 9):
+        pools = {"serve": {"role": "mixed", "hardware": "h100", "instances": instances,
+                           "max_batch_size": 128}}
+        summary = simulate(TINY, overrides=[f"pools={json.dumps(pools)}", "links=[]",
+                                            f"workload.arrival.rate={RATE}"]).summary
+        if slo_verdict(summary, SLO(ttft_ms=500, itl_ms=40), 200)[0]:
+            naive_cost = instances * load_hardware("h100").price_per_chip_hour
+            break
+    assert naive_cost is not None
+    assert outcome.best.candidate.cost_per_hour < naive_cost
+    # and no confirmed plan is cheaper than the one recommended
+    confirmed = [ev for ev in outcome.evaluations if ev.slo_met]
+    assert outcome.best.candidate.cost_per_hour == min(ev.candidate.cost_per_hour for ev in confirmed)
+
+
+def test_max_rate_holds_and_its_double_does_not(outcome, base):
+    best = outcome.best
+    assert best.max_rate >= RATE
+    assert slo_verdict(best.max_rate_summary, slo_of(base), 200)[0]
+    overloaded = dict(outcome.best_scenario)
+    overloaded["workload"] = {**overloaded["workload"],
+                              "arrival": {"process": "poisson", "rate": 2 * best.max_rate}}
+    assert not slo_verdict(simulate(overloaded).summary, slo_of(base), 200)[0]
+    row = plans_table(outcome).iloc[0]
+    assert row["max_rate"] == pytest.approx(best.max_rate)
+    assert row["requests_per_dollar"] == pytest.approx(best.goodput_per_dollar)
+
+
+def test_both_layouts_are_confirmed_and_the_verdict_names_the_winner(outcome):
+    colocated, disaggregated = outcome.best_of("colocated"), outcome.best_of("disaggregated")
+    assert colocated is not None and disaggregated is not None
+    winner = "disaggregated" if disaggregated.candidate.cost_per_hour < \
+        colocated.candidate.cost_per_hour else "colocated"
+    assert verdict(outcome).startswith(f"{winner} wins at 40 req/s")
+
+
+def test_planning_is_deterministic(tmp_path, outcome):
+    again = plan_capacity(TINY, rate=RATE, hardware=CHIPS, executor=SerialExecutor())
+    write_outputs(outcome, tmp_path / "a", str(TINY))
+    write_outputs(again, tmp_path / "b", str(TINY))
+    for name in ("plans.csv", "best.yaml", "plan.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_budget_mode_maximises_goodput_per_dollar_within_budget():
+    outcome = plan_capacity(TINY, rate=None, budget=12.0, hardware=["h100", "a100"],
+                            executor=SerialExecutor())
+    assert outcome.best is not None
+    assert outcome.best.candidate.cost_per_hour <= 12.0
+    searched = [ev for ev in outcome.evaluations if ev.goodput_per_dollar is not None]
+    assert outcome.best.goodput_per_dollar == max(ev.goodput_per_dollar for ev in searched)
+    assert outcome.best.max_rate > 0 and math.isfinite(outcome.best.max_rate)
+
+
+# --- edges -------------------------------------------------------------------------------------
+
+
+def test_closed_loop_workload_cannot_be_planned_for_a_rate(tmp_path):
+    data = yaml.safe_load(TINY.read_text())
+    data["workload"].pop("arrival")
+    data["workload"]["concurrency"] = 8
+    path = tmp_path / "closed.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(InfersimError) as err:
+        plan_capacity(path, rate=RATE, executor=SerialExecutor())
+    assert str(err.value) == (f"{path}: workload.arrival: expected an open-loop arrival with a "
+                              "rate (poisson or gamma) to plan for, got None")
+
+
+def test_plan_without_any_slo_is_refused(tmp_path):
+    data = yaml.safe_load(TINY.read_text())
+    data.pop("slo")
+    path = tmp_path / "no-slo.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(InfersimError, match=r"slo: expected at least one target"):
+        plan_capacity(path, rate=RATE, executor=SerialExecutor())
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"rate": 0.0}, "--rate: expected a rate > 0 (requests/s), got 0.0"),
+    ({"rate": None}, "--rate: expected a target rate (or a --budget), got None"),
+])
+def test_bad_targets_are_one_line(kwargs, message):
+    with pytest.raises(InfersimError) as err:
+        plan_capacity(TINY, executor=SerialExecutor(), **kwargs)
+    assert str(err.value) == message
+
+
+def test_plan_command_writes_a_runnable_plan(tmp_path, capsys):
+    out = tmp_path / "plan"
+    try:
+        main(["plan", str(TINY), "--rate", "30", "--hardware", "h100,a100", "--workers", "1",
+              "--out", str(out)])
+        code = 0
+    except SystemExit as exit_info:
+        code = exit_info.code or 0
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert {p.name for p in out.iterdir()} == {"best.yaml", "plans.csv", "plan.json", "pareto.png"}
+    assert "wins at 30 req/s" in captured.err
+    summary = json.loads((out / "plan.json").read_text())
+    table = pd.read_csv(out / "plans.csv")
+    assert summary["best"] == table.loc[0, "plan"] and bool(table.loc[0, "slo_met"])
+    assert load_scenario(out / "best.yaml").name == "tiny-disaggregated-plan"
