@@ -190,3 +190,44 @@ def workloads(draw):
     return ClosedLoop(users=draw(st.integers(1, 4)), requests=requests,
                       think_time_s=draw(st.sampled_from([0.0, 0.01])),
                       think_dist=draw(st.sampled_from(["fixed", "exponential"])))
+
+
+# ---------------------------------------------------------------------------------------------
+# scenario: small valid scenario files (as dicts), disaggregated or colocated, on shipped chips
+
+
+@st.composite
+def scenario_dicts(draw, *, max_requests: int = 40):
+    """A small valid scenario: Llama-3.1-8B on H100/B200/H200, one mixed pool or a
+    prefill/decode pair (linked, or sharing a scale-up domain), a short Poisson workload."""
+    chip = draw(st.sampled_from(["h100", "h200", "b200"]))
+    requests = draw(st.integers(1, max_requests))
+    workload = {
+        "arrival": {"process": "poisson", "rate": draw(st.sampled_from([2.0, 20.0, 200.0]))},
+        "requests": requests,
+        "prompt_tokens": {"dist": "uniform", "low": 1, "high": draw(st.sampled_from([64, 2048]))},
+        "output_tokens": {"dist": "uniform", "low": 1, "high": draw(st.sampled_from([4, 64]))},
+    }
+    base = {"name": "hypothesis", "seed": draw(st.integers(0, 2**31)), "model": "llama-3.1-8b",
+            "workload": workload,
+            "slo": {"ttft_ms": draw(st.sampled_from([50.0, 1000.0])), "itl_ms": 50.0}}
+    if draw(st.booleans()):
+        base["pools"] = {"all": {"role": "mixed", "hardware": chip,
+                                 "instances": draw(st.integers(1, 3)),
+                                 "max_batch_tokens": draw(st.sampled_from([256, 2048])),
+                                 "chunked_prefill": draw(st.booleans())}}
+        return base
+    pools = {"prefill": {"role": "prefill", "hardware": chip,
+                         "instances": draw(st.integers(1, 2))},
+             "decode": {"role": "decode", "hardware": chip, "instances": draw(st.integers(1, 3)),
+                        "max_batch_size": draw(st.sampled_from([4, 64]))}}
+    if draw(st.booleans()):
+        for pool in pools.values():
+            pool["scaleup_domain"] = "node"
+        base["links"] = []
+    else:
+        base["links"] = [{"between": ["prefill", "decode"],
+                          "bandwidth": draw(st.sampled_from(["10 GB/s", "400 Gbit/s"])),
+                          "latency": draw(st.sampled_from(["0 s", "20 us"]))}]
+    base["pools"] = pools
+    return base

@@ -11,11 +11,14 @@ import json
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from strategies import scenario_dicts
 
 import infersim
 from infersim import cli
 from infersim.api import VLLM_KEYS
 from infersim.paths import shipped_dir
+from infersim.report.outputs import dumps_summary
 
 SEED_SCENARIOS = sorted(p.stem for p in shipped_dir("scenarios").glob("*.yaml"))
 FEW = ["workload.requests=120"]
@@ -219,3 +222,20 @@ def test_a_trace_relative_to_the_scenario_file_is_replayed(tmp_path):
     (tmp_path / "s.yaml").write_text(text)
     s = infersim.simulate(str(tmp_path / "s.yaml")).summary
     assert s["completed"] == 3 and s["total_input_tokens"] == 512 + 1024 + 256
+
+
+@settings(max_examples=12, deadline=None)
+@given(data=scenario_dicts())
+def test_any_small_scenario_conserves_requests_prices_work_and_repeats_itself(data):
+    result = infersim.simulate(data)
+    s, requests = result.summary, result.requests
+    n = data["workload"]["requests"]
+    assert s["completed"] + s["failed"] == n == len(requests)
+    done = requests[requests["completed"]]
+    assert (done["e2e_s"] >= done["ttft_s"]).all() and (done["ttft_s"] > 0).all()
+    assert s["request_goodput"] <= s["request_throughput"] + 1e-12
+    cost = s["cost"]
+    assert cost["input_cost_usd"] + cost["output_cost_usd"] == pytest.approx(cost["cost_usd"])
+    assert cost["energy_j"] > 0 and cost["cost_usd"] > 0
+    again = infersim.simulate(data).summary
+    assert dumps_summary(again) == dumps_summary(s)
