@@ -28,9 +28,11 @@ def register(app: typer.Typer) -> None:
     @app.command("compare")
     def compare(
         scenarios: Annotated[list[str], typer.Argument(help="scenario files or names")],
-        seed: Annotated[str | None, typer.Option("--seed", help="one seed for every scenario")]
+        seed: Annotated[str | None,
+                        typer.Option("--seed", metavar="N", help="one seed for every scenario")]
         = None,
-        sets: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
+        sets: Annotated[list[str] | None,
+                        typer.Option("--set", metavar="KEY=VALUE", help=SET_HELP)] = None,
         as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
         = False,
     ) -> None:

@@ -78,9 +78,11 @@ def register(app: typer.Typer) -> None:
         = DEFAULT_SCENARIO,
         out: Annotated[Path | None, typer.Option("--out", "-o", help="output folder (default "
                                                  "runs/<scenario name>/)")] = None,
-        seed: Annotated[str | None, typer.Option("--seed", help="replace the scenario's seed")]
+        seed: Annotated[str | None,
+                        typer.Option("--seed", metavar="N", help="replace the scenario's seed")]
         = None,
-        sets: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
+        sets: Annotated[list[str] | None,
+                        typer.Option("--set", metavar="KEY=VALUE", help=SET_HELP)] = None,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no table, no progress bar")]
         = False,
         plots: Annotated[bool, typer.Option("--plots/--no-plots", help="write the PNG plots")]
@@ -98,6 +100,8 @@ def register(app: typer.Typer) -> None:
         written = result.save(target, plots=plots)
         if not quiet:
             console = Console()
+            if loaded.description:
+                console.print(loaded.description, style="dim", highlight=False)
             console.print(summary_table(result.summary,
                                         title=f"{loaded.name}  (seed {loaded.seed}, "
                                               f"scenario {result.summary['scenario_hash']})"))

@@ -21,9 +21,11 @@ def register(app: typer.Typer) -> None:
     @app.command("validate")
     def validate(
         scenario: Annotated[str, typer.Argument(help="scenario file or shipped name")],
-        seed: Annotated[str | None, typer.Option("--seed", help="replace the scenario's seed")]
+        seed: Annotated[str | None,
+                        typer.Option("--seed", metavar="N", help="replace the scenario's seed")]
         = None,
-        sets: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
+        sets: Annotated[list[str] | None,
+                        typer.Option("--set", metavar="KEY=VALUE", help=SET_HELP)] = None,
     ) -> None:
         """Check a scenario (schema, chips, model fit, links, workload) without simulating."""
         from infersim.api import check_workload
