@@ -30,7 +30,23 @@ Relative paths inside a scenario (a model's ``config.json``, a trace file) are r
 scenario file. The resolved scenario (after overrides and the seed) has a hash: the first 16 hex
 digits of the SHA-256 of its canonical JSON, saved with every result.
 
-Router policies take friendly names, mapped onto the engine's registry (see ``ROUTER_POLICIES``).
+Router policies (``router.policy`` for a new request's first pool, ``router.decode_policy`` for
+the decode instance that receives its KV cache) take these names, mapped onto the engine's
+registry (``ROUTER_POLICIES``):
+
+=========================  ===============================================================
+``least_loaded``           least work queued or running, in tokens (the engine's
+                           ``least_outstanding_tokens``); the default for ``policy``
+``shortest_queue``         fewest requests queued or running (``join_shortest_queue``)
+``round_robin``            instances in turn
+``power_of_two``           the less loaded of two instances drawn at random
+``prefix_affinity``        the instance whose prefix cache holds the longest run of the
+                           prompt's leading blocks (traces with prefix hashes)
+``kv_aware``               the most free KV memory; the default for ``decode_policy``
+=========================  ===============================================================
+
+The engine's own names are accepted too. A link's ``bandwidth`` is the link's, one direction,
+shared fairly by all transfers in flight on it (not per instance pair).
 """
 
 from __future__ import annotations
@@ -165,7 +181,8 @@ class LinkConfig(BaseModel):
 
     between: list[str] = Field(min_length=2, max_length=2,
                                description="the two pool names this link joins")
-    bandwidth: Bandwidth = Field(description="per instance pair, one direction, e.g. '50 GB/s'")
+    bandwidth: Bandwidth = Field(description="one direction, shared fairly by every transfer in "
+                                             "flight on this link, e.g. '50 GB/s'")
     latency: Duration = Field(0.0, description="one-way latency, e.g. '10 us'")
 
 
