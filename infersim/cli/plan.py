@@ -98,7 +98,10 @@ def register(app: typer.Typer) -> None:
             executor.close()
         out_dir = out if out is not None else Path("runs") / f"{base.name}-plan"
         paths = write_outputs(outcome, out_dir, str(scenario))
-        Console().print(outcome_table(outcome))
+        console = Console()
+        if not console.is_terminal:  # logs and CI: do not squeeze the table into 80 columns
+            console = Console(width=160)
+        console.print(outcome_table(outcome))
         err.print(verdict(outcome))
         err.print(f"{len(outcome.evaluations)} candidates admitted by the cost model, "
                   f"{len(outcome.pruned)} shapes pruned, {outcome.simulations} simulations, "

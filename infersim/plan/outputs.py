@@ -215,7 +215,7 @@ def pareto_plot(outcome: PlanOutcome, path: Path) -> Path:
                       marker="*", s=260, color="gold", edgecolors="black", zorder=5,
                       label="best plan")
     right.set_xlabel("cluster cost ($/h)")
-    right.set_ylabel("requests within SLO per $ (at max rate)")
+    right.set_ylabel(r"goodput per dollar (requests per \$ at the max rate within SLO)")
     right.set_title("Goodput per dollar at each plan's maximum sustainable rate")
     if searched:
         right.legend(fontsize=7, loc="best")

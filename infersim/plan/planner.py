@@ -31,8 +31,9 @@ and decode?" The planner answers it in three stages, cheapest work first.
    confirmed candidate, so the report can say whether disaggregation won at this load).
 
 3. **Find each confirmed candidate's maximum sustainable rate** by doubling then bisecting the
-   arrival rate, keeping the highest rate at which the SLOs still hold. Goodput per dollar
-   (requests per $ at that rate) ranks plans under a ``budget``.
+   arrival rate, keeping the highest rate at which the SLOs still hold — the plan's *goodput*
+   in DistServe's sense. Goodput per dollar (requests per $ at that rate) ranks plans under a
+   ``budget``, and breaks ties between plans of one price.
 
 Everything is deterministic: the same scenario, rate, options and seed give the same plans.
 """
@@ -168,11 +169,11 @@ class Evaluation:
 
     @property
     def goodput_per_dollar(self) -> float | None:
-        """Requests served within SLO per dollar, at the maximum sustainable rate."""
-        if self.max_rate_summary is None:
+        """Requests per dollar at the maximum sustainable rate: goodput as DistServe defines it
+        (the highest request rate served within the SLOs) divided by the hourly price."""
+        if not self.max_rate:
             return None
-        goodput = float(self.max_rate_summary.get("request_goodput", math.nan))
-        return goodput * 3600.0 / self.candidate.cost_per_hour
+        return self.max_rate * 3600.0 / self.candidate.cost_per_hour
 
 
 @dataclass(frozen=True)
@@ -820,5 +821,10 @@ def _rank(evaluations: Sequence[Evaluation], *, budget_mode: bool) -> list[Evalu
             gpd = ev.goodput_per_dollar
             return (group, -(gpd if gpd is not None and math.isfinite(gpd) else -1.0),
                     ev.candidate.cost_per_hour, ev.candidate.label)
-        return (group, ev.candidate.cost_per_hour, ev.candidate.chips, ev.candidate.label)
+        # Among plans of one price, the one with more headroom (a higher sustainable rate, then
+        # a lower tail TTFT) is the better buy.
+        headroom = -(ev.max_rate or 0.0)
+        ttft = float((ev.summary or {}).get("p99_ttft_ms", math.inf))
+        return (group, round(ev.candidate.cost_per_hour, 9), headroom,
+                ttft if math.isfinite(ttft) else math.inf, ev.candidate.chips, ev.candidate.label)
     return sorted(evaluations, key=key)
