@@ -96,14 +96,22 @@ def register(app: typer.Typer) -> None:
         console = Console(stderr=True)
         executor = make_executor(backend, workers=jobs, address=address)
         started = time.perf_counter()
+        # The bar starts with the first progress report, after every run's overrides have been
+        # validated, so a bad override is one clean line rather than a line under a bar.
+        progress = Progress(TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), console=console, transient=False)
+        bar = progress.add_task("runs", total=spec.runs, start=False)
+
+        def report(done: int, total: int) -> None:
+            if not progress.live.is_started:
+                progress.start()
+                progress.start_task(bar)
+            progress.update(bar, completed=done, total=total)
+
         try:
-            with Progress(TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(),
-                          TimeElapsedColumn(), console=console, transient=False) as progress:
-                bar = progress.add_task("runs", total=spec.runs)
-                outcome = run_sweep(spec, runner, executor, out_dir,
-                                    on_progress=lambda done, total: progress.update(
-                                        bar, completed=done, total=total))
+            outcome = run_sweep(spec, runner, executor, out_dir, on_progress=report)
         finally:
+            progress.stop()
             executor.close()
         wall_s = time.perf_counter() - started
         show_table(outcome.table, [key for key, _ in spec.grid])

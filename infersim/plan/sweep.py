@@ -40,6 +40,10 @@ from infersim.plan.store import RunStore
 # Sweeping the seed itself would defeat the derivation above; replicas are the way to vary it.
 _RESERVED_KEYS = ("seed",)
 SWEEP_FILE_KEYS = ("scenario", "grid", "seeds", "seed", "set")
+# Summary entries that describe the run rather than measure it: kept in each run's JSON record,
+# left out of the table (the table has its own seed and run_hash columns).
+PROVENANCE_KEYS = ("scenario", "backend", "scenario_name", "scenario_hash", "seed",
+                   "infersim_version", "cost.split_rule")
 
 
 def override_text(value: Any) -> str:
@@ -262,7 +266,10 @@ def run_sweep(spec: SweepSpec, runner: Runner, executor: Executor, out_dir: Path
     base_seed = spec.base_seed if spec.base_seed is not None else runner.base_seed(
         spec.scenario, spec.fixed)
     tasks = expand(spec, base_seed)
-    hashes = [runner.run_hash(task) for task in tasks]
+    try:
+        hashes = [runner.run_hash(task) for task in tasks]
+    except InfersimError as err:
+        raise _as_grid_error(err, spec) from None
     store = RunStore(out_dir) if out_dir is not None else None
     records: dict[int, Mapping[str, Any]] = {}
     todo = []
@@ -311,13 +318,26 @@ def run_sweep(spec: SweepSpec, runner: Runner, executor: Executor, out_dir: Path
     return SweepOutcome(table=table, ran=len(dispatch), reused=total - len(todo), paths=paths)
 
 
+def _as_grid_error(err: InfersimError, spec: SweepSpec) -> InfersimError:
+    """An override error names ``--set <path>``; when the path is a grid key's, say ``--grid``
+    (or ``grid.`` in a sweep file) so the user looks where they wrote it."""
+    field = err.field or ""
+    if field.startswith("--set "):
+        path = field.removeprefix("--set ")
+        if any(key == path or key.startswith(path + ".") for key, _ in spec.grid):
+            err.field = f"grid.{path}" if spec.source else f"--grid {path}"
+            err.args = (err._render(),)
+    return err
+
+
 def build_table(spec: SweepSpec, tasks: Sequence[RunTask], records: Sequence[Mapping[str, Any]],
                 hashes: Sequence[str]) -> pd.DataFrame:
     """One row per run in grid order: swept values, replica, seed, metrics, run hash."""
     rows = []
     metric_columns: dict[str, None] = {}
     for task, record in zip(tasks, records, strict=True):
-        flat = flatten_summary(record.get("summary", {}))
+        summary = {k: v for k, v in record.get("summary", {}).items() if k not in PROVENANCE_KEYS}
+        flat = {k: v for k, v in flatten_summary(summary).items() if k not in PROVENANCE_KEYS}
         for name in flat:
             metric_columns.setdefault(name, None)
         rows.append((task, flat))
