@@ -19,6 +19,7 @@ from nbclient import NotebookClient
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 EXPECTED = (
     "01-prefill-vs-decode",
+    "02-unified-vs-disaggregated",
 )
 CELL_TIMEOUT_S = 120
 
