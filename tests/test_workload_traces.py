@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from infersim.errors import InfersimError
+from infersim.workload import traces
 from infersim.workload.traces import Trace, load_trace, replay, with_arrivals
 
 FIXTURES = Path(__file__).parent / "fixtures" / "traces"
@@ -289,3 +291,86 @@ def test_replay_invariants(times, speedup, cap, window):
         assert np.all((arrival[rows] >= window_s[0]) & (arrival[rows] < window_s[1]))
     if cap is None and window_s is None:
         assert len(table) == n
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading stops early for a window or a cap, and never changes what is replayed
+
+
+def _write_mooncake(path: Path, stamps_ms, lengths) -> None:
+    path.write_text("".join(
+        f'{{"timestamp": {t}, "input_length": {n}, "output_length": {n % 3}}}\n'
+        for t, n in zip(stamps_ms, lengths, strict=True)))
+
+
+def test_reading_stops_past_the_window_of_an_ordered_trace(tmp_path, monkeypatch):
+    monkeypatch.setattr(traces, "_CHECK_LINES", 2)
+    path = tmp_path / "t.jsonl"
+    _write_mooncake(path, [1000 * i for i in range(20)], range(1, 21))
+    partial = load_trace(path, "mooncake", ordered=True, window_s=(2, 5))
+    # Read in pairs up to the first arrival at or past 5 s (rows with 0 output are dropped).
+    assert len(partial) + partial.dropped == 6
+    assert table_bytes(replay(partial, window_s=(2, 5))) == table_bytes(
+        replay(load_trace(path, "mooncake"), window_s=(2, 5)))
+    capped = load_trace(path, "mooncake", ordered=True, max_requests=3)
+    assert len(capped) + capped.dropped == 4
+    # Without the promise of order the whole file is read.
+    whole = load_trace(path, "mooncake", window_s=(2, 5))
+    assert len(whole) + whole.dropped == 20
+
+
+def test_a_trace_declared_ordered_must_be(tmp_path, monkeypatch):
+    monkeypatch.setattr(traces, "_CHECK_LINES", 2)
+    path = tmp_path / "t.jsonl"
+    stamps = [1000 * i for i in range(20)]
+    stamps[1], stamps[15] = stamps[15], stamps[1]
+    _write_mooncake(path, stamps, range(1, 21))
+    with pytest.raises(InfersimError) as err:
+        load_trace(path, "mooncake", ordered=True)
+    assert str(err.value) == (f"{path}:3: out of order; expected rows in arrival order (the "
+                              "trace is declared ordered), got 'an arrival 13 s before the "
+                              "previous row'")
+    # Undeclared, it is read whole and sorted: the misplaced early row is found.
+    assert replay(load_trace(path, "mooncake", window_s=(0, 2)), window_s=(0, 2)
+                  ).prompt_tokens.tolist() == [1, 16]
+
+
+def test_csv_reading_stops_by_chunks(tmp_path, monkeypatch):
+    monkeypatch.setattr(traces, "_CHUNK_ROWS", 3)
+    rows = "".join(f"2023-11-16 18:15:{s:02d}.5000000,{s + 1},{s % 4 + 1}\n" for s in range(30))
+    (tmp_path / "a.csv").write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n" + rows)
+    path = tmp_path / "a.csv"
+    assert len(load_trace(path, "azure", ordered=True, max_requests=4)) == 6  # two chunks
+    assert len(load_trace(path, "azure", ordered=True, window_s=(0, 7))) == 9
+    assert len(load_trace(path, "azure", max_requests=4)) == 30
+    (tmp_path / "b.csv").write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n" + rows
+                                    + "2023-11-16 18:15:01,1,1\n")
+    with pytest.raises(InfersimError, match=r"b.csv:32: out of order"):
+        load_trace(tmp_path / "b.csv", "azure", ordered=True)
+
+
+@settings(max_examples=40, deadline=None)
+@given(gaps=st.lists(st.integers(0, 5000), min_size=1, max_size=40),
+       cap=st.one_of(st.none(), st.integers(1, 50)),
+       window=st.one_of(st.none(), st.tuples(st.floats(0, 60), st.floats(0.5, 60))),
+       chunk=st.integers(1, 7))
+def test_stopping_early_never_changes_the_replay(gaps, cap, window, chunk):
+    stamps = np.cumsum(gaps).tolist()
+    window_s = None if window is None else (window[0], window[0] + window[1])
+    with tempfile.TemporaryDirectory() as folder, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(traces, "_CHECK_LINES", chunk)
+        path = Path(folder) / "t.jsonl"
+        _write_mooncake(path, stamps, range(1, len(stamps) + 1))
+        results = []
+        for limits in ({}, {"ordered": True, "window_s": window_s, "max_requests": cap}):
+            try:
+                results.append(table_bytes(replay(load_trace(path, "mooncake", **limits),
+                                                  window_s=window_s, max_requests=cap)))
+            except InfersimError as err:
+                results.append(str(err).split("(the trace spans")[0])
+        assert results[0] == results[1]
+
+
+def table_bytes(t) -> bytes:
+    parts = [t.arrival_s.tobytes(), t.prompt_tokens.tobytes(), t.output_tokens.tobytes()]
+    return b"|".join(parts)

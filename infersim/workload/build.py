@@ -102,10 +102,12 @@ def _trace_table(cfg: WorkloadConfig, streams, base_dir: Path | None) -> Request
     arrival_rng, _, _, shuffle_rng = streams
     tc = cfg.trace
     path = resolve_path(tc.path, base_dir)
-    trace = load_trace(path, tc.format, prompt_column=tc.prompt_column,
-                       output_column=tc.output_column, model=tc.model)
     caps = [c for c in (cfg.requests, tc.max_requests) if c is not None]
     cap = min(caps) if caps else None
+    # A shuffled table draws from all its rows, so it must be read whole.
+    trace = load_trace(path, tc.format, prompt_column=tc.prompt_column,
+                       output_column=tc.output_column, model=tc.model, ordered=tc.ordered,
+                       window_s=tc.window_s, max_requests=None if tc.shuffle else cap)
     if tc.format != "lengths":
         table = replay(trace, speedup=tc.speedup, window_s=tc.window_s, max_requests=cap)
         if cfg.arrival is None and cfg.concurrency is None:

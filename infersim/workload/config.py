@@ -269,6 +269,9 @@ class TraceConfig(_Strict):
                                       "(default: a known name such as num_prefill_tokens).")
     output_column: str | None = Field(None, description="lengths format: output column.")
     model: str | None = Field(None, description="burstgpt format: keep only this Model value.")
+    ordered: bool = Field(False, description="The file is in arrival order (published traces "
+                          "are): reading stops once past window_s or the request cap, and a row "
+                          "out of order is an error. False: the whole file is read and sorted.")
     shuffle: bool = Field(False, description="lengths format: draw rows in a random order "
                           "(from the run's seed) instead of file order.")
 
@@ -284,8 +287,9 @@ class TraceConfig(_Strict):
             if self.shuffle:
                 raise ValueError("expected shuffle only with format 'lengths' (a timed trace "
                                  "keeps its order)")
-        elif self.window_s is not None:
-            raise ValueError("expected no window_s with format 'lengths' (it has no timestamps)")
+        elif self.window_s is not None or self.ordered:
+            raise ValueError("expected no window_s or ordered with format 'lengths' (it has no "
+                             "timestamps)")
         if self.model is not None and self.format != "burstgpt":
             raise ValueError(f"expected model only with format 'burstgpt', got it with "
                              f"{self.format!r}")

@@ -61,7 +61,8 @@ log = logging.getLogger(__name__)
 
 TRACE_FORMATS = ("azure", "mooncake", "burstgpt", "lengths")
 MOONCAKE_BLOCK_TOKENS = 512
-_CHUNK_ROWS = 200_000
+_CHUNK_ROWS = 50_000  # CSV rows parsed at a time (bounds the parser's string objects)
+_CHECK_LINES = 50_000  # JSON lines between checks of whether reading may stop
 
 # Column pairs a plain length table may use, tried in order when none is named.
 LENGTH_COLUMN_PAIRS = (
@@ -232,6 +233,50 @@ class _Columns:
         return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
 
 
+@dataclass
+class _ReadLimit:
+    """When reading a trace promised to be in arrival order may stop.
+
+    Week-long traces (Azure 2024) hold tens of millions of rows; replaying ten minutes of one
+    should not parse the week. When the caller promises the file is in arrival order
+    (``ordered=True``; every published trace is recorded that way), reading stops once an
+    arrival passes the replay window's end or the cap is reached, and the promise is checked on
+    every row read: a row earlier than the one before it is an error, never a silently wrong
+    replay. Without the promise the whole file is read and :func:`replay` sorts it.
+    """
+
+    path: Path
+    ordered: bool = False
+    window_s: Sequence[float] | None = None
+    max_requests: int | None = None
+    first_s: float | None = None  # first usable arrival, seconds in the file's own clock
+    last_s: float = -math.inf
+    counted: int = 0
+
+    def reached(self, times_s: np.ndarray, usable: np.ndarray, lines: np.ndarray) -> bool:
+        """Account for a chunk of rows (file order); True once the rest of the file cannot matter."""
+        if not self.ordered or len(times_s) == 0:
+            return False
+        steps = np.diff(times_s, prepend=self.last_s)
+        if np.any(steps < 0):
+            i = int(np.argmax(steps < 0))
+            raise InfersimError("out of order", file=self.path, line=int(lines[i]),
+                                expected="rows in arrival order (the trace is declared ordered)",
+                                given=f"an arrival {-steps[i]:.6g} s before the previous row")
+        self.last_s = float(times_s[-1])
+        if self.first_s is None and usable.any():
+            self.first_s = float(times_s[np.argmax(usable)])
+        if self.first_s is None or (self.window_s is None and self.max_requests is None):
+            return False
+        relative = times_s - self.first_s
+        start, end = (0.0, math.inf) if self.window_s is None else map(float, self.window_s)
+        if self.max_requests is not None:
+            self.counted += int(np.count_nonzero(usable & (relative >= start) & (relative < end)))
+            if self.counted >= self.max_requests:
+                return True
+        return bool(relative[-1] >= end)
+
+
 def _finish(path: Path, fmt: str, arrival: np.ndarray | None, prompt: np.ndarray,
             output: np.ndarray, hashes: tuple[np.ndarray, ...] | None = None) -> Trace:
     if len(prompt) == 0:
@@ -255,29 +300,49 @@ def _finish(path: Path, fmt: str, arrival: np.ndarray | None, prompt: np.ndarray
                  output_tokens=output, prefix_hashes=hashes, dropped=dropped)
 
 
-def load_azure(path: str | Path) -> Trace:
-    """Azure LLM inference trace (2023 or 2024): ``TIMESTAMP,ContextTokens,GeneratedTokens``."""
+def load_azure(path: str | Path, *, ordered: bool = False,
+               window_s: Sequence[float] | None = None, max_requests: int | None = None) -> Trace:
+    """Azure LLM inference trace (2023 or 2024): ``TIMESTAMP,ContextTokens,GeneratedTokens``.
+
+    ``ordered``, ``window_s`` and ``max_requests``: see :class:`_ReadLimit`.
+    """
     path = Path(path)
     cols = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
     out = _Columns()
+    limit = _ReadLimit(path, ordered, window_s, max_requests)
+    epoch_ns: int | None = None
     with open_text(path) as handle, _reading(path):
         names = _header(handle, path, cols)
         for chunk in _csv_chunks(handle, path, names, text_columns=("TIMESTAMP",)):
             chunk = chunk[~_blank_rows(chunk)]
-            out.add("t", _timestamp_ns(chunk, "TIMESTAMP", path))
-            out.add("p", _token_column(chunk, "ContextTokens", path))
-            out.add("o", _token_column(chunk, "GeneratedTokens", path))
+            stamps = _timestamp_ns(chunk, "TIMESTAMP", path)
+            prompt = _token_column(chunk, "ContextTokens", path)
+            output = _token_column(chunk, "GeneratedTokens", path)
+            out.add("t", stamps)
+            out.add("p", prompt)
+            out.add("o", output)
+            if len(stamps):
+                epoch_ns = int(stamps[0]) if epoch_ns is None else epoch_ns
+                if limit.reached((stamps - epoch_ns) * 1e-9, (prompt > 0) & (output > 0),
+                                 chunk.index.to_numpy() + 2):
+                    break
     stamps = out.get("t", np.int64)
     # Subtract in integer nanoseconds first so float64 keeps sub-microsecond precision.
     arrival = (stamps - (stamps.min() if len(stamps) else 0)).astype(np.float64) * 1e-9
     return _finish(path, "azure", arrival, out.get("p", np.int64), out.get("o", np.int64))
 
 
-def load_burstgpt(path: str | Path, *, model: str | None = None) -> Trace:
-    """BurstGPT CSV; ``model`` keeps only that ``Model`` column value (e.g. ``ChatGPT``)."""
+def load_burstgpt(path: str | Path, *, model: str | None = None, ordered: bool = False,
+                  window_s: Sequence[float] | None = None,
+                  max_requests: int | None = None) -> Trace:
+    """BurstGPT CSV; ``model`` keeps only that ``Model`` column value (e.g. ``ChatGPT``).
+
+    ``ordered``, ``window_s`` and ``max_requests``: see :class:`_ReadLimit`.
+    """
     path = Path(path)
     cols = ("Timestamp", "Model", "Request tokens", "Response tokens")
     out = _Columns()
+    limit = _ReadLimit(path, ordered, window_s, max_requests)
     seen_models: set[str] = set()
     with open_text(path) as handle, _reading(path):
         names = _header(handle, path, cols)
@@ -286,9 +351,14 @@ def load_burstgpt(path: str | Path, *, model: str | None = None) -> Trace:
             if model is not None:
                 seen_models.update(chunk["Model"].dropna().unique().tolist())
                 chunk = chunk[chunk["Model"] == model]
-            out.add("t", _seconds_column(chunk, "Timestamp", path, 1.0))
-            out.add("p", _token_column(chunk, "Request tokens", path))
-            out.add("o", _token_column(chunk, "Response tokens", path))
+            times = _seconds_column(chunk, "Timestamp", path, 1.0)
+            prompt = _token_column(chunk, "Request tokens", path)
+            output = _token_column(chunk, "Response tokens", path)
+            out.add("t", times)
+            out.add("p", prompt)
+            out.add("o", output)
+            if limit.reached(times, (prompt > 0) & (output > 0), chunk.index.to_numpy() + 2):
+                break
     prompt = out.get("p", np.int64)
     if model is not None and len(prompt) == 0 and seen_models:
         raise InfersimError(file=path, field="Model",
@@ -322,18 +392,27 @@ def _header_has(names: Sequence[str], required: Sequence[str], path: Path) -> No
 
 
 def load_lengths(path: str | Path, *, prompt_column: str | None = None,
-                 output_column: str | None = None) -> Trace:
-    """A CSV table of prompt and output lengths, without timestamps."""
+                 output_column: str | None = None, max_requests: int | None = None) -> Trace:
+    """A CSV table of prompt and output lengths, without timestamps.
+
+    With ``max_requests``, reading stops once that many usable rows are in.
+    """
     path = Path(path)
     out = _Columns()
+    usable_rows = 0
     with open_text(path) as handle, _reading(path):
         names = _header(handle, path, ())
         prompt_col, output_col = length_columns(names, prompt_column, output_column, path)
         _header_has(names, (prompt_col, output_col), path)
         for chunk in _csv_chunks(handle, path, names):
             chunk = chunk[~_blank_rows(chunk)]
-            out.add("p", _token_column(chunk, prompt_col, path))
-            out.add("o", _token_column(chunk, output_col, path))
+            prompt = _token_column(chunk, prompt_col, path)
+            output = _token_column(chunk, output_col, path)
+            out.add("p", prompt)
+            out.add("o", output)
+            usable_rows += int(np.count_nonzero((prompt > 0) & (output > 0)))
+            if max_requests is not None and usable_rows >= max_requests:
+                break
     return _finish(path, "lengths", None, out.get("p", np.int64), out.get("o", np.int64))
 
 
@@ -352,9 +431,17 @@ def _json_number(record: dict, key: str, path: Path, line: int, *, whole: bool) 
     return value
 
 
-def load_mooncake(path: str | Path) -> Trace:
-    """Mooncake FAST'25 JSON lines: ms timestamps, lengths and 512-token prefix block ids."""
+def load_mooncake(path: str | Path, *, ordered: bool = False,
+                  window_s: Sequence[float] | None = None,
+                  max_requests: int | None = None) -> Trace:
+    """Mooncake FAST'25 JSON lines: ms timestamps, lengths and 512-token prefix block ids.
+
+    ``ordered``, ``window_s`` and ``max_requests``: see :class:`_ReadLimit`.
+    """
     path = Path(path)
+    limit = _ReadLimit(path, ordered, window_s, max_requests)
+    checked = 0  # rows already shown to the limit
+    line_numbers = array("q")  # of each request, for the limit's order check
     # Typed buffers: a million lines cost ~30 bytes each, not a Python object per field.
     stamps_ms, prompt, output = array("d"), array("q"), array("q")
     flat_ids, ends = array("q"), array("q")
@@ -372,6 +459,8 @@ def load_mooncake(path: str | Path) -> Trace:
                 raise InfersimError(file=path, line=line, expected="a JSON object",
                                     given=type(record).__name__)
             stamps_ms.append(_json_number(record, "timestamp", path, line, whole=False))
+            if ordered:
+                line_numbers.append(line)
             prompt.append(int(_json_number(record, "input_length", path, line, whole=True)))
             output.append(int(_json_number(record, "output_length", path, line, whole=True)))
             has = "hash_ids" in record
@@ -393,6 +482,19 @@ def load_mooncake(path: str | Path) -> Trace:
                     raise InfersimError(file=path, line=line, field="hash_ids",
                                         expected="ids that fit in 64 bits", given=ids) from None
                 ends.append(len(flat_ids))
+            if ordered and len(prompt) - checked >= _CHECK_LINES:
+                # Slicing an array copies it, so no buffer stays exported while they grow.
+                p = np.frombuffer(prompt[checked:], dtype=np.int64)
+                o = np.frombuffer(output[checked:], dtype=np.int64)
+                times_s = np.frombuffer(stamps_ms[checked:], dtype=np.float64) * 1e-3
+                lines = np.frombuffer(line_numbers[checked:], dtype=np.int64)
+                checked = len(prompt)
+                if limit.reached(times_s, (p > 0) & (o > 0), lines):
+                    break
+    if ordered and checked < len(prompt):  # the promise holds for the last partial chunk too
+        limit.reached(np.frombuffer(stamps_ms[checked:], dtype=np.float64) * 1e-3,
+                      np.ones(len(prompt) - checked, dtype=bool),
+                      np.frombuffer(line_numbers[checked:], dtype=np.int64))
     if len(prompt) == 0:
         raise InfersimError("empty file", file=path, expected="at least one JSON line")
     hashes = None
@@ -406,16 +508,25 @@ def load_mooncake(path: str | Path) -> Trace:
 
 
 def load_trace(path: str | Path, format: str, *, prompt_column: str | None = None,
-               output_column: str | None = None, model: str | None = None) -> Trace:
-    """Load a trace file of ``format`` (one of :data:`TRACE_FORMATS`)."""
+               output_column: str | None = None, model: str | None = None,
+               ordered: bool = False, window_s: Sequence[float] | None = None,
+               max_requests: int | None = None) -> Trace:
+    """Load a trace file of ``format`` (one of :data:`TRACE_FORMATS`).
+
+    ``window_s`` and ``max_requests`` are what the trace will be replayed with; with
+    ``ordered=True`` (the file is in arrival order, which is checked on every row read) reading
+    stops as soon as they are satisfied. :func:`replay` applies them either way.
+    """
+    limits = {"ordered": ordered, "window_s": window_s, "max_requests": max_requests}
     if format == "azure":
-        return load_azure(path)
+        return load_azure(path, **limits)
     if format == "mooncake":
-        return load_mooncake(path)
+        return load_mooncake(path, **limits)
     if format == "burstgpt":
-        return load_burstgpt(path, model=model)
+        return load_burstgpt(path, model=model, **limits)
     if format == "lengths":
-        return load_lengths(path, prompt_column=prompt_column, output_column=output_column)
+        return load_lengths(path, prompt_column=prompt_column, output_column=output_column,
+                            max_requests=max_requests)
     raise InfersimError(file=path, field="format", expected=f"one of {', '.join(TRACE_FORMATS)}",
                         given=format)
 
