@@ -40,10 +40,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from infersim.cost.comm import allreduce_time
 from infersim.cost.types import ZERO_COST, Deployment, StepBatch, StepCost
 from infersim.precision import bytes_per_element
+
+if TYPE_CHECKING:
+    from infersim.model import ModelSpec
 
 # Activations travel between kernels and over links in 16-bit precision.
 ACTIVATION_BYTES = 2.0
@@ -97,7 +101,7 @@ class _DeploymentConstants:
     # attention products
     decode_flops_per_pair: float      # one query-key pair, all layers, per chip
     kv_read_bytes_per_token: float    # one cached token's KV, all layers, per chip
-    decode_seconds_per_pair: float    # max(compute, memory) per attended KV entry
+    decode_seconds_per_pair: float    # combined compute and memory time per attended KV entry
     prefill_act_bytes_per_token: float
     # communication and fixed terms
     allreduce_bytes_per_token: float
@@ -246,10 +250,9 @@ def expected_distinct_experts(tokens: int, experts: int, per_token: int) -> floa
     return experts * (1.0 - (1.0 - per_token / experts) ** tokens)
 
 
-def _fixed_part(c: _DeploymentConstants, tokens: int, sequences: int,
-                prefill_new: Sequence[int], prefill_context: Sequence[int],
-                model_attention_flops) -> tuple[float, float, float, float, float, float, float,
-                                                float]:
+def _fixed_part(c: _DeploymentConstants, model: ModelSpec, tokens: int, sequences: int,
+                prefill_new: Sequence[int], prefill_context: Sequence[int]
+                ) -> tuple[float, float, float, float, float, float, float, float]:
     """Everything of a step except decode attention.
 
     Returns ``(groups_s, compute_s, memory_s, compute_bound_s, memory_bound_s, comm_s, flops,
@@ -295,7 +298,8 @@ def _fixed_part(c: _DeploymentConstants, tokens: int, sequences: int,
         for new, ctx in zip(prefill_new, prefill_context, strict=True):
             if new <= 0:
                 continue
-            pflops += model_attention_flops(new, ctx)
+            # Prefill kernels expand MLA's latent per head rather than absorbing it.
+            pflops += model.attention_flops(new, ctx, mla_absorbed=False)
             pbytes += ctx * c.kv_read_bytes_per_token + new * c.prefill_act_bytes_per_token
         if pflops > 0:
             add(pflops / c.tp, pbytes, c.attention_flops_rate)
@@ -317,14 +321,9 @@ def step_time(dep: Deployment, batch: StepBatch) -> StepCost:
     tokens = batch.tokens
     if tokens == 0:
         return ZERO_COST
-    model = dep.model
-
-    def prefill_attention_flops(new: int, ctx: int) -> float:
-        return model.attention_flops(new, ctx, mla_absorbed=False)
-
     (groups, compute_s, memory_s, compute_bound, memory_bound, comm, flops,
-     nbytes) = _fixed_part(c, tokens, batch.sequences, batch.prefill_new_tokens,
-                           batch.prefill_context, prefill_attention_flops)
+     nbytes) = _fixed_part(c, dep.model, tokens, batch.sequences, batch.prefill_new_tokens,
+                           batch.prefill_context)
     fixed_s = c.step_overhead_s + c.floor_s
     kv_sum = sum(batch.decode_kv_lens)
     decode_attention_s = c.decode_seconds_per_pair * kv_sum
@@ -368,7 +367,7 @@ def decode_step_coefficients(dep: Deployment, batch_size: int) -> tuple[float, f
     c = deployment_constants(dep)
     if batch_size == 0:
         return 0.0, 0.0
-    fixed = _fixed_part(c, batch_size, batch_size, (), (), None)
+    fixed = _fixed_part(c, dep.model, batch_size, batch_size, (), ())
     return (fixed[0] + fixed[5] + (c.step_overhead_s + c.floor_s)), c.decode_seconds_per_pair
 
 
