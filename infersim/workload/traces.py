@@ -20,9 +20,12 @@ textbook Poisson stream. Supported formats (``format`` key):
 
 Loaders stream: CSV files in chunks of rows, JSON lines one at a time, into numpy arrays (only
 Mooncake's per-request prefix-id arrays are per-row objects, and they are views into one flat
-array). Gzipped files are read as they are, recognised by their magic bytes. Bad input (a missing
-column, a bad timestamp, a negative or fractional length, an empty file) raises one
-:class:`InfersimError` naming the file, the line and the field; nothing is returned half-loaded.
+array). A file declared to be in arrival order (``ordered=True``; published traces are) is read
+only as far as the replay window or request cap needs, its order checked on every row read, so
+ten minutes of a week-long trace cost ten minutes' parsing. Gzipped files are read as they are,
+recognised by their magic bytes. Bad input (a missing column, a bad timestamp, a negative or
+fractional length, an empty file) raises one :class:`InfersimError` naming the file, the line
+and the field; nothing is returned half-loaded.
 
 Any row with 0 prompt or 0 output tokens is dropped and counted (``Trace.dropped``, also logged):
 the simulator's requests carry at least one token each way, and such rows are failed or empty
