@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Union
 
 import numpy as np
 
@@ -66,4 +65,4 @@ class ClosedLoop:
         return len(self.requests)
 
 
-Workload = Union[RequestTable, ClosedLoop]
+Workload = RequestTable | ClosedLoop
