@@ -161,7 +161,7 @@ def request_tables(draw, *, max_requests: int = 25, max_prompt: int = 700,
 def clusters(draw):
     """Small clusters: disaggregated (any link speed, optional layer-wise overlap) or mixed,
     with KV memory from roomy down to a couple of requests' worth."""
-    kv_tokens = draw(st.sampled_from([None, 800, 1500, 4000]))
+    kv_tokens = draw(st.sampled_from([None, 400, 800, 1500, 4000]))
     preemption = draw(st.sampled_from(["recompute", "swap"]))
     policy = draw(st.sampled_from(POLICY_NAMES))
     if draw(st.booleans()):
@@ -172,7 +172,8 @@ def clusters(draw):
                           prefill_batch_size=draw(st.integers(1, 8)),
                           decode_batch_size=draw(st.integers(1, 16)), preemption=preemption,
                           policy=policy, decode_policy=draw(st.sampled_from(POLICY_NAMES)),
-                          layerwise=draw(st.booleans()))
+                          layerwise=draw(st.booleans()),
+                          queue_limit=draw(st.sampled_from([None, None, 1, 4])))
     return mixed_cluster(instances=draw(st.integers(1, 2)), kv_tokens=kv_tokens,
                          max_batch_tokens=draw(st.sampled_from([64, 256, 2048])),
                          max_batch_size=draw(st.integers(1, 16)),
@@ -184,7 +185,8 @@ def workloads(draw):
     """Open-loop tables, or closed loops of a few users over such a table."""
     from infersim.workload.table import ClosedLoop
 
-    requests = draw(request_tables())
+    requests = draw(request_tables(max_prompt=draw(st.sampled_from([700, 150])),
+                                   max_output=draw(st.sampled_from([60, 400]))))
     if draw(st.booleans()):
         return requests
     return ClosedLoop(users=draw(st.integers(1, 4)), requests=requests,
@@ -231,3 +233,25 @@ def scenario_dicts(draw, *, max_requests: int = 40):
                           "latency": draw(st.sampled_from(["0 s", "20 us"]))}]
     base["pools"] = pools
     return base
+
+
+@st.composite
+def crowded_runs(draw):
+    """A cluster whose KV memory holds only a few of the requests that arrive together: the
+    engine must queue, page and preempt."""
+    kv_tokens = draw(st.sampled_from([600, 1200]))
+    preemption = draw(st.sampled_from(["recompute", "swap"]))
+    if draw(st.booleans()):
+        cluster = pd_cluster(decode=draw(st.integers(1, 2)), kv_tokens=kv_tokens,
+                             decode_batch_size=draw(st.integers(2, 32)), preemption=preemption,
+                             decode_policy=draw(st.sampled_from(POLICY_NAMES)))
+    else:
+        cluster = mixed_cluster(kv_tokens=kv_tokens, max_batch_tokens=draw(st.sampled_from(
+            [64, 512])), max_batch_size=draw(st.integers(2, 32)), chunked=draw(st.booleans()),
+            preemption=preemption)
+    n = draw(st.integers(4, 20))
+    arrivals = np.cumsum(draw(st.lists(st.sampled_from([0.0, 0.001, 0.05]), min_size=n,
+                                       max_size=n)))
+    prompts = draw(st.lists(st.integers(1, 150), min_size=n, max_size=n))
+    outputs = draw(st.lists(st.integers(100, 400), min_size=n, max_size=n))
+    return cluster, table(arrivals, prompts, outputs)

@@ -213,13 +213,16 @@ class Engine:
               *, not_before_at: float = 0.0) -> None:
         self.records.kv_transfer_start_at[rid] = now
 
+        def usable(_event: object = None) -> None:
+            self.records.kv_transfer_end_at[rid] = self.env.now
+            decode.deliver(rid)
+
         def arrived(ready_at: float) -> None:
-            self.records.kv_transfer_end_at[rid] = ready_at
             delay = ready_at - self.env.now
-            if delay > 0:
-                self.env.timeout(delay).callbacks.append(lambda _ev: decode.deliver(rid))
+            if delay > 0:  # the link latency, or layer-wise overlap's last layer
+                self.env.timeout(delay).callbacks.append(usable)
             else:
-                decode.deliver(rid)
+                usable()
 
         link.transfer(nbytes, arrived, not_before_at=not_before_at)
 

@@ -115,8 +115,8 @@ class RouterSpec:
     def __post_init__(self) -> None:
         limit = self.queue_limit
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
-                                  or limit < 0):
-            raise InfersimError(field="router.queue_limit", expected="an integer >= 0 or null",
+                                  or limit < 1):
+            raise InfersimError(field="router.queue_limit", expected="an integer >= 1 or null",
                                 given=limit)
         _positive_int(self.prefix_cache_blocks, "router.prefix_cache_blocks")
 

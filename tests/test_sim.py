@@ -1,0 +1,354 @@
+"""The engine end to end: hand-computed timelines, then invariants over random small runs."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from infersim.cost import (
+    StepBatch,
+    decode_step_coefficients,
+    kv_cache_bytes,
+    prefill_time,
+    step_time,
+)
+from infersim.errors import InfersimError
+from infersim.sim import ClusterSpec, LinkSpec, PoolSpec, RouterSpec, simulate_cluster
+from infersim.workload.table import ClosedLoop
+from tests.strategies import (
+    clusters,
+    crowded_runs,
+    llama8b_h100,
+    mixed_cluster,
+    pd_cluster,
+    table,
+    workloads,
+)
+
+DEP = llama8b_h100()
+
+
+# -- hand-computable timelines -----------------------------------------------------------------
+
+
+def test_one_request_on_an_idle_cluster():
+    prompt, output, arrival = 1000, 5, 0.5
+    bandwidth, latency = 50e9, 2e-5
+    result = simulate_cluster(pd_cluster(bandwidth=bandwidth, latency_s=latency),
+                              table([arrival], [prompt], [output]), seed=0)
+    row = result.requests.iloc[0]
+    ttft = prefill_time(DEP, [prompt])
+    transfer = kv_cache_bytes(DEP, prompt) / bandwidth + latency
+    a, b = decode_step_coefficients(DEP, 1)
+    steps = [a + b * (prompt + 1 + j) for j in range(output - 1)]
+    # the closed form is the cost model's own step time for a one-sequence decode batch
+    assert steps == pytest.approx([step_time(DEP, StepBatch(decode_kv_lens=(prompt + 1 + j,)))
+                                   .time_s for j in range(output - 1)], rel=1e-12)
+    assert row.ttft_s == pytest.approx(ttft, rel=1e-12)
+    assert row.transfer_s == pytest.approx(transfer, rel=1e-12)
+    assert row.decode_start_at == pytest.approx(arrival + ttft + transfer, rel=1e-12)
+    expected = arrival + ttft + transfer + np.cumsum(steps)
+    np.testing.assert_allclose(result.token_times(0),
+                               np.concatenate([[arrival + ttft], expected]), rtol=1e-12)
+    assert row.tpot_s == pytest.approx((transfer + sum(steps)) / (output - 1), rel=1e-12)
+    assert row.completed and not row.rejected and row.preemptions == 0
+    assert (row.prefill_pool, row.prefill_instance) == ("prefill", 0)
+    assert (row.decode_pool, row.decode_instance) == ("decode", 0)
+
+
+def test_one_output_token_ends_at_prefill():
+    result = simulate_cluster(pd_cluster(), table([0.0], [300], [1]), seed=0)
+    row = result.requests.iloc[0]
+    assert row.completed and row.last_token_at == row.first_token_at
+    assert np.isnan(row.kv_transfer_start_at) and np.isnan(row.tpot_s)
+    assert result.token_gaps().size == 0
+
+
+def test_two_requests_queue_behind_one_another_with_batch_size_one():
+    result = simulate_cluster(pd_cluster(prefill_batch_size=1), table([0, 0], [800, 800],
+                                                                      [2, 2]), seed=0)
+    df = result.requests
+    one = prefill_time(DEP, [800])
+    assert df.prefill_start_at.tolist() == [0.0, pytest.approx(one, rel=1e-12)]
+    assert df.first_token_at.tolist() == pytest.approx([one, 2 * one], rel=1e-12)
+    assert df.queue_s.iloc[1] == pytest.approx(one, rel=1e-12)
+
+
+def test_two_requests_share_one_batched_prefill():
+    result = simulate_cluster(pd_cluster(prefill_batch_size=2), table([0, 0], [800, 600],
+                                                                      [2, 2]), seed=0)
+    first = result.requests.first_token_at
+    assert first.tolist() == pytest.approx([prefill_time(DEP, [800, 600])] * 2, rel=1e-12)
+
+
+def test_half_the_link_bandwidth_doubles_the_transfer():
+    fast = simulate_cluster(pd_cluster(bandwidth=40e9), table([0], [2000], [3]), seed=0)
+    slow = simulate_cluster(pd_cluster(bandwidth=20e9), table([0], [2000], [3]), seed=0)
+    assert slow.requests.transfer_s[0] == pytest.approx(2 * fast.requests.transfer_s[0],
+                                                        rel=1e-12)
+
+
+def test_concurrent_transfers_share_the_link():
+    alone = simulate_cluster(pd_cluster(bandwidth=10e9), table([0], [2000], [3]), seed=0)
+    pair = simulate_cluster(pd_cluster(bandwidth=10e9, prefill_batch_size=2),
+                            table([0, 0], [2000, 2000], [3, 3]), seed=0)
+    assert pair.requests.transfer_s.tolist() == pytest.approx(
+        [2 * alone.requests.transfer_s[0]] * 2, rel=1e-12)
+    assert pair.links.peak_concurrency[0] == 2
+    assert pair.links.bytes_moved[0] == pytest.approx(2 * kv_cache_bytes(DEP, 2000))
+
+
+def test_layerwise_overlap_exposes_only_the_last_layer():
+    prompt, bandwidth = 4000, 200e9
+    result = simulate_cluster(pd_cluster(bandwidth=bandwidth, layerwise=True),
+                              table([0], [prompt], [3]), seed=0)
+    row = result.requests.iloc[0]
+    nbytes = kv_cache_bytes(DEP, prompt)
+    assert row.kv_transfer_start_at == row.prefill_start_at == 0.0
+    expected = max(nbytes / bandwidth,
+                   row.first_token_at + nbytes / DEP.model.num_layers / bandwidth)
+    assert row.kv_transfer_end_at == pytest.approx(expected, rel=1e-12)
+
+
+def test_decode_batches_join_at_step_boundaries():
+    """A request whose KV arrives mid-step joins at the next boundary; from then on every step
+    emits a token for both, timed a + b * (sum of both KV lengths)."""
+    result = simulate_cluster(pd_cluster(), table([0.0, 0.05], [500, 500], [400, 20]), seed=0)
+    first, second = result.token_times(0), result.token_times(1)
+    start = result.requests.decode_start_at[1]
+    assert start >= result.requests.kv_transfer_end_at[1]
+    assert start in set(first.tolist())  # a step boundary of the running request
+    shared = first[(first > start) & (first <= second[-1])]
+    np.testing.assert_allclose(shared, second[1:], rtol=0, atol=1e-12)
+    a, b = decode_step_coefficients(DEP, 2)
+    generated = int(np.searchsorted(first, start, side="right"))  # request 0's tokens so far
+    lens = (500 + generated) + (500 + 1)
+    assert second[1] - start == pytest.approx(a + b * lens, rel=1e-9)
+
+
+def test_mixed_chunked_prefill_caps_each_step_at_the_budget():
+    budget = 256
+    result = simulate_cluster(mixed_cluster(max_batch_tokens=budget), table([0], [1000], [2]),
+                              seed=0)
+    chunks = [(256, 0), (256, 256), (256, 512), (232, 768)]
+    expected = sum(step_time(DEP, StepBatch(prefill_new_tokens=(c,), prefill_context=(d,)))
+                   .time_s for c, d in chunks)
+    assert result.requests.ttft_s[0] == pytest.approx(expected, rel=1e-12)
+
+
+def test_mixed_chunked_prefill_leaves_room_for_running_decodes():
+    """While request 0 decodes, request 1's 300-token prompt gets budget - 1 = 127 tokens per
+    step (127, 127, 46), each step timed as one mixed batch with request 0's decode."""
+    budget = 128
+    result = simulate_cluster(mixed_cluster(max_batch_tokens=budget),
+                              table([0, 0.2], [50, 300], [200, 2]), seed=0)
+    start = result.requests.prefill_start_at[1]
+    ends = result.token_times(0)
+    assert start in set(ends.tolist())  # the prompt starts at one of request 0's boundaries
+    generated = int(np.searchsorted(ends, start, side="right"))
+    expect = [step_time(DEP, StepBatch(prefill_new_tokens=(c,), prefill_context=(d,),
+                                       decode_kv_lens=(50 + generated + i,))).time_s
+              for i, (c, d) in enumerate([(127, 0), (127, 127), (46, 254)])]
+    after = ends[generated:generated + 3]
+    np.testing.assert_allclose(np.diff(np.concatenate([[start], after])), expect, rtol=1e-9)
+    assert result.requests.first_token_at[1] == pytest.approx(after[2], rel=1e-12)
+
+
+def test_prefill_first_mixed_pool_stalls_decodes_during_prefill():
+    result = simulate_cluster(mixed_cluster(chunked=False, max_batch_tokens=4096),
+                              table([0, 0.2], [50, 3000], [200, 2]), seed=0)
+    ends = result.token_times(0)
+    start = result.requests.prefill_start_at[1]
+    gap = ends[ends > start][0] - ends[ends <= start][-1]
+    assert gap > prefill_time(DEP, [3000])  # the prefill step is inside one of its gaps
+
+
+# -- memory, preemption, admission -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["recompute", "swap"])
+def test_preemption_keeps_kv_within_capacity(mode):
+    n = 12
+    result = simulate_cluster(pd_cluster(kv_tokens=1200, preemption=mode),
+                              table(np.zeros(n), [300] * n, [200] * n), seed=0)
+    df = result.requests
+    assert df.completed.all()
+    assert df.preemptions.sum() > 0
+    inst = result.instances.set_index("instance").loc["decode.0"]
+    assert inst.peak_kv_blocks <= inst.kv_blocks_capacity
+    ts = result.timeseries
+    assert (ts.kv_blocks_used <= ts.kv_blocks_capacity).all()
+    for rid in range(n):  # preempted or not, every token comes out once, in order
+        times = result.token_times(rid)
+        assert len(times) == 200 and np.all(np.diff(times) > 0)
+
+
+def test_a_request_too_big_for_any_decode_instance_is_rejected():
+    result = simulate_cluster(pd_cluster(kv_tokens=500), table([0, 0], [100, 450], [10, 100]),
+                              seed=0)
+    assert result.requests.rejected.tolist() == [False, True]
+    assert result.requests.completed.tolist() == [True, False]
+
+
+def test_queue_limit_rejects_beyond_it():
+    result = simulate_cluster(pd_cluster(queue_limit=2), table(np.zeros(5), [100] * 5, [2] * 5),
+                              seed=0)
+    assert result.requests.rejected.tolist() == [False, False, True, True, True]
+
+
+def test_time_limit_reports_requests_in_flight():
+    n = 20
+    result = simulate_cluster(pd_cluster(), table(np.linspace(0, 1, n), [500] * n, [300] * n),
+                              seed=0, time_limit_s=1.0)
+    df = result.requests
+    assert result.duration_s == 1.0
+    assert (df.completed | df.rejected | df.in_flight).all()
+    assert df.in_flight.sum() > 0
+    assert df.loc[df.in_flight, "last_token_at"].isna().all()
+    rid = int(np.flatnonzero(df.in_flight & df.decode_start_at.notna())[0])
+    times = result.token_times(rid)
+    assert 1 < len(times) < 300 and times[-1] <= 1.0
+
+
+def test_closed_loop_users_send_when_their_last_request_ends():
+    loop = ClosedLoop(users=2, requests=table(np.zeros(6), [200] * 6, [5] * 6))
+    df = simulate_cluster(pd_cluster(), loop, seed=0).requests
+    assert df.completed.all()
+    assert df.arrival_at.iloc[:2].tolist() == [0.0, 0.0]
+    # each later request starts exactly when some earlier one finished (no think time)
+    finished = set(df.last_token_at.tolist())
+    assert all(t in finished for t in df.arrival_at.iloc[2:])
+    # never more than two requests in the system
+    events = sorted([(t, 1) for t in df.arrival_at] + [(t, -1) for t in df.last_token_at])
+    assert max(np.cumsum([d for _, d in events])) <= 2
+
+
+def test_progress_is_reported_up_to_one():
+    seen = []
+    simulate_cluster(pd_cluster(), table(np.zeros(200), [100] * 200, [2] * 200), seed=0,
+                     progress=seen.append)
+    assert seen[-1] == 1.0 and len(seen) == 100 and seen == sorted(seen)
+
+
+# -- validation --------------------------------------------------------------------------------
+
+
+def test_unknown_policy_lists_the_known_ones():
+    with pytest.raises(InfersimError, match=r"router.policy: expected one of join_shortest_queue, "
+                       r"kv_aware, least_outstanding_tokens, power_of_two, prefix_affinity, "
+                       r"round_robin, got 'fastest'"):
+        simulate_cluster(pd_cluster(policy="fastest"), table([0], [10], [2]), seed=0)
+
+
+def test_a_missing_link_is_an_error_and_a_shared_domain_is_not():
+    pools = (PoolSpec("p", "prefill", DEP, 1, 4096, 8, scaleup_domain="nvl"),
+             PoolSpec("d", "decode", DEP, 1, 4096, 8, scaleup_domain="nvl"))
+    result = simulate_cluster(ClusterSpec(pools=pools), table([0], [1000], [2]), seed=0)
+    expected = kv_cache_bytes(DEP, 1000) / DEP.hardware.scaleup_bandwidth \
+        + DEP.hardware.scaleup_latency_s
+    assert result.requests.transfer_s[0] == pytest.approx(expected, rel=1e-12)
+    apart = (pools[0], PoolSpec("d", "decode", DEP, 1, 4096, 8))
+    with pytest.raises(InfersimError, match="links: expected a link between pools 'p' and 'd'"):
+        simulate_cluster(ClusterSpec(pools=apart), table([0], [10], [2]), seed=0)
+
+
+def test_bad_specs_name_the_field():
+    with pytest.raises(InfersimError, match=r"pools.p.instances: expected an integer >= 1, got 0"):
+        PoolSpec("p", "prefill", DEP, 0, 4096, 8)
+    with pytest.raises(InfersimError, match=r"pools.p.role: expected prefill \| decode \| mixed"):
+        PoolSpec("p", "both", DEP, 1, 4096, 8)
+    with pytest.raises(InfersimError, match=r"links.p-x: expected pool names"):
+        ClusterSpec(pools=(PoolSpec("p", "mixed", DEP, 1, 4096, 8),),
+                    links=(LinkSpec("p", "x", 1e9),))
+    with pytest.raises(InfersimError, match=r"router\.queue_limit: expected an integer >= 1 or null, got -1"):
+        RouterSpec(queue_limit=-1)
+    with pytest.raises(InfersimError, match="time_limit_s"):
+        simulate_cluster(pd_cluster(), table([0], [10], [2]), seed=0, time_limit_s=0)
+
+
+# -- determinism -------------------------------------------------------------------------------
+
+
+def _parquet(df: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    df.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+def test_same_scenario_and_seed_give_identical_results():
+    rng = np.random.default_rng(7)
+    n = 300
+    work = table(np.cumsum(rng.exponential(0.01, n)), rng.integers(10, 2000, n),
+                 rng.integers(1, 200, n))
+    spec = pd_cluster(prefill=2, decode=3, kv_tokens=6000, policy="power_of_two",
+                      decode_policy="kv_aware")
+    one, two = simulate_cluster(spec, work, seed=3), simulate_cluster(spec, work, seed=3)
+    pd.testing.assert_frame_equal(one.requests, two.requests)
+    pd.testing.assert_frame_equal(one.timeseries, two.timeseries)
+    assert _parquet(one.requests) == _parquet(two.requests)
+    assert np.array_equal(one.token_gaps(), two.token_gaps())
+
+
+# -- invariants over random small clusters and workloads ---------------------------------------
+
+
+def check_invariants(result, workload) -> None:
+    df = result.requests
+    n = len(df)
+    assert n == len(workload)
+    # every request is accounted for, exactly once
+    assert ((df.completed.astype(int) + df.rejected.astype(int) + df.in_flight.astype(int))
+            == 1).all()
+    done = df[df.completed]
+    # timestamps in order along each request's path
+    for earlier, later in [("arrival_at", "prefill_start_at"), ("prefill_start_at",
+                                                                "first_token_at"),
+                           ("first_token_at", "last_token_at"),
+                           ("kv_transfer_start_at", "kv_transfer_end_at"),
+                           ("first_token_at", "kv_transfer_end_at"),
+                           ("kv_transfer_end_at", "decode_start_at"),
+                           ("decode_start_at", "last_token_at")]:
+        both = done[[earlier, later]].dropna()
+        assert (both[earlier] <= both[later]).all(), (earlier, later)
+    assert (done.e2e_s >= done.ttft_s).all()
+    # KV memory never over capacity
+    assert (result.instances.peak_kv_blocks <= result.instances.kv_blocks_capacity).all()
+    # token times: one per output token, strictly increasing, last one is last_token_at
+    for rid in done.request_id.tolist()[:40]:
+        times = result.token_times(rid)
+        assert len(times) == df.output_tokens[rid]
+        assert np.all(np.diff(times) > 0)
+        assert times[-1] == pytest.approx(df.last_token_at[rid], rel=1e-12, abs=1e-12)
+        assert times[0] == df.first_token_at[rid]
+    # the compressed gap multiset is exactly the pooled raw gaps
+    raw = np.sort(np.concatenate([np.diff(result.token_times(r))
+                                  for r in done.request_id.tolist()] or [np.empty(0)]))
+    np.testing.assert_allclose(result.token_gaps(), raw, rtol=1e-9, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cluster=clusters(), workload=workloads())
+def test_invariants_hold_on_random_runs(cluster, workload):
+    result = simulate_cluster(cluster, workload, seed=1)
+    check_invariants(result, workload)
+    assert result.requests.completed.sum() + result.requests.rejected.sum() == len(workload)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cluster=clusters(), workload=workloads())
+def test_invariants_hold_when_stopped_early(cluster, workload):
+    result = simulate_cluster(cluster, workload, seed=1, time_limit_s=0.05)
+    check_invariants(result, workload)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(run=crowded_runs())
+def test_invariants_hold_under_memory_pressure(run):
+    cluster, workload = run
+    result = simulate_cluster(cluster, workload, seed=1)
+    check_invariants(result, workload)
+    assert result.requests.completed.all()
