@@ -202,9 +202,28 @@ def simulate(scenario: ScenarioLike, *, seed: int | None = None, overrides: Sequ
                   sim=sim)
 
 
+def _bench_settings(sc: Scenario, num_prompts: int) -> dict[str, Any]:
+    """The load settings ``vllm bench serve`` writes beside its metrics (no date: runs must be
+    byte-identical). ``request_rate`` is "inf" for an offline batch and None for a rate that
+    varies (steps, diurnal) or a trace's own timing."""
+    arrival = sc.workload.arrival
+    process = getattr(arrival, "process", None)
+    if process == "offline":
+        rate: Any = "inf"
+    elif process in ("poisson", "gamma"):
+        rate = arrival.rate
+    else:
+        rate = None
+    burstiness = 1.0 if process == "poisson" else (arrival.shape if process == "gamma" else None)
+    return {"model_id": sc.model, "num_prompts": num_prompts, "request_rate": rate,
+            "burstiness": burstiness, "max_concurrency": sc.workload.concurrency}
+
+
 def _assemble_summary(sc: Scenario, metrics: Mapping[str, Any], cost: CostReport) -> dict:
     """summary.json: vLLM keys first, then backend, cost, simulator extras and provenance."""
-    summary: dict[str, Any] = {"backend": "infersim", "scenario_name": sc.name}
+    summary: dict[str, Any] = {"backend": "infersim", "scenario_name": sc.name,
+                               **_bench_settings(sc, int(metrics.get("completed", 0))
+                                                 + int(metrics.get("failed", 0)))}
     summary.update({k: metrics[k] for k in VLLM_KEYS if k in metrics})
     summary.update({k: v for k, v in metrics.items() if k not in summary and k != "infersim"})
     summary["cost"] = cost.to_dict()

@@ -70,6 +70,8 @@ def test_summary_has_vllm_keys_backend_cost_and_provenance(default_run):
     result, base = default_run
     summary = json.loads((base / "a" / "summary.json").read_text())
     assert summary["backend"] == "infersim"
+    assert (summary["model_id"], summary["num_prompts"], summary["request_rate"],
+            summary["burstiness"]) == ("llama-3.1-8b", 200, 8.0, 1.0)
     assert set(VLLM_KEYS) <= set(summary)
     assert summary["completed"] == 200 and summary["failed"] == 0
     assert summary["seed"] == result.scenario.seed
