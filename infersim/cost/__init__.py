@@ -15,11 +15,29 @@ from infersim.cost.step import (
     ridge_point,
     step_time,
 )
+from infersim.cost.throughput import (
+    TENSORRT_LLM,
+    EngineConfig,
+    LengthStats,
+    OfflineEstimate,
+    OnlineEstimate,
+    fixed_lengths,
+    lognormal_lengths,
+    offline_throughput,
+    online_latency,
+    single_stream,
+    vllm_060,
+)
 from infersim.cost.types import Deployment, StepBatch, StepCost
 
 __all__ = [
     "ALLREDUCE_BUS_EFFICIENCY",
+    "TENSORRT_LLM",
     "Deployment",
+    "EngineConfig",
+    "LengthStats",
+    "OfflineEstimate",
+    "OnlineEstimate",
     "Placement",
     "StepBatch",
     "StepCost",
@@ -28,11 +46,17 @@ __all__ = [
     "decode_step_coefficients",
     "decode_time",
     "expected_distinct_experts",
+    "fixed_lengths",
     "kv_cache_bytes",
     "kv_transfer_time",
+    "lognormal_lengths",
     "min_chips",
+    "offline_throughput",
+    "online_latency",
     "placement",
     "prefill_time",
     "ridge_point",
+    "single_stream",
     "step_time",
+    "vllm_060",
 ]
