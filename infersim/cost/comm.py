@@ -10,7 +10,7 @@ times:
 ``η`` (:data:`ALLREDUCE_BUS_EFFICIENCY`) is the fraction of the one-direction link bandwidth a
 collective reaches on large messages. It was fitted to NCCL all-reduce times measured on an
 8-GPU H100 DGX (``reference/vidur-profiles/h100-dgx-network/all_reduce.csv``, 2 KiB–64 MiB, 2/4/8
-GPUs; see ``tests/test_calibration.py``), where the largest messages reach 60–80 % of NVLink's
+GPUs; see ``tests/test_calibration.py``), where the largest messages reach 65–85 % of NVLink's
 450 GB/s. Below ~1 MB the measured times are flat at 20–40 µs: NCCL's launch and protocol cost,
 which production engines cut with custom one-shot all-reduces; the per-hop wire latency of the
 profile (``scaleup.latency``) stands for that in-engine floor, and what remains of the
