@@ -225,3 +225,15 @@ def test_yaml_file_round_trip(tmp_path: Path):
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(SMALL, sort_keys=False))
     assert load_scenario(str(path)).hash == load_scenario(SMALL).hash
+
+
+def test_every_seed_scenario_passes_the_published_json_schema():
+    jsonschema = pytest.importorskip("jsonschema")  # editors use the schema; check it is sound
+    schema = json_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    for name in SEED_SCENARIOS:
+        data = yaml.safe_load((shipped_dir("scenarios") / f"{name}.yaml").read_text())
+        assert not list(validator.iter_errors(data)), name
+    data["pools"]["decode"]["gpus"] = 3
+    assert list(validator.iter_errors(data))
