@@ -193,6 +193,15 @@ def test_rerun_reuses_the_store_and_extends_only_new_points(tmp_path):
     pd.testing.assert_frame_equal(larger.table.iloc[:4], first.table)
 
 
+def test_a_result_from_another_infersim_version_is_redone(tmp_path):
+    run_sweep(spec(rates=("5",)), ToyRunner(), SerialExecutor(), tmp_path)
+    victim = sorted((tmp_path / "runs").glob("*.json"))[0]
+    record = json.loads(victim.read_text())
+    victim.write_text(json.dumps({**record, "infersim_version": "0.0.1"}))
+    again = run_sweep(spec(rates=("5",)), ToyRunner(), SerialExecutor(), tmp_path)
+    assert (again.ran, again.reused) == (1, 1)
+
+
 def test_a_half_written_record_is_redone(tmp_path):
     run_sweep(spec(rates=("5",)), ToyRunner(), SerialExecutor(), tmp_path)
     victim = sorted((tmp_path / "runs").glob("*.json"))[0]

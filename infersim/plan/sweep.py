@@ -16,6 +16,7 @@ Results. Each finished run is stored at once under ``DIR/runs/<hash>.json`` (the
 resolved scenario and seed; see :mod:`infersim.plan.store`), so an interrupted sweep resumes
 where it stopped. The sweep's table — one row per run: the swept values, replica, seed, then the
 summary metrics — is written to ``DIR/sweep.parquet`` and ``DIR/sweep.csv``, in grid order.
+A stored result is reused only if the same infersim version produced it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from infersim import __version__
 from infersim.errors import InfersimError
 from infersim.plan.executors import Executor, RunFailure
 from infersim.plan.store import RunStore
@@ -275,7 +277,8 @@ def run_sweep(spec: SweepSpec, runner: Runner, executor: Executor, out_dir: Path
     todo = []
     for index, run_hash in enumerate(hashes):
         found = store.get(run_hash) if store else None
-        if found is not None:
+        # A result from another infersim version may follow other physics: redo it.
+        if found is not None and found.get("infersim_version") == __version__:
             records[index] = found
         else:
             todo.append(index)
@@ -296,7 +299,8 @@ def run_sweep(spec: SweepSpec, runner: Runner, executor: Executor, out_dir: Path
             failures.append((task, result.message))
         else:
             record = {"scenario": task.scenario, "overrides": list(task.overrides),
-                      "replica": task.replica, "seed": task.seed, "summary": dict(result)}
+                      "replica": task.replica, "seed": task.seed, "infersim_version": __version__,
+                      "summary": dict(result)}
             if store:
                 store.put(hashes[index], record)
             for other in todo:
