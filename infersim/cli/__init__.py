@@ -35,9 +35,15 @@ COMMAND_MODULES = (
 )
 
 
+_registered: list[str] = []  # import-time registry of the app's commands, not run state
+
+
 def _register_all() -> None:
+    """Attach every command module once, however often main() is called in one process."""
     for name in COMMAND_MODULES:
-        importlib.import_module(name).register(app)
+        if name not in _registered:
+            importlib.import_module(name).register(app)
+            _registered.append(name)
 
 
 def main(argv: list[str] | None = None) -> None:
