@@ -62,7 +62,7 @@ def fixed(summary):
 def test_plan_file_becomes_overrides_and_bounds(plan_dir):
     plan = load_plan(write_plan(plan_dir, GOOD))
     assert plan.name == "p"
-    assert plan.scenario == plan_dir / "../scenarios/s.yaml"
+    assert plan.scenario == plan_dir.parent / "scenarios" / "s.yaml"
     assert plan.overrides == ("workload.arrival.rate=40", "workload.requests=500")
     assert plan.bounds == (Bound("p99_ttft_ms", "max", 800.0), Bound("p99_itl_ms", "max", 40.0),
                            Bound("cost_per_million_output_tokens", "max", 0.9),

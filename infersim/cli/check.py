@@ -47,6 +47,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run each plan and judge its assertions; exit 1 if any fails."""
         console = Console()
+        if not console.is_terminal:  # CI logs: do not squeeze the table into 80 columns
+            console = Console(width=140)
         err = Console(stderr=True)
 
         def report(result: PlanResult) -> None:

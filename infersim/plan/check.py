@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -186,7 +187,7 @@ def load_plan(path: str | Path, known_metrics: Sequence[str] | None = None) -> P
     scenario_text = data.get("scenario")
     if not isinstance(scenario_text, str) or not scenario_text:
         raise InfersimError(file=path, field="scenario", expected="a scenario file path", given=scenario_text)
-    scenario = (path.parent / scenario_text)
+    scenario = Path(os.path.normpath(path.parent / scenario_text))
     if not scenario.is_file():
         raise InfersimError(file=path, field="scenario",
                             expected="an existing scenario file (relative to the plan file)",
@@ -380,8 +381,12 @@ def evaluate(plan: PlanFile, measured: Measured, *, update_baseline: bool = Fals
         passed = bound.holds(value)
         message = (f"{bound.metric} = {_fmt(value)}, bound {bound.kind} {_fmt(bound.value)}"
                    + (f" (limit {_fmt(bound.limit)} with tolerance)" if bound.tolerance else ""))
+        op = "<=" if bound.kind == "max" else ">="
+        expected = f"{op} {_fmt(bound.value)}" + (
+            f" ({'+' if bound.kind == 'max' else '-'}{_fmt(bound.tolerance * 100)}%)"
+            if bound.tolerance else "")
         cases.append(CaseResult(name=bound.describe(), kind="assert", metric=bound.metric,
-                                measured=value, expected=bound.describe(), passed=passed,
+                                measured=value, expected=expected, passed=passed,
                                 message=message))
     if plan.baseline is not None and update_baseline:
         path = write_baseline(plan, measured)
