@@ -8,7 +8,6 @@ file) named in it, and no Python traceback.
 from __future__ import annotations
 
 import copy
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -163,18 +162,6 @@ def _write(tmp_path: Path, content) -> Path:
     path = tmp_path / "scenario.yaml"
     path.write_text(content if isinstance(content, str) else yaml.safe_dump(content, sort_keys=False))
     return path
-
-
-@pytest.fixture(autouse=True)
-def _only_present_commands(monkeypatch):
-    # The commands under test must not depend on command modules other engineers have listed
-    # but not yet written; with every module present this changes nothing.
-    present = tuple(m for m in cli.COMMAND_MODULES if importlib.util.find_spec(m) is not None)
-    monkeypatch.setattr(cli, "COMMAND_MODULES", present)
-    # main() registers every command on the shared app at each call; start each test afresh so
-    # repeated in-process calls do not pile up duplicate commands.
-    monkeypatch.setattr(cli.app, "registered_commands", [])
-    monkeypatch.setattr(cli.app, "registered_groups", [])
 
 
 def _run(argv: list[str], capsys) -> tuple[int, str]:

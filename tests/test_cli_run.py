@@ -6,7 +6,6 @@ whole file stays within a few seconds.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import pandas as pd
@@ -22,18 +21,6 @@ from infersim.report.outputs import dumps_summary
 
 SEED_SCENARIOS = sorted(p.stem for p in shipped_dir("scenarios").glob("*.yaml"))
 FEW = ["workload.requests=120"]
-
-
-@pytest.fixture(autouse=True)
-def _only_present_commands(monkeypatch):
-    # The commands under test must not depend on command modules other engineers have listed
-    # but not yet written; with every module present this changes nothing.
-    present = tuple(m for m in cli.COMMAND_MODULES if importlib.util.find_spec(m) is not None)
-    monkeypatch.setattr(cli, "COMMAND_MODULES", present)
-    # main() registers every command on the shared app at each call; start each test afresh so
-    # repeated in-process calls do not pile up duplicate commands.
-    monkeypatch.setattr(cli.app, "registered_commands", [])
-    monkeypatch.setattr(cli.app, "registered_groups", [])
 
 
 def _main(argv, capsys) -> tuple[int, str, str]:

@@ -152,3 +152,23 @@ def test_tables_show_missing_numbers_as_a_dash():
     assert rows["a"]["p99_ttft_ms"] == 123.4
     assert math.isnan(rows["a"]["p99_itl_ms"])
     assert rows["a"]["cost.dollars_per_hour"] == 8.97
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.floats(0.001, 10), st.integers(1, 50)), min_size=1, max_size=60),
+       st.floats(0, 100))
+def test_weighted_percentile_equals_numpy_on_the_expanded_gaps(pairs, q):
+    values = np.array([v for v, _ in pairs])
+    counts = np.array([c for _, c in pairs])
+    expected = np.percentile(np.repeat(values, counts), q)
+    assert plots.weighted_percentile(values, counts, q) == pytest.approx(expected, rel=1e-12)
+
+
+def test_cdf_curve_thins_large_multisets_exactly_at_its_points():
+    values = np.arange(1, 100_001, dtype=float)
+    x, y = plots.cdf_curve(values, max_points=100)
+    assert len(x) == 100 and x[-1] == 100_000 and y[-1] == 100.0
+    np.testing.assert_allclose(y, x / 100_000 * 100)  # uniform: share = value / n
+    x, y = plots.cdf_curve(np.array([3.0, 1.0]), np.array([1, 3]))
+    np.testing.assert_allclose(x, [1.0, 3.0])
+    np.testing.assert_allclose(y, [75.0, 100.0])

@@ -11,8 +11,9 @@
 * ``breakdown.png``: where a request's time goes, on average, per workload class: waiting in a
   queue, prefill, KV transfer, decode.
 
-Plots use the non-interactive Agg backend and draw nothing that depends on the wall clock, so
-the same results give the same images.
+Plots are bare matplotlib Figures rendered by Agg (no pyplot state, no backend switch, so a
+notebook's own plots are untouched) and draw nothing that depends on the wall clock: the same
+results give the same images.
 """
 
 from __future__ import annotations
@@ -20,13 +21,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; never open a window (CLI, CI, notebooks' subprocesses)
-
-import matplotlib.pyplot as plt  # the backend is chosen before pyplot loads
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 # The phases of a request's life, in order: (column of request_phases(), label, colour).
@@ -47,33 +44,79 @@ TIMELINE_SERIES: tuple[tuple[str, str], ...] = (
 DPI = 110
 
 
-def _cdf(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    x = np.sort(values[np.isfinite(values)])
-    y = np.arange(1, len(x) + 1) / max(len(x), 1) * 100.0
-    return x, y
+CDF_POINTS = 2000  # a curve of at most this many points: a million requests draw as fast as ten
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def cdf_curve(values: np.ndarray, counts: np.ndarray | None = None,
+              max_points: int = CDF_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted values, cumulative share in %) of a multiset given as values with counts.
+
+    Large multisets are read at ``max_points`` evenly spaced cumulative shares (the last point is
+    always the maximum), which is exact at each drawn point.
+    """
+    values = np.asarray(values, dtype=float)
+    counts = np.ones(len(values), dtype=np.int64) if counts is None else np.asarray(counts)
+    keep = np.isfinite(values) & (counts > 0)
+    values, counts = values[keep], counts[keep]
+    order = np.argsort(values, kind="stable")
+    x, cum = values[order], np.cumsum(counts[order])
+    total = int(cum[-1]) if len(cum) else 0
+    if len(x) > max_points:
+        pick = np.searchsorted(cum, np.linspace(1, total, max_points), side="left")
+        x, cum = x[pick], cum[pick]
+    return x, cum / max(total, 1) * 100.0
+
+
+def weighted_percentile(values: np.ndarray, counts: np.ndarray, q: float) -> float:
+    """``numpy.percentile(np.repeat(values, counts), q)`` (linear) without the repeat; the
+    summary's ITL percentiles are computed the same way (:mod:`infersim.metrics`)."""
+    order = np.argsort(values, kind="stable")
+    values, counts = np.asarray(values, float)[order], np.asarray(counts)[order]
+    cum = np.cumsum(counts)
+    total = int(cum[-1]) if len(cum) else 0
+    if total == 0:
+        return float("nan")
+    h = (total - 1) * q / 100.0
+    lo = int(np.floor(h))
+    v_lo = values[np.searchsorted(cum, lo, side="right")]
+    v_hi = values[np.searchsorted(cum, min(lo + 1, total - 1), side="right")]
+    return float(v_lo + (h - lo) * (v_hi - v_lo))
+
+
+def _figure(width: float, height: float) -> Figure:
+    # A bare Figure, not pyplot: no global figure registry and no backend switch, so drawing a
+    # report never disturbs a notebook's inline plots; savefig renders with Agg.
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _save(fig: Figure, path: Path) -> Path:
     fig.savefig(path, dpi=DPI, metadata={"Software": None})
-    plt.close(fig)
     return path
 
 
 def plot_latency_cdfs(ttft_s: np.ndarray, itl_s: np.ndarray, path: Path, *, title: str,
-                      ttft_slo_ms: float | None = None, itl_slo_ms: float | None = None,
-                      percentile: float = 99.0) -> Path:
-    """TTFT and ITL cumulative distributions (ms, log scale) with the SLO lines."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
-    panels = (("Time to first token (TTFT)", np.asarray(ttft_s, float) * 1e3, ttft_slo_ms,
-               "#1f77b4", "requests"),
-              ("Inter-token latency (ITL)", np.asarray(itl_s, float) * 1e3, itl_slo_ms,
-               "#2ca02c", "token gaps"))
-    for ax, (name, values_ms, slo_ms, colour, what) in zip(axes, panels, strict=True):
-        x, y = _cdf(values_ms)
+                      itl_counts: np.ndarray | None = None, ttft_slo_ms: float | None = None,
+                      itl_slo_ms: float | None = None, percentile: float = 99.0) -> Path:
+    """TTFT and ITL cumulative distributions (ms, log scale) with the SLO lines.
+
+    ITL may be given compressed, as distinct gap values with ``itl_counts`` (the engine's form).
+    """
+    fig = _figure(11, 4.2)
+    axes = fig.subplots(1, 2)
+    ttft_ms = np.asarray(ttft_s, float) * 1e3
+    itl_ms = np.asarray(itl_s, float) * 1e3
+    panels = (("Time to first token (TTFT)", ttft_ms, np.ones(len(ttft_ms), np.int64),
+               ttft_slo_ms, "#1f77b4", "requests"),
+              ("Inter-token latency (ITL)", itl_ms,
+               np.ones(len(itl_ms), np.int64) if itl_counts is None else np.asarray(itl_counts),
+               itl_slo_ms, "#2ca02c", "token gaps"))
+    for ax, (name, values_ms, counts, slo_ms, colour, what) in zip(axes, panels, strict=True):
+        x, y = cdf_curve(values_ms, counts)
         if len(x):
-            ax.step(x, y, where="post", color=colour, lw=1.8,
-                    label=f"simulated ({len(x):,} {what})")
-            p = float(np.percentile(x, percentile))
+            n = int(counts[np.isfinite(values_ms)].sum())
+            ax.step(x, y, where="post", color=colour, lw=1.8, label=f"simulated ({n:,} {what})")
+            p = weighted_percentile(values_ms[np.isfinite(values_ms)],
+                                    counts[np.isfinite(values_ms)], percentile)
             ax.plot([p], [percentile], "o", color=colour, ms=5,
                     label=f"p{percentile:g} = {p:,.1f} ms")
             if x[0] > 0:
@@ -153,8 +196,8 @@ def pool_timeline(timeseries: pd.DataFrame, end_s: float, points: int = 400) -> 
 def plot_timeline(timeline: pd.DataFrame, path: Path, *, title: str) -> Path:
     """Queue length, batch size and KV-cache use per pool over simulated time."""
     rows = len(TIMELINE_SERIES)
-    fig, axes = plt.subplots(rows, 1, figsize=(11, 2.3 * rows + 0.8), sharex=True,
-                             constrained_layout=True, squeeze=False)
+    fig = _figure(11, 2.3 * rows + 0.8)
+    axes = fig.subplots(rows, 1, sharex=True, squeeze=False)
     pools = list(dict.fromkeys(timeline["pool"]))
     for ax, (column, label) in zip(axes[:, 0], TIMELINE_SERIES, strict=True):
         for pool in pools:
@@ -178,7 +221,8 @@ def plot_timeline(timeline: pd.DataFrame, path: Path, *, title: str) -> Path:
 
 def plot_utilization(pools: Sequence[Mapping[str, object]], path: Path, *, title: str) -> Path:
     """Busy share of each pool's instance-time, one bar per pool, labelled with chips and role."""
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(pools) + 3), 3.8), constrained_layout=True)
+    fig = _figure(max(5.0, 1.3 * len(pools) + 3), 3.8)
+    ax = fig.subplots()
     names = [str(p["name"]) for p in pools]
     util = [100.0 * float(p["utilization"]) for p in pools]
     colours = {"prefill": "#1f77b4", "decode": "#2ca02c", "mixed": "#9467bd"}
@@ -208,7 +252,8 @@ def plot_breakdown(requests: pd.DataFrame, path: Path, *, title: str,
     if class_col in done.columns and done[class_col].nunique() > 1:
         for name in sorted(done[class_col].dropna().unique().tolist(), key=str):
             groups.append((str(name), phases[(done[class_col] == name).to_numpy()]))
-    fig, ax = plt.subplots(figsize=(11, 1.4 + 0.7 * len(groups)), constrained_layout=True)
+    fig = _figure(11, 1.4 + 0.7 * len(groups))
+    ax = fig.subplots()
     labels = [f"{name} (n={len(frame):,})" for name, frame in groups]
     left = np.zeros(len(groups))
     for column, label, colour in PHASES:

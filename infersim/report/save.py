@@ -38,13 +38,13 @@ def write_plots(result: Result, out_dir: Path) -> list[Path]:
     requests = result.requests
     done = requests[requests["completed"]]
     gaps = result.token_gaps
-    itl = gaps["gap_s"].repeat(gaps["count"]).to_numpy()
     where = f"{sc.name}: {sc.model}, seed {sc.seed}"
     util = [{"name": name, **{k: v for k, v in pool.items() if k != "name"}}
             for name, pool in result.summary["cost"]["pools"].items()]
     timeline = plots.pool_timeline(result.timeseries, float(result.summary["duration"] or 0.0))
     return [
-        plots.plot_latency_cdfs(done["ttft_s"].to_numpy(), itl, out_dir / "latency_cdf.png",
+        plots.plot_latency_cdfs(done["ttft_s"].to_numpy(), gaps["gap_s"].to_numpy(),
+                                out_dir / "latency_cdf.png", itl_counts=gaps["count"].to_numpy(),
                                 title=f"Latency distributions: {where}",
                                 ttft_slo_ms=slo.ttft_ms, itl_slo_ms=slo.itl_ms,
                                 percentile=slo.percentile),
