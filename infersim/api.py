@@ -194,12 +194,74 @@ def simulate(scenario: ScenarioLike, *, seed: int | None = None, overrides: Sequ
                   for name, stats in sim.pools.items()}
     cost = price_run(sc, resolved, pool_stats, sim.requests, sim.duration_s)
     summary = _assemble_summary(sc, metrics, cost)
+    summary["classes"] = class_summary(sc, sim.requests, sim.max_token_gap(), sim.duration_s,
+                                       cost)
     gap_values, gap_counts = sim.itl_distribution()
     token_gaps = pd.DataFrame({"gap_s": np.asarray(gap_values, dtype=np.float64),
                                "count": np.asarray(gap_counts, dtype=np.int64)})
     return Result(scenario=sc, summary=summary, requests=sim.requests,
                   timeseries=sim.timeseries, links=sim.links, token_gaps=token_gaps, cost=cost,
                   sim=sim)
+
+
+def _class_slos(sc: Scenario) -> dict[str, dict[str, float]]:
+    """Per workload class, the SLO targets its requests are held to: the class's own (from its
+    mix or the workload's ``slo``), else the scenario's ``slo``."""
+    from infersim.workload import request_classes
+
+    scenario_targets = {k: v for k, v in sc.slo.model_dump(exclude_none=True).items()
+                        if k != "percentile"}
+    if sc.workload.trace is not None:
+        return {}
+    classes = request_classes(sc.workload, base_dir=sc.base_dir)
+    return {c.name: dict(c.slo) or scenario_targets for c in classes}
+
+
+def class_summary(sc: Scenario, requests: pd.DataFrame, max_gap_s: np.ndarray,
+                  duration_s: float, cost: CostReport) -> dict[str, dict[str, Any]]:
+    """Latency, SLO attainment and cost per workload class (the "for which mix?" question).
+
+    A request meets its class's SLO when each target is met (``<=``); ITL is read as the
+    request's largest gap, as in :mod:`infersim.metrics`.
+    """
+    slos = _class_slos(sc)
+    default = {k: v for k, v in sc.slo.model_dump(exclude_none=True).items() if k != "percentile"}
+    priced = {c.name: c for c in cost.classes}
+    names = requests["class_name"].astype(str).to_numpy()
+    completed = requests["completed"].to_numpy()
+    ms = {"ttft_ms": requests["ttft_s"].to_numpy() * 1e3,
+          "tpot_ms": requests["tpot_s"].to_numpy() * 1e3,
+          "e2el_ms": requests["e2e_s"].to_numpy() * 1e3,
+          "itl_ms": np.asarray(max_gap_s, dtype=float) * 1e3}
+    out: dict[str, dict[str, Any]] = {}
+    column = requests["class_name"]
+    order = ([str(c) for c in column.cat.categories] if hasattr(column, "cat")
+             else list(dict.fromkeys(names)))
+    for name in order:
+        mine = names == name
+        done = mine & completed
+        targets = slos.get(name, default)
+        meets = done.copy()
+        for key, target in targets.items():
+            meets &= np.nan_to_num(ms[key], nan=0.0) <= target  # 1-token requests: no gaps
+        row: dict[str, Any] = {"requests": int(mine.sum()), "completed": int(done.sum()),
+                               "slo": targets,
+                               "request_goodput": float(meets.sum() / duration_s)
+                               if duration_s > 0 else float("nan")}
+        for key in ("ttft_ms", "tpot_ms", "e2el_ms"):
+            values = ms[key][done]
+            values = values[~np.isnan(values)]
+            for stat, q in (("median", 50), ("p99", 99)):
+                row[f"{stat}_{key}"] = float(np.percentile(values, q)) if len(values) \
+                    else float("nan")
+        gaps = ms["itl_ms"][done]
+        gaps = gaps[~np.isnan(gaps)]
+        row["p99_max_itl_ms"] = float(np.percentile(gaps, 99)) if len(gaps) else float("nan")
+        if name in priced:
+            row["usd_per_task"] = priced[name].usd_per_task
+            row["joules_per_task"] = priced[name].joules_per_task
+        out[name] = row
+    return out
 
 
 def _bench_settings(sc: Scenario, num_prompts: int) -> dict[str, Any]:

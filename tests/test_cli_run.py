@@ -228,3 +228,19 @@ def test_any_small_scenario_conserves_requests_prices_work_and_repeats_itself(da
     assert cost["energy_j"] > 0 and cost["cost_usd"] > 0
     again = infersim.simulate(data).summary
     assert dumps_summary(again) == dumps_summary(s)
+
+
+def test_each_class_is_held_to_its_own_slo_else_the_scenarios():
+    from infersim.scenario import load_scenario
+
+    data = load_scenario("workload-mix").resolved()
+    data["workload"] = {**data["workload"], "requests": 60, "mix": {"classes": [
+        {"name": "strict", "weight": 0.5, "mix": "chat", "slo": {"ttft_ms": 0.001}},
+        {"name": "lenient", "weight": 0.5, "mix": "chat"}]}}
+    classes = infersim.simulate(data).summary["classes"]
+    assert list(classes) == ["strict", "lenient"]
+    assert classes["strict"]["slo"] == {"ttft_ms": 0.001}
+    assert classes["strict"]["request_goodput"] == 0.0  # no prefill takes a microsecond
+    assert classes["lenient"]["slo"] == {"ttft_ms": 2000.0, "itl_ms": 50.0}
+    assert classes["lenient"]["request_goodput"] > 0
+    assert classes["strict"]["requests"] + classes["lenient"]["requests"] == 60

@@ -70,12 +70,15 @@ def summary_table(summary: Mapping[str, Any], *, title: str | None = None) -> Ta
         chips = pool.get("chips")
         noun = "chip" if chips == 1 else "chips"
         table.add_row(f"pool {name} ({pool.get('role')}, {chips} {noun})", util_text)
-    classes = lookup(summary, "cost.classes") or {}
+    classes = summary.get("classes") or {}
     if len(classes) > 1:
         for name, cls in classes.items():
-            per_task = cls.get("usd_per_task")
-            text = f"${per_task:,.6f}" if isinstance(per_task, (int, float)) else "—"
-            table.add_row(f"class {name}: $ per task", text)
+            for label, key, fmt in (("p99 TTFT (ms)", "p99_ttft_ms", "{:,.1f}"),
+                                    ("p99 E2EL (ms)", "p99_e2el_ms", "{:,.0f}"),
+                                    ("goodput (req/s)", "request_goodput", "{:,.2f}"),
+                                    ("$ per task", "usd_per_task", "${:,.6f}"),
+                                    ("J per task", "joules_per_task", "{:,.0f}")):
+                table.add_row(f"class {name}: {label}", _fmt(cls, key, fmt))
     return table
 
 
