@@ -20,6 +20,7 @@ NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 EXPECTED = (
     "01-prefill-vs-decode",
     "02-unified-vs-disaggregated",
+    "03-heterogeneous-clusters",
 )
 CELL_TIMEOUT_S = 120
 
