@@ -255,3 +255,17 @@ def crowded_runs(draw):
     prompts = draw(st.lists(st.integers(1, 150), min_size=n, max_size=n))
     outputs = draw(st.lists(st.integers(100, 400), min_size=n, max_size=n))
     return cluster, table(arrivals, prompts, outputs)
+
+
+# ---------------------------------------------------------------------------------------------
+# planner: the load and latency targets a capacity plan is asked to meet
+
+
+@st.composite
+def plan_targets(draw):
+    """(rate req/s, p99 TTFT target ms, p99 ITL target ms), from a trickle to a busy service and
+    from interactive to relaxed SLOs."""
+    rate = draw(st.floats(0.5, 200.0, allow_nan=False))
+    ttft_ms = draw(st.floats(100.0, 5000.0, allow_nan=False))
+    itl_ms = draw(st.floats(8.0, 200.0, allow_nan=False))
+    return rate, ttft_ms, itl_ms

@@ -15,6 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from strategies import plan_targets
 
 from infersim.api import simulate
 from infersim.cli import main
@@ -87,6 +89,29 @@ def test_decode_batches_keep_steps_inside_the_itl_target(base):
             if pool.max_batch_size < 128:
                 assert decode_time(dep, pool.max_batch_size + 1, context) > (
                     ITL_STEP_SHARE * slo.itl_ms / 1000), c.label
+
+
+@given(plan_targets())
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_sizing_invariants_hold_for_any_target(base, targets):
+    rate, ttft_ms, itl_ms = targets
+    load, slo = load_shape(base), SLO(ttft_ms=ttft_ms, itl_ms=itl_ms)
+    candidates, pruned = size_candidates(base, load, slo, rate, ["h100", "b200"])
+    model = load_model(base.model)
+    costs = [c.cost_per_hour for c in candidates]
+    assert costs == sorted(costs)
+    for c in candidates:
+        # sized to carry the rate at its utilisation target, never beyond the ITL step budget
+        assert c.capacity_rps * c.utilisation_target >= rate * (1 - 1e-9)
+        for pool in c.pools:
+            assert pool.instances >= 1 and pool.max_batch_size >= 1
+            if pool.role == "decode":
+                dep = Deployment(model=model, hardware=load_hardware(pool.hardware), tp=pool.tp)
+                assert decode_time(dep, pool.max_batch_size, round(load.mean_context)) <= (
+                    ITL_STEP_SHARE * itl_ms / 1000 + 1e-12)
+    # every shape is either admitted in some candidate or pruned with a reason
+    assert candidates or pruned
 
 
 def test_tighter_itl_never_admits_a_larger_decode_batch(base):
