@@ -83,10 +83,13 @@ def _class_tokens(requests: pd.DataFrame) -> list[ClassTokens]:
     if class_col is None:
         return [ClassTokens("default", len(done), int(done["prompt_tokens"].sum()),
                             int(done["output_tokens"].sum()))]
-    names = list(dict.fromkeys(requests[class_col]))  # every class, even one that finished none
+    column = requests[class_col]
+    # every class of the workload, in its own order, even one that finished no request
+    names = (list(column.cat.categories) if hasattr(column, "cat")
+             else list(dict.fromkeys(column)))
     out = []
     for name in names:
-        rows = done[done[class_col] == name]
+        rows = done[(done[class_col] == name).to_numpy()]
         out.append(ClassTokens(str(name), len(rows), int(rows["prompt_tokens"].sum()),
                                int(rows["output_tokens"].sum())))
     return out
