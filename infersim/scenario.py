@@ -493,6 +493,26 @@ def attributed(err: InfersimError, file: str | Path | None) -> InfersimError:
     return err.with_file(file) if file is not None else err
 
 
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: Any, mark: Any) -> None:
+        super().__init__(f"duplicate key {key!r}")
+        self.key, self.problem_mark = key, mark
+        self.problem = f"duplicate key {key!r} (the earlier value would be silently lost)"
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """Safe YAML that refuses a key given twice in one mapping instead of keeping the last."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise _DuplicateKey(key, key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: Path, label: str | None = None) -> Any:
     """Parse a YAML file; a missing file or bad syntax is one InfersimError line."""
     label = label or str(path)
@@ -504,7 +524,11 @@ def read_yaml(path: Path, label: str | None = None) -> Any:
         raise InfersimError(file=label, expected="a readable UTF-8 YAML file",
                             given=type(err).__name__) from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: no arbitrary objects
+    except _DuplicateKey as err:
+        raise InfersimError(file=label, line=err.problem_mark.line + 1, field=str(err.key),
+                            expected="each key once per mapping (YAML would keep only the last)",
+                            given=f"{err.key} twice") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         problem = getattr(err, "problem", None) or "malformed YAML"

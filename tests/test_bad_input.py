@@ -154,6 +154,7 @@ CASES = [
     ("top-level-list", "- name: x\n", [], "scenario.yaml"),
     ("empty-file", "", [], "scenario.yaml"),
     ("tab-indented-yaml", "name: x\npools:\n\tprefill: {}\n", [], "scenario.yaml"),
+    ("duplicate-key", "name: x\nseed: 1\nseed: 2\n", [], "scenario.yaml:3: seed"),
 ]
 
 
