@@ -670,21 +670,24 @@ class Resolved:
 
 
 def _load_model(scenario: Scenario) -> Any:
+    """The scenario's model: a path (to a model YAML, a config.json or a folder holding one),
+    taken from the scenario file's folder, or a shipped/user model name."""
     from infersim.model import list_models, load_model
 
     name = scenario.model
     candidate = scenario.base_dir / name
-    target = str(candidate) if candidate.is_file() else name
-    looks_like_path = "/" in name or name.endswith((".json", ".yaml", ".yml"))
-    if looks_like_path and not candidate.is_file() and not Path(name).expanduser().is_file():
+    if candidate.exists():
+        target = str(candidate)
+    elif "/" in name or name.endswith((".json", ".yaml", ".yml")):
         raise InfersimError(file=scenario.source, field="model",
-                            expected="an existing model file (a path is taken from the "
-                                     "scenario file's folder)", given=str(candidate))
-    if not candidate.is_file() and find_data_file("models", name, (".yaml", ".yml", ".json")) \
-            is None:
+                            expected="an existing model file or folder (a relative path is taken "
+                                     "from the scenario file's folder)", given=str(candidate))
+    elif find_data_file("models", name, (".yaml", ".yml", ".json")) is None:
         raise InfersimError(file=scenario.source, field="model",
                             expected="a shipped model (" + ", ".join(list_models()) +
                                      ") or a path to a config.json", given=name)
+    else:
+        target = name
     try:
         return load_model(target)
     except InfersimError as err:

@@ -138,6 +138,8 @@ def test_relative_model_config_is_found_next_to_the_scenario(tmp_path):
     path.write_text(yaml.safe_dump({**SMALL, "model": "tiny/config.json"}))
     resolved = check_scenario(load_scenario(str(path)))
     assert resolved.model.num_layers == 4
+    path.write_text(yaml.safe_dump({**SMALL, "model": "tiny"}))  # the folder holding it
+    assert check_scenario(load_scenario(str(path))).model.num_layers == 4
 
 
 def test_topology_shared_scaleup_domain_needs_no_link():
