@@ -56,6 +56,9 @@ def register(app: typer.Typer) -> None:
             "--ttft-ms", help="TTFT target, ms (default: the scenario's slo)")] = None,
         itl_ms: Annotated[str | None, typer.Option(
             "--itl-ms", help="ITL target, ms (default: the scenario's slo)")] = None,
+        attainment: Annotated[str, typer.Option(
+            "--attainment", help="share of requests that must meet every SLO on their own, "
+                                 "in (0, 1]")] = "0.9",
         seed: Annotated[str | None, typer.Option("--seed", help="seed of every simulation")] = None,
         backend: Annotated[str, typer.Option("--backend", help="local or ray")] = "local",
         workers: Annotated[str | None, typer.Option(
@@ -71,13 +74,17 @@ def register(app: typer.Typer) -> None:
             raise InfersimError(field="--hardware", expected="chip names, comma-separated",
                                 given=hardware)
         base = load_scenario(scenario)
-        slo = slo_of(base)
+        share = _number(attainment, "--attainment")
+        if share > 1:
+            raise InfersimError(field="--attainment", expected="a share in (0, 1]",
+                                given=attainment)
+        slo = slo_of(base, attainment=share)
         ttft = _number(ttft_ms, "--ttft-ms")
         itl = _number(itl_ms, "--itl-ms")
         if ttft is not None or itl is not None:
             slo = SLO(ttft_ms=ttft if ttft is not None else slo.ttft_ms,
                       itl_ms=itl if itl is not None else slo.itl_ms, tpot_ms=slo.tpot_ms,
-                      e2el_ms=slo.e2el_ms, percentile=slo.percentile)
+                      e2el_ms=slo.e2el_ms, percentile=slo.percentile, attainment=share)
         seed_value = None
         if seed is not None:
             try:

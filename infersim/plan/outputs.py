@@ -124,7 +124,7 @@ def write_outputs(outcome: PlanOutcome, out_dir: Path, base_source: str) -> list
     summary = {
         "rate": outcome.rate, "budget": outcome.budget,
         "slo": {**{f"{m}_ms": v for m, v in outcome.slo.targets().items()},
-                "percentile": outcome.slo.percentile},
+                "percentile": outcome.slo.percentile, "attainment": outcome.slo.attainment},
         "load": {"mean_prompt_tokens": outcome.load.mean_prompt,
                  "mean_output_tokens": outcome.load.mean_output,
                  "requests_per_simulation": outcome.load.requests},
