@@ -33,7 +33,8 @@ def cluster(prefill: int, decode: int):
                         max_batch_size=64),
                PoolSpec("decode", "decode", dep, decode, max_batch_tokens=8192,
                         max_batch_size=256)),
-        links=(LinkSpec("prefill", "decode", bandwidth=50e9, latency_s=20e-6),))
+        # each prefill instance has its own 400 Gbit/s NIC: 16 x 50 GB/s into the fabric
+        links=(LinkSpec("prefill", "decode", bandwidth=prefill * 50e9, latency_s=20e-6),))
 
 
 def child(size: int, rate: float, seed: int, profile: str | None) -> dict:

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from infersim.errors import InfersimError
-from infersim.sim.result import SimResult, weighted_percentile
+from infersim.sim.result import SimResult, weighted_percentile, weighted_percentiles
 
 SLO_KEYS = ("ttft_ms", "tpot_ms", "itl_ms", "e2el_ms")
 PERCENTILES = (90, 99)
@@ -54,17 +54,21 @@ def _stats(prefix: str, values_ms: np.ndarray) -> dict[str, float]:
     return out
 
 
-def _weighted_stats(prefix: str, values_ms: np.ndarray, counts: np.ndarray) -> dict[str, float]:
-    total = int(counts.sum())
+def _weighted_stats(prefix: str, values_s: np.ndarray, counts: np.ndarray) -> dict[str, float]:
+    """Statistics of the multiset (value repeated count times), in ms; ``values_s`` sorted."""
+    total = int(counts.sum(dtype=np.int64))
     if total == 0:
         return _stats(prefix, np.empty(0))
-    mean = float((values_ms * counts).sum() / total)
-    std = float(np.sqrt(((values_ms - mean) ** 2 * counts).sum() / total))
-    out = {f"mean_{prefix}": mean,
-           f"median_{prefix}": weighted_percentile(values_ms, counts, 50),
-           f"std_{prefix}": std}
-    out.update({f"p{p}_{prefix}": weighted_percentile(values_ms, counts, p)
-                for p in (50, *PERCENTILES)})
+    mean = float(np.dot(values_s, counts) / total)
+    spread = values_s - mean
+    np.square(spread, out=spread)
+    std = float(np.sqrt(np.dot(spread, counts) / total))
+    del spread
+    qs = (50, *PERCENTILES)
+    ps = weighted_percentiles(values_s, counts, qs)
+    out = {f"mean_{prefix}": mean * 1e3, f"median_{prefix}": ps[0] * 1e3,
+           f"std_{prefix}": std * 1e3}
+    out.update({f"p{q}_{prefix}": p * 1e3 for q, p in zip(qs, ps, strict=True)})
     return out
 
 
@@ -113,7 +117,7 @@ def summarize(result: SimResult, slo: Mapping[str, Any] | None = None) -> dict[s
     }
     summary.update(_stats("ttft_ms", ttft_ms))
     summary.update(_stats("tpot_ms", tpot_ms))
-    summary.update(_weighted_stats("itl_ms", gaps_s * 1e3, gap_counts))
+    summary.update(_weighted_stats("itl_ms", gaps_s, gap_counts))
     summary.update(_stats("e2el_ms", e2el_ms))
 
     if slo is not None:
@@ -127,7 +131,7 @@ def summarize(result: SimResult, slo: Mapping[str, Any] | None = None) -> dict[s
         for key, target in targets.items():
             meets &= per_request[key] <= target
             if key == "itl_ms":
-                fleet = weighted_percentile(gaps_s * 1e3, gap_counts, percentile)
+                fleet = weighted_percentile(gaps_s, gap_counts, percentile) * 1e3
             else:
                 values = per_request[key] if key != "tpot_ms" else tpot_ms[~np.isnan(tpot_ms)]
                 fleet = float(np.percentile(values, percentile)) if len(values) else float("nan")

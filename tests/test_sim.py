@@ -264,7 +264,7 @@ def test_bad_specs_name_the_field():
     with pytest.raises(InfersimError, match=r"links.p-x: expected pool names"):
         ClusterSpec(pools=(PoolSpec("p", "mixed", DEP, 1, 4096, 8),),
                     links=(LinkSpec("p", "x", 1e9),))
-    with pytest.raises(InfersimError, match=r"router\.queue_limit: expected an integer >= 1 or null, got -1"):
+    with pytest.raises(InfersimError, match=r"router\.queue_limit: expected an integer >= 0 or null, got -1"):
         RouterSpec(queue_limit=-1)
     with pytest.raises(InfersimError, match="time_limit_s"):
         simulate_cluster(pd_cluster(), table([0], [10], [2]), seed=0, time_limit_s=0)

@@ -37,12 +37,17 @@ def fluid_finish_times(starts: list[float], sizes: list[float], bandwidth: float
 
 def run_link(starts, sizes, bandwidth, latency_s=0.0, not_before=None):
     env = simpy.Environment()
-    link = KVLink(env, "p-d", bandwidth, latency_s)
     ready = [math.nan] * len(starts)
+
+    def on_ready(rid, destination, at):
+        assert destination == "decode.0"
+        ready[rid] = at
+
+    link = KVLink(env, "p-d", bandwidth, latency_s, on_ready)
 
     def start(i):
         def begin(_ev):
-            link.transfer(sizes[i], lambda at: ready.__setitem__(i, at),
+            link.transfer(sizes[i], i, "decode.0",
                           not_before_at=not_before[i] if not_before else 0.0)
         env.timeout(starts[i]).callbacks.append(begin)
 

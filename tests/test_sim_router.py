@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from infersim.cost import StepBatch, prefill_time, step_time
 from infersim.errors import InfersimError
 from infersim.sim import simulate_cluster
+from infersim.sim.prefix import PrefixCache
 from infersim.sim.router import POLICIES, InstanceLoads, make_policy
-from tests.strategies import pd_cluster, table
+from tests.strategies import llama8b_h100, pd_cluster, table
 
 
 def loads(tokens=(0, 0, 0), requests=None, committed=None, capacity=None):
@@ -55,24 +57,40 @@ def test_prefix_affinity_follows_the_longest_cached_prefix():
     hashes = (np.array([1, 2, 3]), np.array([7, 8]), np.array([1, 2, 9]), np.array([7, 5]),
               np.array([4]))
     group = loads(tokens=(0, 5, 9))
+    group.prefix_caches = [PrefixCache(100, 512) for _ in range(3)]
     p = policy("prefix_affinity", group, prefix_hashes=hashes)
     assert p.choose(0) == 0  # nothing cached: least outstanding tokens
-    group.outstanding_tokens[:] = (9, 0, 5)
-    assert p.choose(1) == 1
+    group.prefix_caches[0].insert(hashes[0])
+    group.prefix_caches[1].insert(hashes[1])
     group.outstanding_tokens[:] = (9, 9, 0)
     assert p.choose(2) == 0  # shares blocks 1, 2 with request 0
     assert p.choose(3) == 1  # shares block 7 with request 1
     assert p.choose(4) == 2  # nothing shared: least outstanding tokens
 
 
-def test_prefix_affinity_forgets_least_recently_used_blocks():
-    hashes = (*(np.array([i]) for i in range(5)), np.array([0]))
-    group = loads(tokens=(0, 1, 1))
-    p = policy("prefix_affinity", group, prefix_hashes=hashes, prefix_cache_blocks=3)
-    for r in range(5):
-        assert p.choose(r) == 0
-    group.outstanding_tokens[:] = (9, 0, 1)
-    assert p.choose(5) == 1  # block 0 was evicted from instance 0
+def test_prefix_cache_matches_chains_and_forgets_least_recently_used():
+    cache = PrefixCache(3, block_tokens=512)
+    cache.insert(np.array([1, 2, 3]))
+    assert cache.match(np.array([1, 2, 9])) == 2
+    assert cache.cached_tokens(np.array([1, 2, 3]), 1536) == 1535  # one token is computed
+    cache.insert(np.array([1, 4]))  # touches 1, adds 4, evicts 2 (least recently used)
+    assert len(cache) == 3 and cache.match(np.array([1, 2])) == 1
+
+
+def test_prefix_hits_cut_the_prefill_to_the_uncached_part():
+    dep = llama8b_h100()
+    hashes = (np.array([11, 12, 13]), np.array([11, 12, 99]))
+    work = table([0.0, 1.0], [1400, 1500], [2, 2], prefix_hashes=hashes)
+    result = simulate_cluster(pd_cluster(prefill=2, policy="prefix_affinity"), work, seed=0)
+    df = result.requests
+    assert df.prefill_instance.tolist() == [0, 0]
+    assert df.cached_prompt_tokens.tolist() == [0, 1024]
+    assert df.prefill_s[0] == pytest.approx(prefill_time(dep, [1400]), rel=1e-12)
+    assert df.prefill_s[1] == pytest.approx(step_time(dep, StepBatch(
+        prefill_new_tokens=(1500 - 1024,), prefill_context=(1024,))).time_s, rel=1e-12)
+    # round robin sends the second request to the other instance: no hit
+    blind = simulate_cluster(pd_cluster(prefill=2), work, seed=0).requests
+    assert blind.cached_prompt_tokens.tolist() == [0, 0]
 
 
 def test_every_policy_runs_a_cluster():

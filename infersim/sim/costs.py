@@ -18,7 +18,8 @@ from infersim.errors import InfersimError
 class StepCosts:
     """Memoised step times, KV sizes and KV capacity of one pool's deployment."""
 
-    __slots__ = ("_cost", "_decode", "_prefill", "deployment", "kv_capacity_tokens", "num_layers")
+    __slots__ = ("_cost", "_decode", "_kv_bytes", "_prefill", "deployment", "kv_capacity_tokens",
+                 "num_layers")
 
     def __init__(self, deployment: Any, memory_fraction: float, *, field: str) -> None:
         from infersim import cost  # the cost layer never imports the engine; the reverse is fine
@@ -26,7 +27,8 @@ class StepCosts:
         self._cost = cost
         self.deployment = deployment
         self._decode: dict[int, tuple[float, float]] = {}
-        self._prefill: dict[tuple[int, ...], float] = {}
+        self._prefill: dict[int, float] = {}  # one-prompt batches, by prompt length
+        self._kv_bytes: dict[int, float] = {}
         place = cost.check_fits(deployment, memory_fraction, field=field)
         self.kv_capacity_tokens = int(place.kv_capacity_tokens)
         if self.kv_capacity_tokens < 1:
@@ -47,11 +49,12 @@ class StepCosts:
 
     def prefill_s(self, prompts: Sequence[int]) -> float:
         """Time of one batched prefill step over whole prompts (no cached context)."""
-        key = tuple(sorted(prompts))
-        t = self._prefill.get(key)
+        if len(prompts) != 1:  # batches of several prompts rarely repeat: not worth the memory
+            return float(self._cost.prefill_time(self.deployment, list(prompts)))
+        t = self._prefill.get(prompts[0])
         if t is None:
-            t = float(self._cost.prefill_time(self.deployment, list(key)))
-            self._prefill[key] = t
+            t = self._prefill[prompts[0]] = float(self._cost.prefill_time(self.deployment,
+                                                                            list(prompts)))
         return t
 
     def step_s(self, new_tokens: Sequence[int], contexts: Sequence[int],
@@ -62,14 +65,26 @@ class StepCosts:
                                      decode_kv_lens=tuple(decode_kv_lens))
         return float(self._cost.step_time(self.deployment, batch).time_s)
 
-    def chunked_prefill_s(self, tokens: int, budget: int) -> float:
-        """A prompt longer than the step budget: consecutive chunks of ``budget`` tokens."""
-        total, done = 0.0, 0
-        while done < tokens:
-            chunk = min(budget, tokens - done)
+    def chunked_prefill_s(self, tokens: int, budget: int, cached: int = 0) -> float:
+        """A prompt longer than the step budget: consecutive chunks of ``budget`` tokens, the
+        first attending to ``cached`` tokens already in the KV cache."""
+        total, done, end = 0.0, cached, cached + tokens
+        while done < end:
+            chunk = min(budget, end - done)
             total += self.step_s((chunk,), (done,), ())
             done += chunk
         return total
 
+    def batch_prefill_s(self, new_tokens: Sequence[int], cached: Sequence[int]) -> float:
+        """One prefill step: each prompt computes ``new_tokens`` after ``cached`` reused ones."""
+        if any(cached):
+            return self.step_s(new_tokens, cached, ())
+        return self.prefill_s(new_tokens)
+
     def kv_bytes(self, tokens: int) -> float:
-        return float(self._cost.kv_cache_bytes(self.deployment, tokens))
+        """Bytes of the KV cache of ``tokens`` tokens (what a transfer or a swap moves)."""
+        nbytes = self._kv_bytes.get(tokens)
+        if nbytes is None:
+            nbytes = self._kv_bytes[tokens] = float(self._cost.kv_cache_bytes(self.deployment,
+                                                                               tokens))
+        return nbytes

@@ -29,6 +29,7 @@ from infersim.sim.decode import DecodeInstance
 from infersim.sim.link import KVLink
 from infersim.sim.mixed import MixedInstance
 from infersim.sim.prefill import PrefillInstance
+from infersim.sim.prefix import PrefixCache
 from infersim.sim.records import RequestRecords, RunLog, Timeseries
 from infersim.sim.result import SimResult, build_result
 from infersim.sim.router import InstanceLoads, make_policy
@@ -77,13 +78,14 @@ class Engine:
         self.back_loads = InstanceLoads([self.costs[p.name].kv_capacity_tokens // p.block_size
                                          for p in back_specs for _ in range(p.instances)])
         self.front = self._build(front_specs, self.front_loads)
+        if self.table.prefix_hashes is not None:
+            self.front_loads.prefix_caches = [inst.prefix_cache for inst in self.front]
         self.back = self._build(back_specs, self.back_loads)
         self.timeseries = Timeseries(len(self.instances), sample_interval_s)
 
         router = cluster.router
         self.front_policy = make_policy(router.policy, self.front_loads, router_rng,
-                                        field="router.policy", prefix_hashes=table.prefix_hashes,
-                                        prefix_cache_blocks=router.prefix_cache_blocks)
+                                        field="router.policy", prefix_hashes=table.prefix_hashes)
         self.back_policy = (make_policy(router.decode_policy, self.back_loads, decode_rng,
                                         field="router.decode_policy") if self.back else None)
         self.queue_limit = router.queue_limit
@@ -96,11 +98,18 @@ class Engine:
             for d in back_specs:
                 spec = cluster.link_between(p, d)
                 self.links[(p.name, d.name)] = KVLink(env, spec.name, spec.bandwidth,
-                                                      spec.latency_s)
+                                                      spec.latency_s, self.kv_ready)
 
         # the most KV a request can need where it decodes: reject up front what fits nowhere
         self._front_cap_tokens = max(self._cap_tokens(p) for p in front_specs)
         self._back_cap_tokens = max((self._cap_tokens(p) for p in back_specs), default=0)
+
+    def new_prefix_cache(self) -> PrefixCache | None:
+        """A prefix cache for one prefill or mixed instance, when prompts carry block ids."""
+        if self.table.prefix_hashes is None:
+            return None
+        return PrefixCache(self.cluster.router.prefix_cache_blocks,
+                           self.table.prefix_block_tokens)
 
     def _cap_tokens(self, pool: PoolSpec) -> int:
         return (self.costs[pool.name].kv_capacity_tokens // pool.block_size) * pool.block_size
@@ -212,19 +221,21 @@ class Engine:
     def _send(self, rid: int, link: KVLink, nbytes: float, decode: DecodeInstance, now: float,
               *, not_before_at: float = 0.0) -> None:
         self.records.kv_transfer_start_at[rid] = now
+        link.transfer(nbytes, rid, decode, not_before_at=not_before_at)
 
-        def usable(_event: object = None) -> None:
+    def kv_ready(self, rid: int, decode: DecodeInstance, ready_at: float) -> None:
+        """A link has moved ``rid``'s KV; it is usable at ``decode`` from ``ready_at`` on."""
+        delay = ready_at - self.env.now
+        if delay > 0:  # the link latency, or layer-wise overlap's last layer
+            self.env.timeout(delay, (rid, decode)).callbacks.append(self._kv_usable)
+        else:
             self.records.kv_transfer_end_at[rid] = self.env.now
             decode.deliver(rid)
 
-        def arrived(ready_at: float) -> None:
-            delay = ready_at - self.env.now
-            if delay > 0:  # the link latency, or layer-wise overlap's last layer
-                self.env.timeout(delay).callbacks.append(usable)
-            else:
-                usable()
-
-        link.transfer(nbytes, arrived, not_before_at=not_before_at)
+    def _kv_usable(self, event: simpy.Event) -> None:
+        rid, decode = event.value
+        self.records.kv_transfer_end_at[rid] = self.env.now
+        decode.deliver(rid)
 
     # -- completion -----------------------------------------------------------------------------
 

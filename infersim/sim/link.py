@@ -26,19 +26,20 @@ class KVLink:
     """Fair-shared bandwidth between two pools; delivers each transfer to a callback."""
 
     __slots__ = ("_active", "_heap", "_last_at", "_seq", "_timer", "_virtual", "bandwidth",
-                 "busy_s", "bytes_moved", "env", "latency_s", "name", "peak_concurrency",
-                 "transfers")
+                 "busy_s", "bytes_moved", "env", "latency_s", "name", "on_ready",
+                 "peak_concurrency", "transfers")
 
-    def __init__(self, env: simpy.Environment, name: str, bandwidth: float,
-                 latency_s: float) -> None:
+    def __init__(self, env: simpy.Environment, name: str, bandwidth: float, latency_s: float,
+                 on_ready: Callable[[int, object, float], None]) -> None:
         self.env = env
+        self.on_ready = on_ready  # called (request, destination, ready_at) per finished transfer
         self.name = name
         self.bandwidth = bandwidth
         self.latency_s = latency_s
         self._virtual = 0.0
         self._last_at = 0.0
         self._active = 0
-        self._heap: list[tuple[float, int, float, Callable[[float], None]]] = []
+        self._heap: list[tuple[float, int, float, int, object]] = []
         self._seq = 0
         self._timer: object | None = None  # the pending completion event; others are stale
         self.bytes_moved = 0.0
@@ -53,13 +54,14 @@ class KVLink:
             self.busy_s += elapsed
         self._last_at = now
 
-    def transfer(self, nbytes: float, deliver: Callable[[float], None], *,
+    def transfer(self, nbytes: float, rid: int, destination: object, *,
                  not_before_at: float = 0.0) -> None:
-        """Start moving ``nbytes`` now; call ``deliver(ready_at)`` when the KV is usable."""
+        """Start moving ``nbytes`` of request ``rid``'s KV now, towards ``destination``."""
         now = self.env.now
         self._catch_up(now)
         self._seq += 1
-        heapq.heappush(self._heap, (self._virtual + nbytes, self._seq, not_before_at, deliver))
+        heapq.heappush(self._heap, (self._virtual + nbytes, self._seq, not_before_at, rid,
+                                    destination))
         self._active += 1
         self.transfers += 1
         self.bytes_moved += nbytes
@@ -81,18 +83,18 @@ class KVLink:
             return  # superseded by a later start or completion
         now = self.env.now
         self._catch_up(now)
-        target, _, not_before_at, deliver = heapq.heappop(self._heap)
+        target, _, not_before_at, rid, destination = heapq.heappop(self._heap)
         # the timer was aimed at this target; absorb float rounding so no transfer lingers
         self._virtual = max(self._virtual, target)
         self._active -= 1
-        finished = [(not_before_at, deliver)]
+        finished = [(not_before_at, rid, destination)]
         while self._heap and self._heap[0][0] <= self._virtual:
-            _, _, nb, dl = heapq.heappop(self._heap)
+            _, _, not_before_at, rid, destination = heapq.heappop(self._heap)
             self._active -= 1
-            finished.append((nb, dl))
+            finished.append((not_before_at, rid, destination))
         self._reschedule(now)
-        for not_before_at, deliver in finished:
-            deliver(max(now, not_before_at) + self.latency_s)
+        for not_before_at, rid, destination in finished:
+            self.on_ready(rid, destination, max(now, not_before_at) + self.latency_s)
 
     def finish(self, stop_at: float) -> None:
         """The run stopped: bring the busy-time counter up to ``stop_at``."""

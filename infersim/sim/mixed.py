@@ -34,6 +34,7 @@ class MixedInstance(DecodeInstance):
         self._progress: dict[int, int] = {}  # request -> prompt tokens computed so far
         self.prefill_blocks = 0  # KV blocks held by prompts partly computed
         super().__init__(*args, **kwargs)
+        self.prefix_cache = self.engine.new_prefix_cache()
 
     @property
     def queue_length(self) -> int:
@@ -91,8 +92,15 @@ class MixedInstance(DecodeInstance):
                 self._idle = env.event()
                 yield self._idle
 
-    def _plan_chunks(self) -> list[tuple[int, int, int]]:
-        """Chunked prefill: (request, chunk tokens, tokens already computed) for this step."""
+    def _cached(self, rid: int) -> int:
+        """Leading prompt tokens a fresh prompt reuses from this instance's prefix cache."""
+        if self.prefix_cache is None or rid in self._resume:
+            return 0
+        return self.prefix_cache.cached_tokens(self.engine.table.prefix_hashes[rid],
+                                               self.engine.prompt[rid])
+
+    def _plan_chunks(self) -> list[tuple[int, int, int, int]]:
+        """Chunked prefill: (request, chunk tokens, tokens before the chunk, new KV blocks)."""
         batch, block = self.batch, self.pool.block_size
         budget = self.pool.max_batch_tokens - batch.n
         seqs = self.pool.max_batch_size - batch.n
@@ -101,18 +109,23 @@ class MixedInstance(DecodeInstance):
         for rid in self.prefill_queue:
             if budget <= 0 or seqs <= 0:
                 break
-            done = self._progress.get(rid, 0)
+            done = self._progress.get(rid)
+            if done is None:  # first chunk: the cached prefix comes in with it
+                done = self._cached(rid)
+                held = 0
+            else:
+                held = -(-done // block)
             chunk = min(self._target(rid) - done, budget)
-            extra = -(-(done + chunk) // block) - -(-done // block)
+            extra = -(-(done + chunk) // block) - held
             if extra > free:
                 break
-            plan.append((rid, chunk, done))
+            plan.append((rid, chunk, done, extra))
             free -= extra
             budget -= chunk
             seqs -= 1
         return plan
 
-    def _plan_prompts(self) -> list[tuple[int, int, int]]:
+    def _plan_prompts(self) -> list[tuple[int, int, int, int]]:
         """Prefill-first: whole prompts, FCFS, within the token budget and KV memory."""
         block = self.pool.block_size
         seqs = self.pool.max_batch_size - self.batch.n
@@ -120,33 +133,36 @@ class MixedInstance(DecodeInstance):
         plan, tokens = [], 0
         for rid in self.prefill_queue:
             target = self._target(rid)
+            cached = self._cached(rid)
             need = -(-target // block)
-            if len(plan) >= seqs or need > free or (plan and tokens + target >
+            if len(plan) >= seqs or need > free or (plan and tokens + target - cached >
                                                     self.pool.max_batch_tokens):
                 break
-            plan.append((rid, target, 0))
+            plan.append((rid, target - cached, cached, need))
             free -= need
-            tokens += target
+            tokens += target - cached
         return plan
 
-    def _step(self, now: float, plan: list[tuple[int, int, int]]):
+    def _step(self, now: float, plan: list[tuple[int, int, int, int]]):
         """One engine step computing ``plan``'s prompt chunks (and, if chunked, the decodes)."""
         batch, engine, records, block = self.batch, self.engine, self.engine.records, \
             self.pool.block_size
-        chunks = [chunk for _, chunk, _ in plan]
+        chunks = [chunk for _, chunk, _, _ in plan]
+        before = [done for _, _, done, _ in plan]
         if self.pool.chunked_prefill:
             lens = [batch.kv_len(rid) for rid in batch.members]
-            span = self.costs.step_s(chunks, [done for _, _, done in plan], lens)
+            span = self.costs.step_s(chunks, before, lens)
         elif len(plan) == 1 and chunks[0] > self.pool.max_batch_tokens:
-            span = self.costs.chunked_prefill_s(chunks[0], self.pool.max_batch_tokens)
+            span = self.costs.chunked_prefill_s(chunks[0], self.pool.max_batch_tokens, before[0])
         else:
-            span = self.costs.prefill_s(chunks)
-        for rid, chunk, done in plan:
+            span = self.costs.batch_prefill_s(chunks, before)
+        for rid, chunk, done, extra in plan:
             if records.prefill_instance[rid] < 0:  # its first chunk ever
                 records.prefill_start_at[rid] = now
                 records.prefill_instance[rid] = self.index
+                records.cached_prompt_tokens[rid] = done
                 self.pending_blocks -= -(-engine.prompt[rid] // block)
-            self.prefill_blocks += -(-(done + chunk) // block) - -(-done // block)
+            self.prefill_blocks += extra
             self._progress[rid] = done + chunk
         used = self._blocks_used()
         self.peak_blocks = max(self.peak_blocks, used)
@@ -156,7 +172,7 @@ class MixedInstance(DecodeInstance):
             self._log_epoch(now, batch.steps_done, 1, span, 0.0, batch.kv_tokens(), batch.n)
         else:
             self.busy_s += span  # running sequences (if any) emitted nothing this step
-        for rid, _, _ in plan:
+        for rid, _, _, _ in plan:
             target = self._target(rid)
             if self._progress[rid] < target:
                 continue
@@ -167,6 +183,8 @@ class MixedInstance(DecodeInstance):
             if resumed is not None:
                 batch.join(rid, resumed, engine.output[rid] - (resumed - engine.prompt[rid]))
                 continue
+            if self.prefix_cache is not None:
+                self.prefix_cache.insert(engine.table.prefix_hashes[rid])
             records.first_token_at[rid] = end
             self.loads.outstanding_tokens[self.slot] -= engine.prompt[rid]
             if engine.output[rid] == 1:

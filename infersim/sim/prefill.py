@@ -1,7 +1,9 @@
 """A prefill instance: computes prompts in batches and hands each request on.
 
 Requests wait in a first-come-first-served queue. When the instance is free it takes as many
-queued prompts as fit the step's token budget (``max_batch_tokens``) and sequence limit
+queued prompts as fit the step's token budget (``max_batch_tokens``, counting the tokens to compute: a prompt's
+leading blocks found in the instance's prefix cache are reused, see :mod:`infersim.sim.prefix`)
+and sequence limit
 (``max_batch_size``) and computes them in one engine step, timed by the cost model; the first
 output token of each comes out when the step ends. A prompt longer than the budget is computed
 alone, in consecutive budget-sized chunks (each attending to the chunks before it). One SimPy event
@@ -48,6 +50,7 @@ class PrefillInstance:
         self._idle: simpy.Event | None = None
         self._batch_started_at: float | None = None
         self.sample_due = float("-inf")  # next time this instance may add a time-series row
+        self.prefix_cache = engine.new_prefix_cache()
         self.process = env.process(self.prefill())
 
     @property
@@ -69,39 +72,48 @@ class PrefillInstance:
             self.sample_due = now + self.engine.timeseries.interval_s
             self.engine.sample(self, now, batch_size=batch_size, kv_used=kv_used)
 
-    def _take_batch(self) -> list[int]:
-        prompt, queue = self.engine.prompt, self.queue
+    def _take_batch(self) -> tuple[list[int], list[int]]:
+        """FCFS prompts within the step's token budget (counting only the tokens to compute)
+        and sequence limit; returns the batch and each prompt's prefix-cache hit in tokens."""
+        engine, queue, cache = self.engine, self.queue, self.prefix_cache
+        prompt, hashes = engine.prompt, engine.table.prefix_hashes
         budget, limit = self.pool.max_batch_tokens, self.pool.max_batch_size
         batch: list[int] = []
+        cached: list[int] = []
         tokens = 0
         while queue and len(batch) < limit:
-            p = prompt[queue[0]]
-            if batch and tokens + p > budget:
+            rid = queue[0]
+            hit = cache.cached_tokens(hashes[rid], prompt[rid]) if cache is not None else 0
+            new = prompt[rid] - hit
+            if batch and tokens + new > budget:
                 break
             batch.append(queue.popleft())
-            tokens += p
-        return batch
+            cached.append(hit)
+            tokens += new
+        return batch, cached
 
     def prefill(self):  # SimPy process
         env, engine, records = self.env, self.engine, self.engine.records
-        block = self.pool.block_size
+        block, budget = self.pool.block_size, self.pool.max_batch_tokens
         while True:
             if not self.queue:
                 self._idle = env.event()
                 self._sample(env.now, 0, 0)
                 yield self._idle
                 continue
-            batch = self._take_batch()
+            batch, cached = self._take_batch()
             prompts = [engine.prompt[rid] for rid in batch]
-            tokens = sum(prompts)
-            if tokens > self.pool.max_batch_tokens:  # one prompt over the budget: chunk it
-                span = self.costs.chunked_prefill_s(tokens, self.pool.max_batch_tokens)
+            new = [p - c for p, c in zip(prompts, cached, strict=True)]
+            if len(batch) == 1 and new[0] > budget:  # one prompt over the budget: chunk it
+                span = self.costs.chunked_prefill_s(new[0], budget, cached[0])
             else:
-                span = self.costs.prefill_s(prompts)
+                span = self.costs.batch_prefill_s(new, cached)
             start = env.now
-            for rid in batch:
+            for rid, hit in zip(batch, cached, strict=True):
                 records.prefill_start_at[rid] = start
                 records.prefill_instance[rid] = self.index
+                if hit:
+                    records.cached_prompt_tokens[rid] = hit
             self.running = len(batch)
             blocks = sum(-(-p // block) for p in prompts)
             self.peak_blocks = max(self.peak_blocks, blocks)
@@ -112,9 +124,12 @@ class PrefillInstance:
             self._batch_started_at = None
             self.busy_s += span
             self.running = 0
-            self.loads.outstanding_tokens[self.slot] -= tokens
+            self.loads.outstanding_tokens[self.slot] -= sum(prompts)
             self.loads.outstanding_requests[self.slot] -= len(batch)
             self.loads.kv_committed_blocks[self.slot] -= blocks
+            if self.prefix_cache is not None:
+                for rid in batch:
+                    self.prefix_cache.insert(engine.table.prefix_hashes[rid])
             engine.prefilled(self, batch, env.now)
 
     def finalize(self, stop_at: float) -> None:

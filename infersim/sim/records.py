@@ -32,6 +32,7 @@ class RequestRecords:
             setattr(self, name, np.full(n, np.nan))
         self.prefill_instance = np.full(n, -1, dtype=np.int32)  # global instance index
         self.decode_instance = np.full(n, -1, dtype=np.int32)
+        self.cached_prompt_tokens = np.zeros(n, dtype=np.int64)  # reused from a prefix cache
         self.preemptions = np.zeros(n, dtype=np.int32)
         self.rejected = np.zeros(n, dtype=bool)
         self.completed = np.zeros(n, dtype=bool)

@@ -104,7 +104,7 @@ class SimResult:
         runs = self._runs_timed()
         keep = completed[runs["request"]]
         inst, first, steps = runs["instance"][keep], runs["first_step"][keep], runs["steps"][keep]
-        values, counts = [runs["start_gap"][keep]], [np.ones(int(keep.sum()), dtype=np.int64)]
+        values, counts = [runs["start_gap"][keep]], [np.ones(int(keep.sum()), dtype=np.int32)]
         for i in np.unique(inst).tolist():
             ends = self._step_ends(i)
             mine = inst == i
@@ -115,10 +115,14 @@ class SimResult:
                               - np.bincount(f + m, minlength=len(ends) + 1))[1:len(ends)]
             gaps = np.diff(ends)
             values.append(gaps[cover > 0])
-            counts.append(cover[cover > 0].astype(np.int64))
+            counts.append(cover[cover > 0].astype(np.int32))  # runs covering one step
         v, c = np.concatenate(values), np.concatenate(counts)
-        idx = np.argsort(v, kind="stable")
-        self._cache["itl"] = (v[idx], c[idx])
+        del values, counts
+        order = np.argsort(v, kind="stable")
+        v = v[order]
+        c = c[order]
+        del order
+        self._cache["itl"] = (v, c)
         return self._cache["itl"]
 
     def max_token_gap(self) -> np.ndarray:
@@ -146,21 +150,28 @@ class SimResult:
         return np.repeat(values, counts)
 
 
-def weighted_percentile(values: np.ndarray, counts: np.ndarray, q: float) -> float:
-    """``numpy.percentile(np.repeat(values, counts), q)`` (linear), without the repeat.
-
-    ``values`` must be sorted.
-    """
-    total = int(counts.sum())
+def weighted_percentiles(values: np.ndarray, counts: np.ndarray,
+                         qs: tuple[float, ...]) -> list[float]:
+    """``numpy.percentile(np.repeat(values, counts), q)`` (linear) for each q, without the
+    repeat. ``values`` must be sorted."""
+    cum = np.cumsum(counts, dtype=np.int64)
+    total = int(cum[-1]) if len(cum) else 0
     if total == 0:
-        return float("nan")
-    cum = np.cumsum(counts)
-    h = (total - 1) * q / 100.0
-    lo = int(np.floor(h))
-    hi = min(lo + 1, total - 1)
-    v_lo = values[np.searchsorted(cum, lo, side="right")]
-    v_hi = values[np.searchsorted(cum, hi, side="right")]
-    return float(v_lo + (h - lo) * (v_hi - v_lo))
+        return [float("nan")] * len(qs)
+    out = []
+    for q in qs:
+        h = (total - 1) * q / 100.0
+        lo = int(np.floor(h))
+        hi = min(lo + 1, total - 1)
+        v_lo = values[np.searchsorted(cum, lo, side="right")]
+        v_hi = values[np.searchsorted(cum, hi, side="right")]
+        out.append(float(v_lo + (h - lo) * (v_hi - v_lo)))
+    return out
+
+
+def weighted_percentile(values: np.ndarray, counts: np.ndarray, q: float) -> float:
+    """``numpy.percentile(np.repeat(values, counts), q)`` (linear); ``values`` sorted."""
+    return weighted_percentiles(values, counts, (q,))[0]
 
 
 def build_result(engine: Engine, *, duration_s: float) -> SimResult:
@@ -185,6 +196,7 @@ def build_result(engine: Engine, *, duration_s: float) -> SimResult:
         "arrival_at": rec.arrival_at,
         "prefill_pool": pool_column(rec.prefill_instance),
         "prefill_instance": local_of[rec.prefill_instance],
+        "cached_prompt_tokens": rec.cached_prompt_tokens,
         "prefill_start_at": rec.prefill_start_at,
         "first_token_at": rec.first_token_at,
         "kv_transfer_start_at": rec.kv_transfer_start_at,

@@ -14,29 +14,30 @@ dozens of instances is a single vectorised ``argmin``.
   outstanding tokens wins: nearly the quality of a full scan at a fraction of the information.
 - ``kv_aware``: the lowest fraction of KV memory committed (blocks in use plus blocks promised to
   requests on their way): what decides whether a decode instance can take a request.
-- ``prefix_affinity``: the instance whose prefix cache already holds the longest run of this
-  request's leading prompt blocks (each instance remembers the blocks it has seen, bounded, least
-  recently used first out); with no match anywhere, least outstanding tokens.
+- ``prefix_affinity``: the instance whose prefix cache (:mod:`infersim.sim.prefix`) already holds
+  the longest run of this request's leading prompt blocks, so that it computes the fewest
+  tokens; with no match anywhere, least outstanding tokens.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections import OrderedDict
 from typing import ClassVar
 
 import numpy as np
 
 from infersim.errors import InfersimError
+from infersim.sim.prefix import PrefixCache
 
 
 class InstanceLoads:
     """Load figures of a group of candidate instances, kept current by the instances."""
 
     __slots__ = ("kv_capacity_blocks", "kv_committed_blocks", "outstanding_requests",
-                 "outstanding_tokens", "size")
+                 "outstanding_tokens", "prefix_caches", "size")
 
     def __init__(self, kv_capacity_blocks: list[int]) -> None:
+        self.prefix_caches: list[PrefixCache] | None = None  # per instance, when prompts share
         self.size = len(kv_capacity_blocks)
         self.outstanding_tokens = np.zeros(self.size, dtype=np.int64)
         self.outstanding_requests = np.zeros(self.size, dtype=np.int64)
@@ -50,8 +51,7 @@ class RoutingPolicy(ABC):
     name: ClassVar[str] = ""
 
     def __init__(self, loads: InstanceLoads, rng: np.random.Generator, *,
-                 prefix_hashes: tuple[np.ndarray, ...] | None = None,
-                 prefix_cache_blocks: int = 4096) -> None:
+                 prefix_hashes: tuple[np.ndarray, ...] | None = None) -> None:
         self.loads = loads
         self.rng = rng
 
@@ -125,53 +125,29 @@ class PrefixAffinity(RoutingPolicy):
     name = "prefix_affinity"
 
     def __init__(self, loads: InstanceLoads, rng: np.random.Generator, *,
-                 prefix_hashes: tuple[np.ndarray, ...] | None = None,
-                 prefix_cache_blocks: int = 4096) -> None:
+                 prefix_hashes: tuple[np.ndarray, ...] | None = None) -> None:
         super().__init__(loads, rng)
         self._hashes = prefix_hashes
-        self._limit = prefix_cache_blocks
-        self._seen: list[OrderedDict[int, None]] = [OrderedDict() for _ in range(loads.size)]
-
-    def matched_blocks(self, instance: int, blocks: np.ndarray) -> int:
-        """Leading blocks of ``blocks`` that ``instance`` has seen (a prefix must match in order)."""
-        seen = self._seen[instance]
-        count = 0
-        for block in blocks.tolist():
-            if block not in seen:
-                break
-            count += 1
-        return count
 
     def choose(self, rid: int) -> int:
         fallback = int(self.loads.outstanding_tokens.argmin())
-        if self._hashes is None:
+        caches = self.loads.prefix_caches
+        if self._hashes is None or caches is None:
             return fallback
         blocks = self._hashes[rid]
         best, best_count = fallback, 0
-        for i in range(self.loads.size):
-            count = self.matched_blocks(i, blocks)
+        for i, cache in enumerate(caches):
+            count = cache.match(blocks)
             if count > best_count:
                 best, best_count = i, count
-        self._remember(best, blocks)
         return best
-
-    def _remember(self, instance: int, blocks: np.ndarray) -> None:
-        seen = self._seen[instance]
-        for block in blocks.tolist():
-            if block in seen:
-                seen.move_to_end(block)
-            else:
-                seen[block] = None
-        while len(seen) > self._limit:
-            seen.popitem(last=False)
 
 
 def make_policy(name: str, loads: InstanceLoads, rng: np.random.Generator, *, field: str,
-                prefix_hashes: tuple[np.ndarray, ...] | None = None,
-                prefix_cache_blocks: int = 4096) -> RoutingPolicy:
+                prefix_hashes: tuple[np.ndarray, ...] | None = None) -> RoutingPolicy:
     """The policy registered as ``name``; an unknown name lists the known ones."""
     cls = POLICIES.get(name)
     if cls is None:
         raise InfersimError(field=field, expected="one of " + ", ".join(sorted(POLICIES)),
                             given=name)
-    return cls(loads, rng, prefix_hashes=prefix_hashes, prefix_cache_blocks=prefix_cache_blocks)
+    return cls(loads, rng, prefix_hashes=prefix_hashes)

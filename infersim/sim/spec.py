@@ -109,14 +109,15 @@ class RouterSpec:
 
     policy: str = "least_outstanding_tokens"  # arrivals -> prefill or mixed instances
     decode_policy: str = "kv_aware"  # prefilled requests -> decode instances
-    queue_limit: int | None = None  # max requests waiting at the chosen instance; beyond: rejected
-    prefix_cache_blocks: int = 4096  # prefix_affinity: prefix blocks remembered per instance (LRU)
+    # a request finding this many requests waiting at its instance is rejected (0: all are)
+    queue_limit: int | None = None
+    prefix_cache_blocks: int = 4096  # prefix blocks each prefill/mixed instance keeps (LRU)
 
     def __post_init__(self) -> None:
         limit = self.queue_limit
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
-                                  or limit < 1):
-            raise InfersimError(field="router.queue_limit", expected="an integer >= 1 or null",
+                                  or limit < 0):
+            raise InfersimError(field="router.queue_limit", expected="an integer >= 0 or null",
                                 given=limit)
         _positive_int(self.prefix_cache_blocks, "router.prefix_cache_blocks")
 
