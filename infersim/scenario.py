@@ -23,8 +23,9 @@ go through :func:`infersim.units.parse_quantity`, and every mistake becomes one
 :class:`~infersim.errors.InfersimError` line naming the file, the field path, what was expected
 and what was given. ``--set key.path=value`` overrides any field before validation. A validated
 :class:`Scenario` turns into the engine's frozen specs with :func:`build_cluster`;
-:func:`check_scenario` adds the cross-field physics (the model fits each instance, every prefill
-pool reaches a decode pool, a scale-up domain holds no more chips than the rack has).
+:func:`check_scenario` adds the cross-field physics (the model fits each instance, the TP/PP
+layout is one an engine can run, every prefill pool reaches a decode pool, a scale-up domain
+holds no more chips than the rack has).
 
 Relative paths inside a scenario (a model's ``config.json``, a trace file) are relative to the
 scenario file. The resolved scenario (after overrides and the seed) has a hash: the first 16 hex
@@ -709,6 +710,35 @@ def _load_hardware(scenario: Scenario, pool_name: str, name: str) -> Any:
         raise attributed(err, target) from None
 
 
+def check_layout(scenario: Scenario, name: str, model: Any, chip: Any) -> None:
+    """A pool's tensor/pipeline layout must be one a serving engine can run.
+
+    Tensor parallelism splits every layer's attention heads over the chips of one scale-up
+    domain (its all-reduces ride that fabric), so ``tp`` must divide the query heads, divide or be
+    a multiple of the KV heads (KV heads are replicated beyond their count, as in vLLM), and fit in
+    one domain. Pipeline parallelism gives each stage at least one layer.
+    """
+    pool = scenario.pools[name]
+    where = f"pools.{name}"
+    heads, kv_heads = model.num_attention_heads, model.num_kv_heads
+    if heads % pool.tp:
+        raise InfersimError(file=scenario.source, field=f"{where}.tp",
+                            expected=f"a divisor of {model.name}'s {heads} attention heads",
+                            given=pool.tp)
+    if kv_heads and kv_heads % pool.tp and pool.tp % kv_heads:
+        raise InfersimError(file=scenario.source, field=f"{where}.tp",
+                            expected=f"a divisor or a multiple of {model.name}'s {kv_heads} KV "
+                                     "heads", given=pool.tp)
+    if pool.tp > chip.scaleup_domain_chips:
+        raise InfersimError(file=scenario.source, field=f"{where}.tp",
+                            expected=f"at most {chip.scaleup_domain_chips} (one {chip.name} "
+                                     "scale-up domain; span more chips with pp)", given=pool.tp)
+    if pool.pp > model.num_layers:
+        raise InfersimError(file=scenario.source, field=f"{where}.pp",
+                            expected=f"at most {model.num_layers} ({model.name}'s layers)",
+                            given=pool.pp)
+
+
 def resolve(scenario: Scenario) -> Resolved:
     """Load the model and chips and check that the model fits each pool's instance."""
     from infersim.cost import Deployment, check_fits
@@ -729,6 +759,7 @@ def resolve(scenario: Scenario) -> Resolved:
                                 expected="a precision " + chip.name + " computes in (" +
                                          ", ".join(chip.peak_flops) + ")",
                                 given=precision) from None
+        check_layout(scenario, name, model, chip)
         dep = Deployment(model=model, hardware=chip, precision=precision,
                          kv_precision=pool.kv_precision, tp=pool.tp, pp=pool.pp,
                          ideal=scenario.ideal)
