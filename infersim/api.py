@@ -152,11 +152,20 @@ def price_run(scenario: Scenario, resolved: Resolved, pool_stats: Mapping[str, M
     return cluster_economics(usages, duration_s, _class_tokens(requests))
 
 
-def check_workload(scenario: Scenario) -> int:
-    """Build the scenario's workload as a run would (a trace must exist and have rows); returns
-    the number of requests. The engine is not started."""
+def build_scenario_workload(scenario: Scenario) -> Any:
+    """The scenario's workload exactly as a run builds it (same seed stream); a trace must exist
+    and have rows. The engine is not started."""
     workload_rng, _ = _derive_seeds(scenario.seed)
-    return len(_build_workload(scenario, workload_rng))
+    return _build_workload(scenario, workload_rng)
+
+
+def oversized_requests(scenario: Scenario, resolved: Resolved, workload: Any) -> dict[str, int]:
+    """Per decode or mixed pool, how many requests need more KV cache (prompt + output tokens)
+    than one of its instances holds: the engine can only reject them."""
+    table = getattr(workload, "requests", workload)  # a ClosedLoop wraps its table
+    lengths = np.asarray(table.prompt_tokens) + np.asarray(table.output_tokens)
+    return {name: int((lengths > resolved.placements[name].kv_capacity_tokens).sum())
+            for name, pool in scenario.pools.items() if pool.role in ("decode", "mixed")}
 
 
 def _build_workload(scenario: Scenario, rng: np.random.Generator) -> Any:

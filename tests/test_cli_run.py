@@ -244,3 +244,13 @@ def test_each_class_is_held_to_its_own_slo_else_the_scenarios():
     assert classes["lenient"]["slo"] == {"ttft_ms": 2000.0, "itl_ms": 50.0}
     assert classes["lenient"]["request_goodput"] > 0
     assert classes["strict"]["requests"] + classes["lenient"]["requests"] == 60
+
+
+def test_validate_warns_about_requests_longer_than_a_decode_instances_kv(capsys):
+    # 80 LPUs hold Llama-3.1-8B's weights with room for ~3k tokens of KV: long requests can't fit.
+    code, out, err = _main(["validate", "blackwell-prefill-lpu-decode",
+                            "--set", "pools.decode.pp=10"], capsys)
+    assert code == 0, err
+    assert "warning:" in out and "decode instance" in out
+    code, out, _ = _main(["validate", "blackwell-prefill-lpu-decode"], capsys)
+    assert code == 0 and "warning" not in out

@@ -4,7 +4,8 @@ Checks the schema (types, units, unknown keys), that the chips and the model exi
 model fits each pool's instance (and if not, how many chips it needs), that every prefill pool
 can ship KV cache to every decode pool (a link or a shared scale-up domain), that a scale-up
 domain holds no more chips than one rack has, and that the workload builds (a trace file exists
-and has rows). Prints one line per pool on success; one error line and exit status 2 otherwise.
+and has rows). Prints one line per pool on success, and a warning where some requests are longer
+than a decode instance's KV cache; one error line and exit status 2 otherwise.
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ def register(app: typer.Typer) -> None:
                         typer.Option("--set", metavar="KEY=VALUE", help=SET_HELP)] = None,
     ) -> None:
         """Check a scenario (schema, chips, model fit, links, workload) without simulating."""
-        from infersim.api import check_workload
+        from infersim.api import build_scenario_workload, oversized_requests
         from infersim.scenario import check_scenario, load_scenario
 
         loaded = load_scenario(scenario, overrides=sets or (), seed=parse_seed(seed))
         resolved = check_scenario(loaded)
-        requests = check_workload(loaded)
+        workload = build_scenario_workload(loaded)
+        requests = len(workload)
         console = Console(highlight=False, soft_wrap=True)
         console.print(f"ok: {loaded.name} (scenario {loaded.hash}, seed {loaded.seed}): "
                       f"{resolved.model.name}, {requests:,} requests")
@@ -42,3 +44,8 @@ def register(app: typer.Typer) -> None:
             console.print(f"  pool {name}: {pool.role}, {pool.instances} × {pool.tp * pool.pp} "
                           f"{resolved.hardware[name].name}, KV room for "
                           f"{place.kv_capacity_tokens:,} tokens per instance")
+        for name, count in oversized_requests(loaded, resolved, workload).items():
+            if count:
+                console.print(f"  warning: {count:,} of {requests:,} requests need more KV cache "
+                              f"than one {name} instance holds; the engine will reject them",
+                              style="yellow")
