@@ -49,9 +49,22 @@ from typing import Any
 
 import numpy as np
 
+from infersim.api import simulate
+from infersim.cost import (
+    Deployment,
+    StepBatch,
+    decode_time,
+    min_chips,
+    placement,
+    prefill_time,
+    step_time,
+)
 from infersim.errors import InfersimError
+from infersim.hardware import load_hardware
 from infersim.plan.executors import Executor, RunFailure
 from infersim.plan.runner import plain
+from infersim.scenario import find_scenario, load_scenario, read_yaml, resolve, validate_data
+from infersim.workload import build_workload
 
 LAYOUTS = ("colocated", "disaggregated")
 UTILISATION_TARGETS = (0.9, 0.75, 0.6)
@@ -227,7 +240,6 @@ class _Shape:
 
 
 def _deployment(model, chip, precision: str, kv_precision: str | None, tp: int, pp: int, ideal: bool):
-    from infersim.cost import Deployment
 
     return Deployment(model=model, hardware=chip, precision=precision, kv_precision=kv_precision,
                       tp=tp, pp=pp, ideal=ideal)
@@ -235,7 +247,6 @@ def _deployment(model, chip, precision: str, kv_precision: str | None, tp: int, 
 
 def _layouts_for(chip, model, precision, kv_precision, ideal, memory_fraction, load: LoadShape):
     """(tp, pp) choices for a chip: the TPs inside its scale-up domain that fit, else a pipeline."""
-    from infersim.cost import min_chips, placement
 
     fitting = []
     for tp in TP_CHOICES:
@@ -263,7 +274,6 @@ def _layouts_for(chip, model, precision, kv_precision, ideal, memory_fraction, l
 def _shape(chip, model, precision, kv_precision, ideal, memory_fraction, tp, pp,
            load: LoadShape, slo: SLO, max_batch_size: int, max_batch_tokens: int) -> _Shape | str:
     """Capacities of one instance, or the reason the shape cannot serve this load."""
-    from infersim.cost import decode_time, placement, prefill_time
 
     dep = _deployment(model, chip, precision, kv_precision, tp, pp, ideal)
     place = placement(dep, memory_fraction)
@@ -312,8 +322,6 @@ def _colocated(chip, model, precision, kv_precision, ideal, shape: _Shape, load:
     found; the pair that serves a request in the least busy time wins. Returns
     ``(chunk tokens, decode batch, busy seconds per request)``, or None if no pair fits.
     """
-    from infersim.cost import StepBatch, decode_time, step_time
-
     dep = _deployment(model, chip, precision, kv_precision, shape.tp, shape.pp, ideal)
     budget = slo.step_budget_s
     limit = ITL_STEP_SHARE * budget if budget is not None else math.inf
@@ -351,11 +359,8 @@ def size_candidates(base, load: LoadShape, slo: SLO, rate: float | None, hardwar
     With a ``rate``, each shape is sized for that rate at each utilisation target. With only a
     ``budget``, each shape is scaled to the largest balanced cluster the budget buys.
     """
-    from infersim.hardware import load_hardware
-    from infersim.model import load_model
-    from infersim.scenario import resolve
-
-    model = resolve(base).model if base.pools else load_model(base.model)
+    # resolve() loads the model the way a run does (shipped name or path beside the scenario).
+    model = resolve(base).model
     template = _template_pool(base)
     precision = template.get("precision") or base.precision
     kv_precision = template.get("kv_precision")
@@ -504,7 +509,6 @@ def _batch_limits(base) -> tuple[int, int]:
 def candidate_data(base_data: Mapping[str, Any], base, candidate: Candidate,
                    rate: float | None) -> dict:
     """The base scenario's data with the candidate's pools and links and the planned rate."""
-    from infersim.hardware import load_hardware
 
     data = copy.deepcopy(dict(base_data))
     template = _template_written(base, base_data)
@@ -552,7 +556,6 @@ def _with_rate(data: dict, base, rate: float | None) -> dict:
 def base_document(path: str | Path) -> tuple[Any, dict]:
     """The base scenario (validated) and its raw data with relative paths made absolute, so the
     planned scenario can be written anywhere."""
-    from infersim.scenario import find_scenario, load_scenario, read_yaml
 
     scenario = load_scenario(path)
     file = find_scenario(path)
@@ -583,8 +586,6 @@ class SimTask:
 
 def simulate_task(task: SimTask) -> dict[str, Any]:
     """Validate and simulate one candidate scenario; the summary without the scenario echo."""
-    from infersim.api import simulate
-    from infersim.scenario import validate_data
 
     scenario = validate_data(dict(task.data), file=task.source, base_dir=Path(task.base_dir))
     summary = plain(simulate(scenario).summary)
@@ -726,7 +727,6 @@ def slo_of(base, attainment: float = 0.9) -> SLO:
 
 def load_shape(base, requests: int | None = None) -> LoadShape:
     """Mean prompt and output lengths of the workload, drawn as a run would draw them."""
-    from infersim.workload import build_workload
 
     rng = np.random.default_rng(np.random.SeedSequence(base.seed).spawn(1)[0])
     workload = build_workload(base.workload, rng, base_dir=base.base_dir)

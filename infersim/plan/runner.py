@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from infersim.api import simulate
 from infersim.plan.sweep import RunTask
+from infersim.scenario import load_scenario
 
 
 def plain(value: Any) -> Any:
@@ -32,15 +34,11 @@ def plain(value: Any) -> Any:
 
 
 def load(scenario: str, overrides: Sequence[str] = (), seed: int | None = None) -> Any:
-    from infersim.scenario import load_scenario
-
     return load_scenario(scenario, overrides=tuple(overrides), seed=seed)
 
 
 def simulate_summary(scenario: Any) -> dict[str, Any]:
     """Run a loaded scenario and return its summary as plain JSON data."""
-    from infersim.api import simulate
-
     return plain(simulate(scenario).summary)
 
 
