@@ -142,9 +142,12 @@ def show_table(table, grid_keys: list[str], limit: int = 40) -> None:
         view.add_column(column, justify="right")
     for _, row in table.head(limit).iterrows():
         view.add_row(*(_cell(row[c]) for c in shown))
-    Console().print(view)
+    console = Console()
+    if not console.is_terminal:  # logs: do not squeeze the table into 80 columns
+        console = Console(width=160)
+    console.print(view)
     if len(table) > limit:
-        Console().print(f"... {len(table) - limit} more rows in the files")
+        console.print(f"... {len(table) - limit} more rows in the files")
 
 
 def _cell(value) -> str:
