@@ -100,8 +100,8 @@ def test_tolerance_forms(text, fraction, tmp_path):
 
 @pytest.mark.parametrize(("body", "message"), [
     ("scenario: ../scenarios/missing.yaml\nassert: {p99_ttft_ms: {max: 1}}\n",
-     "{plan}: scenario: expected an existing scenario file (relative to the plan file), "
-     "got '../scenarios/missing.yaml'"),
+     "{plan}: scenario: expected an existing scenario file (relative to the plan file) or a "
+     "scenario name, got '../scenarios/missing.yaml'"),
     ("scenario: ../scenarios/s.yaml\nassert: {p99_ttft_ms: {max: fast}}\n",
      "{plan}: assert.p99_ttft_ms.max: expected a finite number, got 'fast'"),
     ("scenario: ../scenarios/s.yaml\nassert: {p99_ttft_ms: {below: 3}}\n",
@@ -219,3 +219,14 @@ def test_cost_aliases_name_the_cost_block():
     assert resolve_metric_name("cost_per_million_output_tokens", keys) == (
         "cost.usd_per_million_output_tokens")
     assert resolve_metric_name("cost_per_hour", keys) == "cost.dollars_per_hour"
+
+
+def test_scenario_may_be_a_shipped_name(plan_dir):
+    plan = load_plan(write_plan(plan_dir, "scenario: default\nassert: {p99_ttft_ms: {max: 1}}\n"))
+    assert plan.scenario.name == "default.yaml" and plan.scenario.is_file()
+
+
+def test_update_baseline_without_a_baseline_file_says_so(plan_dir):
+    [result] = run_plans([write_plan(plan_dir, GOOD)], fixed(SUMMARY), update_baseline=True)
+    assert result.notes == ("no baseline recorded: the plan names no baseline file (add "
+                            "baseline: p.baseline.json)",)

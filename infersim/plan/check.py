@@ -39,6 +39,7 @@ from typing import Any
 import yaml
 
 from infersim.errors import InfersimError
+from infersim.paths import find_data_file
 from infersim.plan.junit import TestCase, TestSuite
 from infersim.plan.sweep import flatten_summary, override_text
 
@@ -189,9 +190,13 @@ def load_plan(path: str | Path, known_metrics: Sequence[str] | None = None) -> P
         raise InfersimError(file=path, field="scenario", expected="a scenario file path", given=scenario_text)
     scenario = Path(os.path.normpath(path.parent / scenario_text))
     if not scenario.is_file():
-        raise InfersimError(file=path, field="scenario",
-                            expected="an existing scenario file (relative to the plan file)",
-                            given=scenario_text)
+        # Not beside the plan: a shipped or user scenario name such as "default" will do.
+        shipped = find_data_file("scenarios", scenario_text) if "/" not in scenario_text else None
+        if shipped is None:
+            raise InfersimError(file=path, field="scenario",
+                                expected="an existing scenario file (relative to the plan file) "
+                                         "or a scenario name", given=scenario_text)
+        scenario = shipped
 
     overrides: list[str] = []
     load = data.get("load") or {}
@@ -391,6 +396,9 @@ def evaluate(plan: PlanFile, measured: Measured, *, update_baseline: bool = Fals
     if plan.baseline is not None and update_baseline:
         path = write_baseline(plan, measured)
         notes.append(f"baseline recorded: {path}")
+    elif update_baseline:
+        notes.append("no baseline recorded: the plan names no baseline file (add "
+                     f"baseline: {plan.path.stem}.baseline.json)")
     elif plan.baseline is not None:
         recorded = read_baseline(plan.baseline, plan)
         selection = plan.baseline.metrics or dict.fromkeys(recorded["metrics"], plan.baseline.tolerance)
