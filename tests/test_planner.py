@@ -260,3 +260,10 @@ def test_plan_command_writes_a_runnable_plan(tmp_path, capsys):
     table = pd.read_csv(out / "plans.csv")
     assert summary["best"] == table.loc[0, "plan"] and bool(table.loc[0, "slo_met"])
     assert load_scenario(out / "best.yaml").name == "tiny-disaggregated-plan"
+
+
+def test_a_budget_below_every_sized_cluster_says_so(base):
+    load, slo = load_shape(base), slo_of(base)
+    candidates, pruned = size_candidates(base, load, slo, RATE, ["h100"], budget=1.0)
+    assert candidates == []
+    assert pruned[-1][1].startswith("cost more than the budget of 1 $/h (cheapest 5.98 $/h)")

@@ -118,9 +118,15 @@ def register(app: typer.Typer) -> None:
         for path in paths:
             err.print(f"wrote {path}")
         if outcome.best is None:
-            raise InfersimError(field="--rate" if outcome.rate is not None else "--budget",
-                                expected="a load some candidate can serve within the SLOs",
-                                given=outcome.rate if outcome.rate is not None else outcome.budget)
+            for shape, why in outcome.pruned[:8]:
+                err.print(f"pruned {shape}: {why}")
+            if outcome.budget is not None:
+                raise InfersimError(field="--budget", expected="a budget that buys a cluster "
+                                    "meeting the SLOs" + (f" at {outcome.rate:g} req/s"
+                                                          if outcome.rate else ""),
+                                    given=outcome.budget)
+            raise InfersimError(field="--rate", expected="a load some candidate serves within "
+                                "the SLOs (widen --hardware or relax the SLOs)", given=outcome.rate)
 
 
 def outcome_table(outcome: PlanOutcome, limit: int = 15) -> Table:

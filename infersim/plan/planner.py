@@ -392,8 +392,11 @@ def size_candidates(base, load: LoadShape, slo: SLO, rate: float | None, hardwar
     decode_load = (rate or 1.0) * load.mean_output
     out: dict[tuple, Candidate] = {}
 
+    over_budget: dict[tuple, Candidate] = {}
+
     def add(candidate: Candidate) -> None:
         if budget is not None and candidate.cost_per_hour > budget + 1e-9:
+            over_budget.setdefault(candidate.key, candidate)
             return
         out.setdefault(candidate.key, candidate)
 
@@ -446,6 +449,10 @@ def size_candidates(base, load: LoadShape, slo: SLO, rate: float | None, hardwar
                                n_d * dec.decode_tokens_per_s / load.mean_output)
                 add(Candidate("disaggregated", pools, cost, capacity_rps=capacity,
                               utilisation_target=target))
+    if over_budget:
+        cheapest = min(c.cost_per_hour for c in over_budget.values())
+        pruned.append((f"{len(over_budget)} sized clusters",
+                       f"cost more than the budget of {budget:g} $/h (cheapest {cheapest:.2f} $/h)"))
     ranked = sorted(out.values(), key=lambda c: (c.cost_per_hour, c.chips, c.label))
     return ranked, pruned
 
