@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -51,6 +52,7 @@ def child(size: int, rate: float, seed: int, profile: str | None) -> dict:
     workload = build_workload(cfg, np.random.default_rng(seed), base_dir=None)
     spec = cluster(16, 48)
     t1 = time.perf_counter()
+    c1 = time.process_time()
     if profile:
         import cProfile
         import pstats
@@ -60,9 +62,11 @@ def child(size: int, rate: float, seed: int, profile: str | None) -> dict:
     else:
         result = simulate_cluster(spec, workload, seed=seed)
     t2 = time.perf_counter()
+    c2 = time.process_time()
     summary = summarize(result)
     t3 = time.perf_counter()
-    return {"size": size, "build_s": t1 - t0, "sim_s": t2 - t1, "summary_s": t3 - t2,
+    return {"size": size, "build_s": t1 - t0, "sim_s": t2 - t1, "cpu_s": c2 - c1,
+            "summary_s": t3 - t2, "load_avg": os.getloadavg()[0],
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "completed": summary["completed"], "duration": summary["duration"],
             "p99_ttft_ms": summary["p99_ttft_ms"], "p99_itl_ms": summary["p99_itl_ms"],
@@ -83,9 +87,10 @@ def main() -> None:
         print(json.dumps(child(args.child, args.rate, args.seed, "1" if args.profile else None)))
         return
     sizes = [int(s) for s in args.sizes.split(",")]
-    print(f"{'requests':>10} {'sim s':>8} {'req/s':>9} {'build s':>8} {'summary s':>9} "
-          f"{'peak RSS MB':>11} {'x linear':>8}  (median of {args.repeats}; python "
-          f"{sys.version.split()[0]})")
+    print(f"{'requests':>10} {'sim s':>8} {'cpu s':>8} {'req/s':>9} {'req/cpu s':>9} {'build s':>8} "
+          f"{'summary s':>9} {'peak RSS MB':>11} {'x linear':>8} {'load':>5}  (median of "
+          f"{args.repeats}; x linear: sim s per request over the smallest size's; load: 1-min "
+          f"load average at the end; python {sys.version.split()[0]}, {os.cpu_count()} cores)")
     base = None
     for size in sizes:
         runs = []
@@ -99,10 +104,12 @@ def main() -> None:
         sim = statistics.median(run["sim_s"] for run in runs)
         per = sim / size
         base = base or per
-        print(f"{size:>10} {sim:>8.2f} {size / sim:>9.0f} "
+        cpu = statistics.median(run["cpu_s"] for run in runs)
+        print(f"{size:>10} {sim:>8.2f} {cpu:>8.2f} {size / sim:>9.0f} {size / cpu:>9.0f} "
               f"{statistics.median(run['build_s'] for run in runs):>8.2f} "
               f"{statistics.median(run['summary_s'] for run in runs):>9.2f} "
-              f"{max(run['peak_rss_mb'] for run in runs):>11.0f} {per / base:>8.2f}",
+              f"{max(run['peak_rss_mb'] for run in runs):>11.0f} {per / base:>8.2f} "
+              f"{max(run['load_avg'] for run in runs):>5.1f}",
               flush=True)
         last = runs[-1]
         print(f"{'':>10} sim duration {last['duration']:.0f} s, completed {last['completed']}, "

@@ -137,9 +137,7 @@ class Engine:
     def start_users(self) -> None:
         users = min(self.closed_loop.users, self.total)
         self._next_issue = users
-        self._user_of = np.zeros(self.total, dtype=np.int32)
         for rid in range(users):
-            self._user_of[rid] = rid
             self.arrive(rid)
 
     def _next_for_user(self, rid: int) -> None:
@@ -152,9 +150,8 @@ class Engine:
             think = float(self.think_rng.exponential(loop.think_time_s))
         else:
             think = loop.think_time_s
-        nxt = self._next_issue
+        nxt = self._next_issue  # the user whose request ``rid`` ended sends the next one
         self._next_issue += 1
-        self._user_of[nxt] = self._user_of[rid]
         if think == 0.0:
             self.arrive(nxt)
         else:
