@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +65,9 @@ class ToyRunner:
     def run_hash(self, task: RunTask) -> str:
         key = json.dumps([task.scenario, sorted(task.overrides), task.seed])
         return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+    def payload(self, task: RunTask) -> RunTask:
+        return task
 
 
 def spec(rates=("5", "10", "20"), instances=("1", "2"), replicas=1):
@@ -287,3 +291,18 @@ def test_real_simulations_on_ray_match_in_process(tmp_path, ray_session):
     # queueing for a decode slot at the higher load, so they take longer end to end.
     at_12 = table[table["workload.arrival.rate"] == 12].set_index("pools.decode.max_batch_size")
     assert at_12.loc[8, "mean_e2el_ms"] > at_12.loc[128, "mean_e2el_ms"]
+
+
+def test_workers_get_the_resolved_scenario_not_the_file(tmp_path):
+    """A worker rebuilds the run from its resolved data alone (the file may not exist there) and
+    refuses data that does not rebuild to the hash the driver filed the run under."""
+    copy = tmp_path / "tiny.yaml"
+    copy.write_text(TINY.read_text())
+    task = expand(make_spec(str(copy), [("workload.requests", ["20"])]), 7)[0]
+    runner = SimulatorRunner()
+    item = runner.payload(task)
+    copy.unlink()
+    summary = runner.run(item)
+    assert summary["completed"] == 20 and summary["scenario_hash"] == runner.run_hash(task)
+    with pytest.raises(RuntimeError, match="rebuilt with hash"):
+        runner.run(replace(item, scenario_hash="0" * 16))

@@ -224,16 +224,19 @@ def expand(spec: SweepSpec, base_seed: int) -> list[RunTask]:
 class Runner(Protocol):
     """How a sweep turns a task into a result; the real one wraps :func:`infersim.simulate`.
 
-    ``run`` must be a picklable module-level function (it travels to worker processes);
-    ``base_seed`` and ``run_hash`` run here, before anything is dispatched, so a bad override
-    fails fast with one line instead of in a hundred workers.
+    ``base_seed``, ``run_hash`` and ``payload`` run here, before anything is dispatched, so a bad
+    override fails fast with one line instead of in a hundred workers; ``payload(task)`` is what
+    travels to a worker, where the picklable module-level function ``run`` turns it into a
+    summary.
     """
 
-    run: Callable[[RunTask], Mapping[str, Any]]
+    run: Callable[[Any], Mapping[str, Any]]
 
     def base_seed(self, scenario: str, fixed: Sequence[str]) -> int: ...
 
     def run_hash(self, task: RunTask) -> str: ...
+
+    def payload(self, task: RunTask) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -292,7 +295,8 @@ def run_sweep(spec: SweepSpec, runner: Runner, executor: Executor, out_dir: Path
     if on_progress:
         on_progress(done, total)
     failures: list[tuple[RunTask, str]] = []
-    for slot, result in executor.map_unordered(runner.run, [tasks[i] for i in dispatch]):
+    payloads = [runner.payload(tasks[i]) for i in dispatch]
+    for slot, result in executor.map_unordered(runner.run, payloads):
         index = dispatch[slot]
         task = tasks[index]
         if isinstance(result, RunFailure):
