@@ -23,6 +23,7 @@ from infersim.cost import (
     StepBatch,
     StepCost,
     check_fits,
+    check_tensor_parallel,
     decode_step_coefficients,
     ridge_point,
     step_time,
@@ -148,7 +149,9 @@ def roofline_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (SI units)."),
 ) -> None:
     """Prefill and decode times, bounds and intensities of a model on a chip layout."""
-    dep = Deployment(model=load_model(model), hardware=load_hardware(hardware),
+    spec = load_model(model)
+    check_tensor_parallel(spec, tp, field="--tp")
+    dep = Deployment(model=spec, hardware=load_hardware(hardware),
                      precision=precision, kv_precision=kv_precision, tp=tp, pp=pp, ideal=ideal)
     if not 0 < memory_fraction <= 1:
         raise InfersimError(field="--memory-fraction", expected="a fraction in (0, 1]",

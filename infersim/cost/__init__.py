@@ -28,7 +28,7 @@ from infersim.cost.throughput import (
     single_stream,
     vllm_060,
 )
-from infersim.cost.types import Deployment, StepBatch, StepCost
+from infersim.cost.types import Deployment, StepBatch, StepCost, check_tensor_parallel
 
 __all__ = [
     "ALLREDUCE_BUS_EFFICIENCY",
@@ -43,6 +43,7 @@ __all__ = [
     "StepCost",
     "allreduce_time",
     "check_fits",
+    "check_tensor_parallel",
     "decode_step_coefficients",
     "decode_time",
     "expected_distinct_experts",

@@ -75,6 +75,25 @@ class Deployment:
 
 
 
+def check_tensor_parallel(model: ModelSpec, tp: int, *, field: str = "tp") -> None:
+    """InfersimError unless ``tp`` chips can split ``model``'s attention evenly.
+
+    Tensor parallelism gives each chip of a stage the same number of query heads, so ``tp`` must
+    divide them; KV heads are split the same way or, when there are fewer KV heads than chips,
+    replicated (vLLM), so ``tp`` must divide the KV heads or be a multiple of them. The cost
+    functions themselves accept any ``tp`` (they scale bytes and FLOPs by ``1/tp``); commands that
+    take a layout from a user check it here first.
+    """
+    heads, kv_heads = model.num_attention_heads, model.num_kv_heads
+    if heads % tp:
+        raise InfersimError(field=field, given=tp,
+                            expected=f"a divisor of {model.name}'s {heads} attention heads")
+    if kv_heads and kv_heads % tp and tp % kv_heads:
+        raise InfersimError(field=field, given=tp,
+                            expected=f"a divisor or a multiple of {model.name}'s {kv_heads} "
+                                     "KV heads")
+
+
 @dataclass(frozen=True)
 class StepBatch:
     """What one engine step computes.

@@ -1,0 +1,55 @@
+"""QA: ``infersim roofline`` refuses tensor-parallel splits no engine can run.
+
+Tensor parallelism splits each layer's attention heads over the chips of a stage, so ``tp`` must
+divide the query heads and divide (or be a multiple of, replicating) the KV heads — the same rule
+the scenario layer applies to pools. A roofline for ``--tp 3`` on a 32-head model would report
+times for a layout that does not exist.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from infersim.cli import main
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["roofline", *args])
+    out, err = capsys.readouterr()
+    return exit_info.value.code or 0, out, err
+
+
+@pytest.mark.parametrize(("model", "tp", "expected"), [
+    ("llama-3.1-8b", "3", "a divisor of llama-3.1-8b's 32 attention heads"),
+    ("llama-3.1-8b", "64", "a divisor of llama-3.1-8b's 32 attention heads"),
+    ("llama-3.1-70b", "6", "a divisor of llama-3.1-70b's 64 attention heads"),
+])
+def test_a_tp_that_does_not_split_the_heads_is_one_line_exit_2(capsys, model, tp, expected):
+    code, out, err = run(capsys, "--model", model, "--hardware", "h100", "--tp", tp)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("infersim: error: --tp: expected ")
+    assert expected in err and f"got {tp}" in err
+
+
+def test_kv_heads_must_split_or_replicate_evenly(capsys, tmp_path):
+    # 48 query heads, 8 KV heads: tp 6 divides the query heads, but 6 chips can neither split
+    # 8 KV heads evenly nor hold whole replicas of them.
+    config = tmp_path / "config.json"
+    config.write_text('{"hidden_size": 6144, "num_hidden_layers": 4, "num_attention_heads": 48, '
+                      '"num_key_value_heads": 8, "intermediate_size": 16384, '
+                      '"vocab_size": 32000}')
+    code, _, err = run(capsys, "--model", str(config), "--hardware", "h100", "--tp", "6")
+    assert code == 2 and err.count("\n") == 1
+    assert "--tp: expected a divisor or a multiple of" in err and "8 KV heads, got 6" in err
+    # tp 16 on Llama-3.1-70B (64 heads, 8 KV heads): each KV head replicated on two chips.
+    code, _, err = run(capsys, "--model", "llama-3.1-70b", "--hardware", "b200", "--tp", "16",
+                       "--json")
+    assert code == 0, err
+
+
+def test_valid_splits_still_answer(capsys):
+    code, out, err = run(capsys, "--model", "llama-3.1-70b", "--hardware", "h100", "--tp", "4",
+                         "--json")
+    assert code == 0 and err == "" and out.startswith("{")
