@@ -17,7 +17,7 @@ def loads(tokens=(0, 0, 0), requests=None, committed=None, capacity=None):
     group = InstanceLoads(list(capacity or [100] * len(tokens)))
     group.outstanding_tokens[:] = tokens
     group.outstanding_requests[:] = requests or 0
-    group.kv_committed_blocks[:] = committed or 0
+    group.kv_committed_fraction[:] = np.asarray(committed or 0) / group.kv_capacity_blocks
     return group
 
 

@@ -67,6 +67,7 @@ class DecodeInstance:
         self.busy_s = 0.0
         self.peak_blocks = 0
         self.pending_blocks = 0  # promised to requests routed here that have not joined yet
+        self.used_blocks = 0  # held at the last step boundary
         self._resume: dict[int, int] = {}  # preempted request -> KV length to resume with
         self._idle: simpy.Event | None = None
         self._epoch: tuple[float, int, int, float, float, int, int] | None = None
@@ -87,7 +88,8 @@ class DecodeInstance:
         self.pending_blocks += -(-(engine.prompt[rid] + 1) // self.pool.block_size)
         self.loads.outstanding_tokens[self.slot] += engine.output[rid] - 1
         self.loads.outstanding_requests[self.slot] += 1
-        self.loads.kv_committed_blocks[self.slot] = self.batch.blocks() + self.pending_blocks
+        self.loads.kv_committed_fraction[self.slot] = ((self.used_blocks + self.pending_blocks)
+                                                       / self.capacity_blocks)
 
     def deliver(self, rid: int) -> None:
         """The request's KV has arrived: it may join at the next step boundary."""
@@ -111,7 +113,9 @@ class DecodeInstance:
             if self.waiting:
                 admitted_stall, used = self._admit(now, used)
                 stall += admitted_stall
-            self.loads.kv_committed_blocks[self.slot] = used + self.pending_blocks
+            self.used_blocks = used
+            self.loads.kv_committed_fraction[self.slot] = ((used + self.pending_blocks)
+                                                           / self.capacity_blocks)
             if now >= self.sample_due:
                 self.sample_due = now + engine.timeseries.interval_s
                 engine.sample(self, now, batch_size=batch.n, kv_used=used)

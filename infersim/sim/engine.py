@@ -192,8 +192,7 @@ class Engine:
 
     def prefill_started(self, inst: PrefillInstance, batch: list[int], start: float,
                         end: float) -> None:
-        if not self.cluster.layerwise_kv_overlap:
-            return
+        """Layer-wise overlap: the KV starts moving as the prefill starts."""
         for rid in batch:
             if self.output[rid] > 1:
                 decode = self._choose_decode(rid)

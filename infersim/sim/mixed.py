@@ -46,7 +46,8 @@ class MixedInstance(DecodeInstance):
         self.pending_blocks += -(-engine.prompt[rid] // block)
         self.loads.outstanding_tokens[self.slot] += engine.prompt[rid] + engine.output[rid] - 1
         self.loads.outstanding_requests[self.slot] += 1
-        self.loads.kv_committed_blocks[self.slot] = self._blocks_used() + self.pending_blocks
+        self.loads.kv_committed_fraction[self.slot] = ((self._blocks_used() + self.pending_blocks)
+                                                       / self.capacity_blocks)
         if self.batch.n < min(self.pool.max_batch_size, self.pool.max_batch_tokens):
             self._wake()
 
@@ -73,7 +74,8 @@ class MixedInstance(DecodeInstance):
             if self.waiting:  # swapped-out sequences come back before new prompts
                 admitted_stall, used = self._admit(now, used)
                 stall += admitted_stall
-            self.loads.kv_committed_blocks[self.slot] = used + self.pending_blocks
+            self.loads.kv_committed_fraction[self.slot] = ((used + self.pending_blocks)
+                                                           / self.capacity_blocks)
             if now >= self.sample_due:
                 self.sample_due = now + self.engine.timeseries.interval_s
                 self.engine.sample(self, now, batch_size=batch.n, kv_used=used)

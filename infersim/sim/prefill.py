@@ -44,6 +44,7 @@ class PrefillInstance:
         self.capacity_blocks = costs.kv_capacity_tokens // pool.block_size
         self.capacity_tokens = self.capacity_blocks * pool.block_size
         self.queue: deque[int] = deque()
+        self.committed_blocks = 0  # KV blocks of the prompts queued or being computed
         self.busy_s = 0.0
         self.running = 0
         self.peak_blocks = 0
@@ -62,7 +63,8 @@ class PrefillInstance:
         self.queue.append(rid)
         self.loads.outstanding_tokens[self.slot] += prompt
         self.loads.outstanding_requests[self.slot] += 1
-        self.loads.kv_committed_blocks[self.slot] += -(-prompt // self.pool.block_size)
+        self.committed_blocks += -(-prompt // self.pool.block_size)
+        self.loads.kv_committed_fraction[self.slot] = self.committed_blocks / self.capacity_blocks
         if self._idle is not None:
             idle, self._idle = self._idle, None
             idle.succeed()
@@ -118,7 +120,8 @@ class PrefillInstance:
             blocks = sum(-(-p // block) for p in prompts)
             self.peak_blocks = max(self.peak_blocks, blocks)
             self._sample(start, len(batch), blocks)
-            engine.prefill_started(self, batch, start, start + span)
+            if engine.cluster.layerwise_kv_overlap:
+                engine.prefill_started(self, batch, start, start + span)
             self._batch_started_at = start
             yield env.timeout(span)
             self._batch_started_at = None
@@ -126,7 +129,9 @@ class PrefillInstance:
             self.running = 0
             self.loads.outstanding_tokens[self.slot] -= sum(prompts)
             self.loads.outstanding_requests[self.slot] -= len(batch)
-            self.loads.kv_committed_blocks[self.slot] -= blocks
+            self.committed_blocks -= blocks
+            self.loads.kv_committed_fraction[self.slot] = (self.committed_blocks
+                                                           / self.capacity_blocks)
             if self.prefix_cache is not None:
                 for rid in batch:
                     self.prefix_cache.insert(engine.table.prefix_hashes[rid])

@@ -33,7 +33,7 @@ from infersim.sim.prefix import PrefixCache
 class InstanceLoads:
     """Load figures of a group of candidate instances, kept current by the instances."""
 
-    __slots__ = ("kv_capacity_blocks", "kv_committed_blocks", "outstanding_requests",
+    __slots__ = ("kv_capacity_blocks", "kv_committed_fraction", "outstanding_requests",
                  "outstanding_tokens", "prefix_caches", "size")
 
     def __init__(self, kv_capacity_blocks: list[int]) -> None:
@@ -41,7 +41,8 @@ class InstanceLoads:
         self.size = len(kv_capacity_blocks)
         self.outstanding_tokens = np.zeros(self.size, dtype=np.int64)
         self.outstanding_requests = np.zeros(self.size, dtype=np.int64)
-        self.kv_committed_blocks = np.zeros(self.size, dtype=np.int64)
+        # KV blocks in use plus promised to requests on their way, over capacity
+        self.kv_committed_fraction = np.zeros(self.size)
         self.kv_capacity_blocks = np.asarray(kv_capacity_blocks, dtype=np.int64)
 
 
@@ -116,8 +117,7 @@ class KVAware(RoutingPolicy):
     name = "kv_aware"
 
     def choose(self, rid: int) -> int:
-        loads = self.loads
-        return int((loads.kv_committed_blocks / loads.kv_capacity_blocks).argmin())
+        return int(self.loads.kv_committed_fraction.argmin())
 
 
 @register
