@@ -5,7 +5,10 @@ Hardware profiles and scenarios write physical figures the way datasheets do: ``
 into SI floats (bytes, bytes/s, seconds, FLOP/s, watts). Decimal prefixes are powers of 1000 and
 binary prefixes (KiB, GiB, ...) powers of 1024; bits are divided by 8. An unknown unit, a unit of
 the wrong kind (a time where a bandwidth is expected) or a malformed number is an error, never a
-silent default. Plain numbers are taken as already in SI units.
+silent default. Plain numbers are taken as already in SI units — except that a bare number below
+a million where a size, a bandwidth or a compute rate is expected is a forgotten unit
+(``bandwidth: 50`` meant 50 GB/s, not 50 B/s, which would silently stretch a KV transfer to
+weeks), so it is an error: no figure infersim reads in bytes, B/s or FLOP/s is that small.
 """
 
 from __future__ import annotations
@@ -48,6 +51,12 @@ _QUANTITY = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([^\d
 
 KINDS = tuple(_UNITS)
 
+# Kinds whose SI unit is far below any real figure: a bare number under _BARE_SI_FLOOR (other
+# than 0) is a unit the user forgot. Noun and SI unit name for the message.
+_BARE_SI_FLOOR = 1e6
+_NEEDS_UNIT = {"bytes": ("a size", "bytes"), "bandwidth": ("a bandwidth", "B/s"),
+               "flops": ("a compute rate", "FLOP/s")}
+
 
 def parse_quantity(value: object, kind: str, *, field: str | None = None,
                    file: str | None = None) -> float:
@@ -63,7 +72,8 @@ def parse_quantity(value: object, kind: str, *, field: str | None = None,
     if isinstance(value, bool):
         raise InfersimError(file=file, field=field, expected=f"a {kind} quantity such as {examples}",
                             given=value)
-    if isinstance(value, (int, float)):
+    bare = isinstance(value, (int, float))
+    if bare:
         number = float(value)
     elif isinstance(value, str):
         match = _QUANTITY.match(value)
@@ -71,6 +81,7 @@ def parse_quantity(value: object, kind: str, *, field: str | None = None,
             raise InfersimError(file=file, field=field,
                                 expected=f"a {kind} quantity such as {examples}", given=value)
         unit = (match.group(2) or "").strip()
+        bare = not unit
         if unit and unit not in _UNITS[kind]:
             other = [k for k, table in _UNITS.items() if unit in table]
             hint = f" (that is a {other[0]} unit)" if other else ""
@@ -82,4 +93,9 @@ def parse_quantity(value: object, kind: str, *, field: str | None = None,
                             given=value)
     if not math.isfinite(number):
         raise InfersimError(file=file, field=field, expected="a finite number", given=value)
+    if bare and kind in _NEEDS_UNIT and 0 < abs(number) < _BARE_SI_FLOOR:
+        noun, si_unit = _NEEDS_UNIT[kind]
+        raise InfersimError(file=file, field=field, given=value,
+                            expected=f"{noun} with its unit, such as {examples} "
+                                     f"(a bare number is read as {si_unit})")
     return number

@@ -22,7 +22,11 @@ from infersim.units import parse_quantity
         ("750 TOPS", "flops", 750e12),
         ("700 W", "power", 700.0),
         ("1e3", "time", 1000.0),
-        (42, "bytes", 42.0),
+        (42e9, "bytes", 42e9),
+        (50e9, "bandwidth", 50e9),
+        (0, "bytes", 0.0),
+        (600, "time", 600.0),
+        (700, "power", 700.0),
     ],
 )
 def test_parses_to_si(text, kind, si):
@@ -44,6 +48,23 @@ def test_rejects_with_one_line(text, kind, message):
         parse_quantity(text, kind, field="links.bw")
     assert str(err.value) == message
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "kind", "message"),
+    [
+        (50, "bandwidth", "links.bw: expected a bandwidth with its unit, such as '50 GB/s' or '400 Gbit/s' (a bare number is read as B/s), got 50"),
+        ("3.35", "bandwidth", "links.bw: expected a bandwidth with its unit, such as '50 GB/s' or '400 Gbit/s' (a bare number is read as B/s), got '3.35'"),
+        (80, "bytes", "links.bw: expected a size with its unit, such as '80 GB' (a bare number is read as bytes), got 80"),
+        (989.0, "flops", "links.bw: expected a compute rate with its unit, such as '989 TFLOP/s' (a bare number is read as FLOP/s), got 989.0"),
+    ],
+)
+def test_a_bare_number_too_small_to_be_si_is_a_forgotten_unit(value, kind, message):
+    # `bandwidth: 50` meant 50 GB/s, not 50 B/s: read as SI it turns a KV transfer of 100 MB into
+    # three weeks, silently. No figure infersim reads in bytes, B/s or FLOP/s is below a million.
+    with pytest.raises(InfersimError) as err:
+        parse_quantity(value, kind, field="links.bw")
+    assert str(err.value) == message
 
 
 def test_error_names_file_field_expected_given():
