@@ -27,7 +27,7 @@ recognised by their magic bytes. Bad input (a missing column, a bad timestamp, a
 fractional length, an empty file) raises one :class:`InfersimError` naming the file, the line
 and the field; nothing is returned half-loaded.
 
-Any row with 0 prompt or 0 output tokens is dropped and counted (``Trace.dropped``, also logged):
+Any row with 0 prompt or 0 output tokens is dropped and counted (``Trace.dropped``, and a warning):
 the simulator's requests carry at least one token each way, and such rows are failed or empty
 requests in every trace we know of.
 
@@ -290,8 +290,10 @@ def _finish(path: Path, fmt: str, arrival: np.ndarray | None, prompt: np.ndarray
         if not keep.any():
             raise InfersimError(f"all {dropped} rows have 0 prompt or output tokens", file=path,
                                 expected="at least one request with tokens each way")
-        log.info("%s: dropped %d of %d rows with 0 prompt or output tokens (failed requests)",
-                 path, dropped, len(keep))
+        # A warning, not info: the replay has fewer requests than the file, and infersim sets
+        # up no logging, so only a warning reaches the user (Python's last-resort handler).
+        log.warning("%s: dropped %d of %d rows with 0 prompt or output tokens (failed requests)",
+                    path, dropped, len(keep))
         prompt, output = prompt[keep], output[keep]
         if arrival is not None:
             arrival = arrival[keep]
