@@ -21,6 +21,7 @@ EXPECTED = (
     "01-prefill-vs-decode",
     "02-unified-vs-disaggregated",
     "03-heterogeneous-clusters",
+    "04-workload-mix-and-cost",
 )
 CELL_TIMEOUT_S = 120
 
