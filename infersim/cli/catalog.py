@@ -100,8 +100,10 @@ _SHOW_UNITS = {"memory_capacity_bytes": "B", "memory_bandwidth": "B/s", "sram_by
 
 def _show_value(field: str, value: Any) -> str:
     if field in _SHOW_UNITS:
-        if _SHOW_UNITS[field] == "s" and 0 < value < 1:
+        if _SHOW_UNITS[field] == "s" and 0 < value < 1e-3:
             return f"{value * 1e6:.4g} us"
+        if _SHOW_UNITS[field] == "s" and 0 < value < 1:
+            return f"{value * 1e3:.4g} ms"
         return human(value, _SHOW_UNITS[field])
     if field == "price_per_chip_hour":
         return f"${value:g}"
