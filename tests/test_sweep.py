@@ -266,23 +266,28 @@ def test_ray_gives_the_same_table_as_in_process_runs(tmp_path, ray_session):
     assert (tmp_path / "serial" / "sweep.csv").read_bytes() == (tmp_path / "ray" / "sweep.csv").read_bytes()
 
 
-def test_real_simulations_on_ray_match_in_process(tmp_path, ray_session):
-    """The real simulator through both paths: same seeds, same summaries, same bytes."""
+def test_real_simulations_on_ray_match_local_processes(tmp_path, ray_session):
+    """The real simulator through both parallel paths: same seeds, same summaries, same bytes.
+
+    600 requests make the pooled token-gap arrays long enough that a BLAS reduction would use
+    several threads if a worker let it (and round differently from Ray's one-thread workers).
+    """
     grid = make_spec(str(TINY), [("workload.arrival.rate", ["4", "12"]),
                                  ("pools.decode.max_batch_size", ["8", "128"])],
-                     fixed=["workload.requests=40"])
-    run_sweep(grid, SimulatorRunner(), SerialExecutor(), tmp_path / "serial")
+                     fixed=["workload.requests=600"])
+    with LocalExecutor(workers=2) as executor:
+        run_sweep(grid, SimulatorRunner(), executor, tmp_path / "local")
     executor = make_executor("ray", workers=2)
     try:
         on_ray = run_sweep(grid, SimulatorRunner(), executor, tmp_path / "ray")
     finally:
         executor.close()
-    assert (tmp_path / "serial" / "sweep.csv").read_bytes() == (tmp_path / "ray" / "sweep.csv").read_bytes()
+    assert (tmp_path / "local" / "sweep.csv").read_bytes() == (tmp_path / "ray" / "sweep.csv").read_bytes()
     table = on_ray.table
-    assert len(table) == 4 and (table["completed"] == 40).all()
+    assert len(table) == 4 and (table["completed"] == 600).all()
     # Run hashes are the resolved scenarios' hashes, seed included.
     first = table.iloc[0]
-    resolved = load_scenario(str(TINY), overrides=("workload.requests=40",
+    resolved = load_scenario(str(TINY), overrides=("workload.requests=600",
                                                    "workload.arrival.rate=4",
                                                    "pools.decode.max_batch_size=8"),
                              seed=int(first["seed"]))

@@ -76,6 +76,24 @@ class SerialExecutor:
         return None
 
 
+# BLAS thread pools, one per library. A worker process is one CPU's worth of work: letting each
+# of N workers also start N BLAS threads oversubscribes the machine, and BLAS reductions (a dot
+# product) round differently with different thread counts, so a summary computed in a local
+# worker would differ in its last bits from the same run on Ray, whose workers run one thread.
+_BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                          "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def single_threaded_worker() -> None:
+    """Process-pool initializer: one BLAS thread per worker, as on Ray.
+
+    It runs in the fresh spawned process before the first task is unpickled, hence before numpy
+    loads and reads these variables.
+    """
+    for name in _BLAS_THREAD_VARIABLES:
+        os.environ[name] = "1"
+
+
 class LocalExecutor:
     """A pool of local worker processes, started with *spawn* and kept for the executor's life.
 
@@ -97,7 +115,8 @@ class LocalExecutor:
             return
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=self.workers,
-                                             mp_context=multiprocessing.get_context("spawn"))
+                                             mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=single_threaded_worker)
         pending = {self._pool.submit(call_guarded, fn, task): index
                    for index, task in enumerate(tasks)}
         try:
