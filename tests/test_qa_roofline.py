@@ -53,3 +53,20 @@ def test_valid_splits_still_answer(capsys):
     code, out, err = run(capsys, "--model", "llama-3.1-70b", "--hardware", "h100", "--tp", "4",
                          "--json")
     assert code == 0 and err == "" and out.startswith("{")
+
+
+def test_ideal_tensor_parallel_all_reduce_runs_at_full_link_bandwidth():
+    # Ideal mode strips every fitted efficiency; the all-reduce's bus efficiency (0.7, fitted to
+    # NCCL on H100) is one of them. What remains is the textbook ring: 2(p-1)/p of the message
+    # per chip at the link's one-direction bandwidth, plus p-1 link latencies, twice per layer.
+    from infersim.cost import Deployment, StepBatch, step_time
+    from infersim.hardware import load_hardware
+    from infersim.model import load_model
+
+    model, h100 = load_model("llama-3.1-70b"), load_hardware("h100")
+    tokens = 64
+    cost = step_time(Deployment(model=model, hardware=h100, tp=4, ideal=True),
+                     StepBatch(decode_kv_lens=(512,) * tokens))
+    message = tokens * model.hidden_size * 2.0  # bf16 activations of every token
+    ring = 2 * 3 / 4 * message / h100.scaleup_bandwidth + 3 * h100.scaleup_latency_s
+    assert cost.comm_s == pytest.approx(2 * model.num_layers * ring, rel=1e-12)

@@ -42,7 +42,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from infersim.cost.comm import allreduce_time
+from infersim.cost.comm import ALLREDUCE_BUS_EFFICIENCY, allreduce_time
 from infersim.cost.types import ZERO_COST, Deployment, StepBatch, StepCost
 from infersim.precision import bytes_per_element
 
@@ -107,6 +107,7 @@ class _DeploymentConstants:
     allreduce_bytes_per_token: float
     tp_bandwidth: float
     tp_latency_s: float
+    allreduce_efficiency: float       # fitted bus efficiency of the collective; 1 when ideal
     hops: tuple[tuple[float, float], ...]  # (bandwidth, latency) of each pipeline hop
     step_overhead_s: float
     floor_s: float                    # layer and hop latency floors of one step
@@ -216,7 +217,8 @@ def _build_constants(dep: Deployment) -> _DeploymentConstants:
         decode_seconds_per_pair=decode_seconds_per_pair,
         prefill_act_bytes_per_token=layers * a * 2 * q_out / tp,  # Q in, O out
         allreduce_bytes_per_token=h * a,
-        tp_bandwidth=tp_bw, tp_latency_s=tp_lat, hops=tuple(hops),
+        tp_bandwidth=tp_bw, tp_latency_s=tp_lat,
+        allreduce_efficiency=1.0 if ideal else ALLREDUCE_BUS_EFFICIENCY, hops=tuple(hops),
         step_overhead_s=overhead, floor_s=floor, stage_floor_s=stage_floor,
     )
 
@@ -308,7 +310,8 @@ def _fixed_part(c: _DeploymentConstants, model: ModelSpec, tokens: int, sequence
     if tokens > 0:
         if c.tp > 1:
             comm += 2 * c.layers * allreduce_time(c.allreduce_bytes_per_token * tokens, c.tp,
-                                                  c.tp_bandwidth, c.tp_latency_s)
+                                                  c.tp_bandwidth, c.tp_latency_s,
+                                                  efficiency=c.allreduce_efficiency)
         for hop_bw, hop_lat in c.hops:
             comm += c.allreduce_bytes_per_token * tokens / hop_bw + hop_lat
     return (groups, compute_total, memory_total, compute_bound, memory_bound, comm,
