@@ -286,10 +286,10 @@ def run_sweep(spec: SweepSpec, runner: Runner, executor: Executor, out_dir: Path
         else:
             todo.append(index)
     # Two grid points that resolve to the same scenario and seed are one run.
-    unique: dict[str, int] = {}
+    by_hash: dict[str, list[int]] = {}
     for index in todo:
-        unique.setdefault(hashes[index], index)
-    dispatch = list(unique.values())
+        by_hash.setdefault(hashes[index], []).append(index)
+    dispatch = [indices[0] for indices in by_hash.values()]
     total = len(tasks)
     done = total - len(todo)
     if on_progress:
@@ -297,8 +297,8 @@ def run_sweep(spec: SweepSpec, runner: Runner, executor: Executor, out_dir: Path
     failures: list[tuple[RunTask, str]] = []
     payloads = [runner.payload(tasks[i]) for i in dispatch]
     for slot, result in executor.map_unordered(runner.run, payloads):
-        index = dispatch[slot]
-        task = tasks[index]
+        task = tasks[dispatch[slot]]
+        run_hash = hashes[dispatch[slot]]
         if isinstance(result, RunFailure):
             failures.append((task, result.message))
         else:
@@ -306,13 +306,10 @@ def run_sweep(spec: SweepSpec, runner: Runner, executor: Executor, out_dir: Path
                       "replica": task.replica, "seed": task.seed, "infersim_version": __version__,
                       "summary": dict(result)}
             if store:
-                store.put(hashes[index], record)
-            for other in todo:
-                if hashes[other] == hashes[index]:
-                    records[other] = record
-                    done += 1
-        if isinstance(result, RunFailure):
-            done += sum(1 for other in todo if hashes[other] == hashes[index])
+                store.put(run_hash, record)
+            for index in by_hash[run_hash]:
+                records[index] = record
+        done += len(by_hash[run_hash])
         if on_progress:
             on_progress(done, total)
     if failures:
