@@ -266,6 +266,8 @@ def test_bad_specs_name_the_field():
                     links=(LinkSpec("p", "x", 1e9),))
     with pytest.raises(InfersimError, match=r"router\.queue_limit: expected an integer >= 0 or null, got -1"):
         RouterSpec(queue_limit=-1)
+    with pytest.raises(InfersimError, match=r"^seed: expected an integer >= 0, got -1$"):
+        simulate_cluster(pd_cluster(), table([0], [10], [2]), seed=-1)
     with pytest.raises(InfersimError, match="time_limit_s"):
         simulate_cluster(pd_cluster(), table([0], [10], [2]), seed=0, time_limit_s=0)
 

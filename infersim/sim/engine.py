@@ -277,6 +277,8 @@ def simulate_cluster(cluster: ClusterSpec, workload: RequestTable | ClosedLoop, 
     if not isinstance(table, RequestTable):
         raise TypeError(f"workload must be a RequestTable or ClosedLoop, got "
                         f"{type(workload).__name__}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InfersimError(field="seed", expected="an integer >= 0", given=seed)
     if time_limit_s is not None and not (time_limit_s > 0 and math.isfinite(time_limit_s)):
         raise InfersimError(field="time_limit_s", expected="a finite number > 0",
                             given=time_limit_s)
