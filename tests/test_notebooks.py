@@ -22,6 +22,7 @@ EXPECTED = (
     "02-unified-vs-disaggregated",
     "03-heterogeneous-clusters",
     "04-workload-mix-and-cost",
+    "05-capacity-plan",
 )
 CELL_TIMEOUT_S = 120
 
