@@ -239,6 +239,19 @@ def test_ray_backend_without_ray_is_one_line(monkeypatch):
                               "(pip install 'infersim[ray]'), got 'ray'")
 
 
+@pytest.mark.parametrize(("address", "expected"), [
+    ("head-without-port", "--address: expected HOST:PORT, ray://HOST:PORT or auto, got "
+                          "'head-without-port'"),
+    ("ray://127.0.0.1:1", "--address: expected a Ray head answering at 127.0.0.1:1 (no "
+                          "connection within 5 s), got 'ray://127.0.0.1:1'"),
+])
+def test_an_unreachable_ray_address_fails_fast(address, expected):
+    pytest.importorskip("ray")
+    with pytest.raises(InfersimError) as err:
+        make_executor("ray", address=address)
+    assert str(err.value) == expected
+
+
 # --- Ray ---------------------------------------------------------------------------------------
 
 

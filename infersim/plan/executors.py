@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
@@ -165,6 +166,8 @@ class RayExecutor:
             raise InfersimError(field="--workers", expected="an integer >= 1", given=workers)
         self._owns_session = not self._ray.is_initialized()
         if self._owns_session:
+            if address is not None:
+                _check_reachable(address)
             try:
                 self._ray.init(address=address, include_dashboard=False, log_to_driver=False,
                                configure_logging=False)
@@ -199,6 +202,27 @@ class RayExecutor:
     def close(self) -> None:
         if self._owns_session and self._ray.is_initialized():
             self._ray.shutdown()
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds, with one line, on a Ray address nothing answers at.
+
+    Ray itself retries an unreachable head for minutes; a plain TCP connection to the head's
+    port tells at once whether anything listens there. ``auto`` and ``local`` are Ray's own.
+    """
+    if address in ("auto", "local"):
+        return
+    where = address.removeprefix("ray://")
+    host, sep, port = where.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise InfersimError(field="--address", expected="HOST:PORT, ray://HOST:PORT or auto",
+                            given=address)
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except OSError:
+        raise InfersimError(field="--address", expected=f"a Ray head answering at {where} "
+                            f"(no connection within {timeout_s:g} s)", given=address) from None
 
 
 def make_executor(backend: str, *, workers: int | None = None, address: str | None = None) -> Executor:
