@@ -267,3 +267,11 @@ def test_a_budget_below_every_sized_cluster_says_so(base):
     candidates, pruned = size_candidates(base, load, slo, RATE, ["h100"], budget=1.0)
     assert candidates == []
     assert pruned[-1][1].startswith("cost more than the budget of 1 $/h (cheapest 5.98 $/h)")
+
+
+def test_an_unknown_chip_names_the_option():
+    with pytest.raises(InfersimError) as err:
+        plan_capacity(TINY, rate=1.0, hardware=["h100", "h1000"], executor=SerialExecutor())
+    text = str(err.value)
+    assert text.startswith("--hardware: expected a known chip (") and "h100" in text
+    assert text.endswith(", got 'h1000'")

@@ -693,6 +693,12 @@ def plan_capacity(scenario: str | Path, *, rate: float | None, hardware: Sequenc
         raise InfersimError(file=base.source, field="slo", expected="at least one target "
                             "(ttft_ms, itl_ms, tpot_ms or e2el_ms) to plan against", given={})
     hardware = list(hardware) if hardware else sorted({p.hardware for p in base.pools.values()})
+    for name in hardware:
+        try:
+            load_hardware(name)
+        except InfersimError as err:
+            raise InfersimError(field="--hardware", expected=err.expected or "a known chip",
+                                given=name) from None
     sim_requests = requests or base.workload.requests
     load = load_shape(base, requests=sim_requests)
     candidates, pruned = size_candidates(base, load, slo, rate, hardware, budget)
