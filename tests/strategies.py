@@ -133,12 +133,12 @@ def mixed_cluster(*, instances: int = 1, kv_tokens: int | None = None,
         router=RouterSpec(policy=policy, decode_policy=policy))
 
 
-def table(arrivals, prompts, outputs, prefix_hashes=None):
+def table(arrivals, prompts, outputs, prefix_hashes=None, prefix_block_tokens=512):
     from infersim.workload.table import RequestTable
 
     return RequestTable(arrival_s=np.asarray(arrivals, dtype=float),
                         prompt_tokens=np.asarray(prompts), output_tokens=np.asarray(outputs),
-                        prefix_hashes=prefix_hashes)
+                        prefix_hashes=prefix_hashes, prefix_block_tokens=prefix_block_tokens)
 
 
 POLICY_NAMES = ("round_robin", "least_outstanding_tokens", "join_shortest_queue",
@@ -154,7 +154,14 @@ def request_tables(draw, *, max_requests: int = 25, max_prompt: int = 700,
                          max_size=n))
     prompts = draw(st.lists(st.integers(1, max_prompt), min_size=n, max_size=n))
     outputs = draw(st.lists(st.integers(1, max_output), min_size=n, max_size=n))
-    return table(np.cumsum(gaps), prompts, outputs)
+    if not draw(st.booleans()):
+        return table(np.cumsum(gaps), prompts, outputs)
+    # shared prefixes: each request continues one of three conversations (chained block ids,
+    # one per 64 prompt tokens, equal ids = equal prefix)
+    topics = draw(st.lists(st.integers(0, 2), min_size=n, max_size=n))
+    hashes = tuple(np.arange(-(-p // 64), dtype=np.int64) + 1000 * t
+                   for p, t in zip(prompts, topics, strict=True))
+    return table(np.cumsum(gaps), prompts, outputs, prefix_hashes=hashes, prefix_block_tokens=64)
 
 
 @st.composite
@@ -163,7 +170,7 @@ def clusters(draw):
     with KV memory from roomy down to a couple of requests' worth."""
     kv_tokens = draw(st.sampled_from([None, 400, 800, 1500, 4000]))
     preemption = draw(st.sampled_from(["recompute", "swap"]))
-    policy = draw(st.sampled_from(POLICY_NAMES))
+    policy = draw(st.sampled_from((*POLICY_NAMES, "prefix_affinity")))
     if draw(st.booleans()):
         return pd_cluster(prefill=draw(st.integers(1, 2)), decode=draw(st.integers(1, 3)),
                           kv_tokens=kv_tokens, bandwidth=draw(st.sampled_from([5e9, 50e9])),
