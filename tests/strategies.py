@@ -101,15 +101,16 @@ def pd_cluster(*, prefill: int = 1, decode: int = 1, kv_tokens: int | None = Non
                prefill_batch_size: int = 64, decode_batch_size: int = 256,
                preemption: str = "recompute", policy: str = "round_robin",
                decode_policy: str = "round_robin", queue_limit: int | None = None,
-               layerwise: bool = False):
+               layerwise: bool = False, prefill_kv_tokens: int | None = None):
     """A prefill pool and a decode pool joined by one link."""
     from infersim.sim import ClusterSpec, LinkSpec, PoolSpec, RouterSpec
 
     dep = llama8b_h100()
     fraction = memory_fraction_for(dep, kv_tokens) if kv_tokens else 0.9
+    prefill_fraction = memory_fraction_for(dep, prefill_kv_tokens) if prefill_kv_tokens else 0.9
     return ClusterSpec(
         pools=(PoolSpec("prefill", "prefill", dep, prefill, max_batch_tokens=max_batch_tokens,
-                        max_batch_size=prefill_batch_size),
+                        max_batch_size=prefill_batch_size, memory_fraction=prefill_fraction),
                PoolSpec("decode", "decode", dep, decode, max_batch_tokens=max_batch_tokens,
                         max_batch_size=decode_batch_size, memory_fraction=fraction,
                         preemption=preemption)),

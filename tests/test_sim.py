@@ -85,6 +85,15 @@ def test_two_requests_share_one_batched_prefill():
     assert first.tolist() == pytest.approx([prefill_time(DEP, [800, 600])] * 2, rel=1e-12)
 
 
+def test_a_prefill_batch_fits_the_instances_kv_memory():
+    small = simulate_cluster(pd_cluster(prefill_kv_tokens=1000),
+                             table([0, 0], [600, 600], [2, 2]), seed=0).requests
+    one = prefill_time(DEP, [600])
+    assert small.first_token_at.tolist() == pytest.approx([one, 2 * one], rel=1e-12)
+    roomy = simulate_cluster(pd_cluster(), table([0, 0], [600, 600], [2, 2]), seed=0).requests
+    assert roomy.first_token_at.tolist() == pytest.approx([prefill_time(DEP, [600, 600])] * 2)
+
+
 def test_half_the_link_bandwidth_doubles_the_transfer():
     fast = simulate_cluster(pd_cluster(bandwidth=40e9), table([0], [2000], [3]), seed=0)
     slow = simulate_cluster(pd_cluster(bandwidth=20e9), table([0], [2000], [3]), seed=0)

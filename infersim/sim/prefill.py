@@ -8,6 +8,10 @@ and sequence limit
 output token of each comes out when the step ends. A prompt longer than the budget is computed
 alone, in consecutive budget-sized chunks (each attending to the chunks before it). One SimPy event
 per batch: the instance costs the engine almost nothing per request.
+
+The batch's KV (every prompt's, cached prefix included) must fit the instance's KV memory; it is
+freed when the step ends, as the KV streams out to the decode side (a prefill instance is not
+held up by slow transfers).
 """
 
 from __future__ import annotations
@@ -80,6 +84,7 @@ class PrefillInstance:
         engine, queue, cache = self.engine, self.queue, self.prefix_cache
         prompt, hashes = engine.prompt, engine.table.prefix_hashes
         budget, limit = self.pool.max_batch_tokens, self.pool.max_batch_size
+        block, free = self.pool.block_size, self.capacity_blocks
         batch: list[int] = []
         cached: list[int] = []
         tokens = 0
@@ -87,11 +92,13 @@ class PrefillInstance:
             rid = queue[0]
             hit = cache.cached_tokens(hashes[rid], prompt[rid]) if cache is not None else 0
             new = prompt[rid] - hit
-            if batch and tokens + new > budget:
+            need = -(-prompt[rid] // block)
+            if batch and (tokens + new > budget or need > free):
                 break
             batch.append(queue.popleft())
             cached.append(hit)
             tokens += new
+            free -= need
         return batch, cached
 
     def prefill(self):  # SimPy process
