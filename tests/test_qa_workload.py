@@ -26,3 +26,58 @@ def test_dropped_rows_are_reported_as_a_warning(tmp_path, caplog):
     assert len(warnings) == 1
     message = warnings[0].getMessage()
     assert str(path) in message and "dropped 1 of 3 rows" in message
+
+
+# ---- a length distribution whose centre lies outside its own [min, max] ---------------------------
+# Draws are clipped into [min, max], so `{dist: lognormal, mean: 1024, max: 512}` silently yields a
+# mean of ~490 tokens, and `{dist: fixed, value: 300, max: 256}` yields 256 for every request: the
+# numbers the user wrote are not the numbers simulated. Such a spec contradicts itself.
+
+import pytest  # noqa: E402
+from pydantic import ValidationError  # noqa: E402
+
+from infersim.workload import WorkloadConfig  # noqa: E402
+from infersim.workload.config import ClassConfig  # noqa: E402
+
+FIXED = {"dist": "fixed", "value": 64}
+
+
+@pytest.mark.parametrize(("spec", "expected"), [
+    ({"dist": "lognormal", "mean": 1024, "sigma": 0.6, "max": 512},
+     "prompt_tokens: expected mean within [min, max] = [1, 512] (draws are clipped to it), got 1024"),
+    ({"dist": "lognormal", "median": 900, "sigma": 0.6, "max": 512},
+     "prompt_tokens: expected median within [min, max] = [1, 512] (draws are clipped to it), got 900"),
+    ({"dist": "fixed", "value": 300, "max": 256},
+     "prompt_tokens: expected value within [min, max] = [1, 256] (draws are clipped to it), got 300"),
+    ({"dist": "fixed", "value": 10, "min": 50},
+     "prompt_tokens: expected value within [min, max] = [50, no cap] (draws are clipped to it), got 10"),
+    ({"dist": "normal", "mean": 2000, "std": 100, "max": 1000},
+     "prompt_tokens: expected mean within [min, max] = [1, 1000] (draws are clipped to it), got 2000"),
+    ({"dist": "uniform", "low": 100, "high": 5000, "max": 4096},
+     "prompt_tokens: expected high within [min, max] = [1, 4096] (draws are clipped to it), got 5000"),
+])
+def test_a_centre_outside_the_clip_range_is_rejected(spec, expected):
+    with pytest.raises(ValidationError) as err:
+        WorkloadConfig.model_validate({"arrival": {"process": "poisson", "rate": 1},
+                                       "requests": 10, "prompt_tokens": spec,
+                                       "output_tokens": FIXED})
+    assert expected in str(err.value)
+
+
+def test_a_class_of_a_mix_is_checked_too():
+    with pytest.raises(ValidationError) as err:
+        ClassConfig.model_validate({"name": "agent", "weight": 1.0, "prompt_tokens": FIXED,
+                                    "output_tokens": {"dist": "lognormal", "mean": 4000,
+                                                      "sigma": 1.0, "max": 2048}})
+    assert "output_tokens: expected mean within [min, max] = [1, 2048]" in str(err.value)
+
+
+@pytest.mark.parametrize("spec", [
+    {"dist": "lognormal", "mean": 1024, "sigma": 0.6, "max": 8192},
+    {"dist": "fixed", "value": 256, "max": 256},
+    {"dist": "normal", "mean": 100, "std": 200},
+    {"dist": "uniform", "low": 1, "high": 512, "max": 512},
+])
+def test_consistent_specs_still_load(spec):
+    WorkloadConfig.model_validate({"arrival": {"process": "poisson", "rate": 1}, "requests": 10,
+                                   "prompt_tokens": spec, "output_tokens": FIXED})

@@ -50,7 +50,7 @@ from pydantic import (
 )
 
 from infersim.errors import InfersimError
-from infersim.workload.lengths import LengthDist
+from infersim.workload.lengths import LengthDist, check_centre_within_bounds
 from infersim.workload.traces import TRACE_FORMATS
 
 
@@ -223,6 +223,9 @@ class MixSpec(_Strict):
 
 
 def _check_lengths(has_other: bool, prompt, output, other: str) -> None:
+    for dist, field in ((prompt, "prompt_tokens"), (output, "output_tokens")):
+        if dist is not None:
+            check_centre_within_bounds(dist, field)
     given = (prompt is not None) + (output is not None)
     if has_other and given:
         raise ValueError(f"expected either {other} or prompt_tokens + output_tokens, got both")
@@ -348,6 +351,10 @@ class WorkloadConfig(_Strict):
                                                 or self.output_tokens is None):
             missing = "prompt_tokens" if self.prompt_tokens is None else "output_tokens"
             raise ValueError(f"expected both prompt_tokens and output_tokens, got no {missing}")
+        for dist, field in ((self.prompt_tokens, "prompt_tokens"),
+                            (self.output_tokens, "output_tokens")):
+            if dist is not None:
+                check_centre_within_bounds(dist, field)
         if self.arrival is not None and self.concurrency is not None:
             raise ValueError("expected arrival (open loop) or concurrency (closed loop), "
                              "got both")

@@ -20,7 +20,9 @@ Every distribution takes ``min`` (default 1: a request has at least one token ea
 optional cap ``max``. Draws outside ``[min, max]`` are clipped to it, not redrawn: a server
 truncates a prompt to its context window and stops a generation at ``max_tokens``, so the mass
 piles up at the cap just as it does in production. The nominal ``mean`` is that of the
-distribution before rounding and clipping; a tight cap lowers the realised mean.
+distribution before rounding and clipping; a tight cap lowers the realised mean. A ``mean``,
+``median``, ``value`` or ``low``/``high`` outside ``[min, max]`` is an error: the spec would
+contradict itself.
 """
 
 from __future__ import annotations
@@ -51,6 +53,10 @@ class _LengthBase(BaseModel, ABC):
             raise ValueError(f"expected max >= min ({self.min}), got max={self.max}")
         return self
 
+    def _centre(self) -> tuple[tuple[str, float], ...]:
+        """The figures the user wrote that must lie inside ``[min, max]``; none by default."""
+        return ()
+
     def _finish(self, raw: np.ndarray) -> np.ndarray:
         """Round continuous draws to whole tokens and clip them into ``[min, max]``."""
         upper = self.max if self.max is not None else np.iinfo(np.int64).max // 4
@@ -68,11 +74,30 @@ class _LengthBase(BaseModel, ABC):
         """Mean token count before rounding and clipping (for sanity checks and token shares)."""
 
 
+def check_centre_within_bounds(dist: _LengthBase, field: str) -> None:
+    """ValueError when the mean, median, value or low/high the user wrote lies outside the
+    distribution's own ``[min, max]``.
+
+    Such a spec contradicts itself: clipping would silently replace the figure written with the
+    bound (``{dist: lognormal, mean: 1024, max: 512}`` simulates ~490 tokens on average). The
+    workload configuration calls this on every user-written distribution; the classes themselves
+    accept any combination, so property tests may still probe clipping with arbitrary bounds.
+    """
+    for name, value in dist._centre():
+        if value < dist.min or (dist.max is not None and value > dist.max):
+            bounds = f"[{dist.min}, {dist.max if dist.max is not None else 'no cap'}]"
+            raise ValueError(f"{field}: expected {name} within [min, max] = {bounds} (draws are "
+                             f"clipped to it), got {value:g}")
+
+
 class Fixed(_LengthBase):
     """Every request has ``value`` tokens."""
 
     dist: Literal["fixed"] = "fixed"
     value: int = Field(ge=1, description="Token count of every request.")
+
+    def _centre(self):
+        return (("value", self.value),)
 
     def sample(self, n, rng, *, base_dir=None):
         return self._finish(np.full(n, self.value, dtype=np.float64))
@@ -94,6 +119,9 @@ class Uniform(_LengthBase):
             raise ValueError(f"expected high >= low ({self.low}), got high={self.high}")
         return self
 
+    def _centre(self):
+        return (("low", self.low), ("high", self.high))
+
     def sample(self, n, rng, *, base_dir=None):
         return self._finish(rng.integers(self.low, self.high, size=n, endpoint=True)
                             .astype(np.float64))
@@ -108,6 +136,9 @@ class Normal(_LengthBase):
     dist: Literal["normal"] = "normal"
     mean: PositiveFloat = Field(description="Mean token count.")
     std: float = Field(ge=0, description="Standard deviation in tokens.")
+
+    def _centre(self):
+        return (("mean", self.mean),)
 
     def sample(self, n, rng, *, base_dir=None):
         return self._finish(rng.normal(self.mean, self.std, size=n))
@@ -131,6 +162,11 @@ class LogNormal(_LengthBase):
             raise ValueError("expected exactly one of mean or median, got "
                              + ("both" if self.mean is not None else "neither"))
         return self
+
+    def _centre(self):
+        if self.median is not None:
+            return (("median", self.median),)
+        return (("mean", self.mean),) if self.mean is not None else ()
 
     @property
     def mu(self) -> float:
