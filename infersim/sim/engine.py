@@ -13,6 +13,17 @@ issued in table order.
 
 Randomness: one ``numpy.random.SeedSequence(seed)`` per run, spawned into independent children
 for the arrival-side router, the decode-side router and the users' think times.
+
+Modelling choices worth knowing when reading results:
+
+- a request with one output token is done when its prefill ends (no KV moves);
+- a request whose KV could never fit where it would have to live (its prompt on every prefill
+  instance, or prompt + output on every decode or mixed instance) is rejected on arrival; so is
+  one that finds ``router.queue_limit`` requests already waiting at its instance;
+- all transfers between two pools share one link (``ClusterSpec.links``, or the scale-up fabric);
+- decode admission is first come, first served, with no memory watermark: a request joins when
+  its next step fits, and growth beyond memory is handled by preemption (see ``decode``);
+- a preemption's recompute or swap stalls the whole instance for its duration.
 """
 
 from __future__ import annotations
