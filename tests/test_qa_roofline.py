@@ -70,3 +70,14 @@ def test_ideal_tensor_parallel_all_reduce_runs_at_full_link_bandwidth():
     message = tokens * model.hidden_size * 2.0  # bf16 activations of every token
     ring = 2 * 3 / 4 * message / h100.scaleup_bandwidth + 3 * h100.scaleup_latency_s
     assert cost.comm_s == pytest.approx(2 * model.num_layers * ring, rel=1e-12)
+
+
+def test_kv_shortfall_message_reads_as_one_sentence(capsys):
+    # Weights fit on 2× H100 but 64 sequences of 2,049 tokens of KV do not.
+    code, out, err = run(capsys, "--model", "llama-3.1-70b", "--hardware", "h100", "--tp", "2",
+                         "--batch", "64", "--prompt", "2048")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert err.strip() == (
+        "infersim: error: llama-3.1-70b bf16 on 2× h100 (144 GB at memory_fraction 0.9) has "
+        "room for 8,827 tokens of KV after 141 GB of weights, fewer than the 131,136 required: "
+        "use at least 4 chips (tp·pp)")

@@ -154,7 +154,9 @@ def check_fits(dep: Deployment, memory_fraction: float = 0.9, *, field: str | No
             field=field)
     need = chips_for_kv(dep, memory_fraction, max(1, min_kv_tokens))
     raise InfersimError(
-        f"{name} on {holds} at memory_fraction {memory_fraction:g} has room for "
-        f"{place.kv_capacity_tokens} tokens of KV after {_bytes(place.weight_bytes)} of "
-        f"weights, fewer than the {min_kv_tokens} required: use at least {need} chips (tp·pp)",
+        f"{name} on {dep.chips}× {dep.hardware.name} "
+        f"({_bytes(dep.chips * place.usable_bytes_per_chip)} at memory_fraction "
+        f"{memory_fraction:g}) has room for {place.kv_capacity_tokens:,} tokens of KV after "
+        f"{_bytes(place.weight_bytes)} of weights, fewer than the {min_kv_tokens:,} required: "
+        f"use at least {need} chips (tp·pp)",
         field=field)
