@@ -16,8 +16,9 @@
 #
 # At equal hourly cost and equal load the bill is the same, so the comparison that matters is
 # latency at the scenario's load and *capacity*: the highest arrival rate at which every SLO
-# percentile still holds with every request completed (the planner's verdict,
-# `infersim.plan.planner.slo_verdict`), found by doubling then bisecting the rate. Cost per
+# percentile still holds, every request completes and the planner's share of requests (90 % by
+# default) meets every target on its own — the planner's verdict,
+# `infersim.plan.planner.slo_verdict` — found by doubling then bisecting the rate. Cost per
 # million tokens is quoted at that rate, where each cluster is as busy as its SLOs allow.
 
 # %% tags=["parameters"]
