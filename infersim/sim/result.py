@@ -59,9 +59,13 @@ class SimResult:
         if np.isnan(first):
             return np.empty(0)
         runs = self.runs
-        picks = np.flatnonzero(runs["request"] == request_id)
+        if "by_request" not in self._cache:  # run numbers grouped by request, in time order
+            order = np.argsort(runs["request"], kind="stable")
+            self._cache["by_request"] = (order, runs["request"][order])
+        order, sorted_requests = self._cache["by_request"]
+        lo, hi = np.searchsorted(sorted_requests, [request_id, request_id + 1])
         parts = [np.array([first])]
-        for r in picks:  # runs were logged in time order
+        for r in order[lo:hi]:  # runs were logged in time order
             ends = self._step_ends(int(runs["instance"][r]))
             f = int(runs["first_step"][r])
             parts.append(ends[f:f + int(runs["steps"][r])])
