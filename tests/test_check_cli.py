@@ -61,7 +61,8 @@ def test_broken_plan_fails_with_junit(capsys, tmp_path):
 def test_update_baseline_records_then_detects_drift(capsys, tmp_path):
     scenarios = tmp_path / "scenarios"
     scenarios.mkdir()
-    shutil.copy(REPO / "tests" / "fixtures" / "plans" / "tiny-disaggregated.yaml", scenarios)
+    shutil.copy(REPO / "tests" / "fixtures" / "plans" / "scenarios" / "tiny-disaggregated.yaml",
+                scenarios)
     plan = tmp_path / "tiny.yaml"
     plan.write_text("scenario: scenarios/tiny-disaggregated.yaml\nset: {workload.requests: 60}\n"
                     "assert: {p99_ttft_ms: {max: 1000}}\nbaseline: tiny.baseline.json\n")

@@ -1,9 +1,10 @@
 """The capacity planner: cost-model sizing obeys the SLO physics, the recommended plan meets its
 SLOs when re-run, and it is no dearer than the obvious hand-sized alternative.
 
-The base scenario is a small Llama-3.1-8B workload (``tests/fixtures/plans/tiny-disaggregated``:
-200 requests, ~650-token prompts, ~90-token answers, p99 TTFT 500 ms and ITL 40 ms), so a whole
-plan — sizing, confirmation and max-rate search — runs in about a second in-process.
+The base scenario is a small Llama-3.1-8B workload
+(``tests/fixtures/plans/scenarios/tiny-disaggregated.yaml``: 200 requests, ~650-token prompts,
+~90-token answers, p99 TTFT 500 ms and ITL 40 ms), so a whole plan — sizing, confirmation and
+max-rate search — runs in about a second in-process.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from infersim.plan.planner import (
 )
 from infersim.scenario import load_scenario
 
-TINY = Path(__file__).resolve().parent / "fixtures" / "plans" / "tiny-disaggregated.yaml"
+TINY = Path(__file__).resolve().parent / "fixtures" / "plans" / "scenarios" / "tiny-disaggregated.yaml"
 RATE = 40.0
 CHIPS = ["h100", "a100", "b200"]
 

@@ -34,7 +34,7 @@ from infersim.plan.sweep import (
 )
 from infersim.scenario import load_scenario
 
-TINY = Path(__file__).resolve().parent / "fixtures" / "plans" / "tiny-disaggregated.yaml"
+TINY = Path(__file__).resolve().parent / "fixtures" / "plans" / "scenarios" / "tiny-disaggregated.yaml"
 
 # --- the stand-in simulator -------------------------------------------------------------------
 

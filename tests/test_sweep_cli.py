@@ -11,7 +11,7 @@ import pytest
 
 from infersim.cli import main
 
-TINY = Path(__file__).resolve().parent / "fixtures" / "plans" / "tiny-disaggregated.yaml"
+TINY = Path(__file__).resolve().parent / "fixtures" / "plans" / "scenarios" / "tiny-disaggregated.yaml"
 
 
 def run(argv: list[str], capsys) -> tuple[int, str, str]:
