@@ -4,7 +4,9 @@ A checkout keeps them at the top of the repository; an installed wheel carries t
 package as ``infersim/_data/<kind>``. Users may add their own folders with the environment
 variables ``INFERSIM_HARDWARE_PATH``, ``INFERSIM_MODELS_PATH``, ``INFERSIM_WORKLOADS_PATH`` and
 ``INFERSIM_SCENARIOS_PATH`` (``os.pathsep``-separated), searched before the shipped ones, or pass
-a path to a file directly wherever a name is accepted.
+a path to a file directly wherever a name is accepted. A checkout-relative path such as
+``scenarios/default.yaml`` (as the README writes it) names the shipped file when no file of that
+path exists in the current folder, so the README's commands work from anywhere.
 """
 
 from __future__ import annotations
@@ -43,6 +45,14 @@ def find_data_file(kind: str, name: str, suffixes: tuple[str, ...] = (".yaml", "
     for folder in search_dirs(kind):
         for suffix in ("", *suffixes):
             candidate = folder / f"{name}{suffix}"
+            if candidate.is_file():
+                return candidate
+    # The README writes shipped data as checkout paths ("scenarios/default.yaml"); from any other
+    # folder they name the shipped file (a file of that path where the user stands won above).
+    parts = direct.parts
+    if len(parts) == 2 and parts[0] == kind:
+        for suffix in ("", *suffixes):
+            candidate = shipped_dir(kind) / f"{parts[1]}{suffix}"
             if candidate.is_file():
                 return candidate
     return None
