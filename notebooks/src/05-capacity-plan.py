@@ -127,7 +127,9 @@ plt.show()
 # percentile holds, and a set share of requests meets every target on its own.
 
 # %%
-workdir = Path(tempfile.mkdtemp(prefix="infersim-plan-"))
+# The planner reads its base scenario from a file; this folder goes when the kernel stops.
+workspace = tempfile.TemporaryDirectory(prefix="infersim-plan-")
+workdir = Path(workspace.name)
 base = {
     "name": "azure-conversation", "seed": SEED, "model": MODEL, "precision": "bf16",
     "pools": {"unified": {"role": "mixed", "hardware": HARDWARE[0], "instances": 1, "tp": 8}},
