@@ -169,8 +169,11 @@ class RayExecutor:
             if address is not None:
                 _check_reachable(address)
             try:
+                # One BLAS thread per task, exactly as in local workers, whatever the cluster's
+                # environment says (see single_threaded_worker).
                 self._ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                               configure_logging=False)
+                               configure_logging=False,
+                               runtime_env={"env_vars": dict.fromkeys(_BLAS_THREAD_VARIABLES, "1")})
             except ConnectionError as err:
                 raise InfersimError(field="--address", expected="a reachable Ray cluster",
                                     given=address or "auto") from err
