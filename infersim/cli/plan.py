@@ -61,6 +61,8 @@ def register(app: typer.Typer) -> None:
                                  "in (0, 1]")] = "0.9",
         seed: Annotated[str | None, typer.Option("--seed", help="seed of every simulation")] = None,
         backend: Annotated[str, typer.Option("--backend", help="local or ray")] = "local",
+        address: Annotated[str | None, typer.Option(
+            "--address", help="Ray cluster address (default: start a local Ray)")] = None,
         workers: Annotated[str | None, typer.Option(
             "--workers", "-j", help="parallel simulations (default: all cores)")] = None,
     ) -> None:
@@ -91,7 +93,8 @@ def register(app: typer.Typer) -> None:
                 seed_value = int(seed)
             except ValueError:
                 raise InfersimError(field="--seed", expected="an integer >= 0", given=seed) from None
-        executor = make_executor(backend, workers=_number(workers, "--workers", integer=True))
+        executor = make_executor(backend, workers=_number(workers, "--workers", integer=True),
+                                 address=address)
         err = Console(stderr=True)
         started = time.perf_counter()
         try:
