@@ -179,9 +179,10 @@ plt.show()
 # Each panel is one chip: the roof is `min(peak FLOP/s, bandwidth × intensity)` per chip (solid:
 # datasheet peaks; dashed: the calibrated achievable fractions the cost model uses). Each point is
 # one step placed at its arithmetic intensity and the FLOP/s per chip it actually achieves (hollow:
-# the batch's KV cache would not fit on the instance). Decode
-# steps (circles) pile up on the sloped, bandwidth-limited side; long prefills (triangles) reach
-# the flat, compute-limited roof. Points well below the roof are eaten by latency terms.
+# the batch's KV cache would not fit on the instance). A point on the sloped side is limited by
+# bandwidth, one on the flat side by arithmetic; a point well below the roof loses its time to
+# latency terms (fixed step overhead, per-layer and chip-hop floors, communication), which is
+# where the SRAM machines' steps sit.
 
 # %%
 fig, axes = plt.subplots(1, len(CHIPS), figsize=(4 * len(CHIPS), 4.2), sharey=True)

@@ -148,9 +148,11 @@ plt.show()
 # %% [markdown]
 # ## Percentiles at one load
 #
-# Median, p90 and p99 of TTFT and of the inter-token gaps at `FOCUS_RATE` requests/s. Colocated
-# layouts prefill on every GPU, so their TTFT is short; their decoding sequences share each step
-# with prompt chunks (or wait behind whole prompts), which is what the ITL tail shows.
+# Median, p90 and p99 of TTFT and of the inter-token gaps at `FOCUS_RATE` requests/s. The two
+# forces at work: colocated layouts can prefill on every GPU, but their decoding sequences share
+# steps with prompt chunks (or wait behind whole prompts) — the ITL tail; split layouts keep
+# decode steps clean but prefill on only part of the node — the TTFT tail. The printout below
+# the chart says which force wins at this load.
 
 # %%
 focus = sweep[sweep.rate == FOCUS_RATE].set_index("layout")
@@ -175,6 +177,10 @@ for ax, metric, title in [(axes[0], "ttft", "Time to first token"),
 axes[1].legend(fontsize=8)
 fig.tight_layout()
 plt.show()
+for metric in ("ttft", "itl"):
+    column = focus[f"p99_{metric}_ms"]
+    print(f"p99 {metric.upper()} at {FOCUS_RATE} requests/s: lowest {column.min():.0f} ms "
+          f"({column.idxmin()}), highest {column.max():.0f} ms ({column.idxmax()}).")
 
 # %% [markdown]
 # ## What the numbers say
