@@ -215,13 +215,13 @@ def pareto_plot(outcome: PlanOutcome, path: Path) -> Path:
                       marker="*", s=260, color="gold", edgecolors="black", zorder=5,
                       label="best plan")
     right.set_xlabel("cluster cost ($/h)")
-    right.set_ylabel(r"goodput per dollar (requests per \$ at the max rate within SLO)")
+    right.set_ylabel(r"requests per \$ at the max rate within SLO")
     right.set_title("Goodput per dollar at each plan's maximum sustainable rate")
     if searched:
         right.legend(fontsize=7, loc="best")
     right.grid(True, alpha=0.3)
     fig.suptitle(verdict(outcome).replace("$", r"\$"), fontsize=9)  # "$" is mathtext to matplotlib
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.95))  # room for the verdict above the panels
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
