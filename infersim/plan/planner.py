@@ -75,6 +75,8 @@ CHUNK_CHOICES = (8192, 4096, 2048, 1024, 512)
 ITL_STEP_SHARE = 0.8
 TTFT_PREFILL_SHARE = 0.8
 SLO_METRICS = ("ttft", "itl", "tpot", "e2el")
+# Arrivals a maximum-rate measurement should span before its figure is read as sustainable.
+STEADY_STATE_S = 60.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -720,6 +722,12 @@ def plan_capacity(scenario: str | Path, *, rate: float | None, hardware: Sequenc
     best = next((ev for ev in ranked if ev.slo_met), None)
     if best is None:
         notes.append("no simulated candidate met the SLOs; widen --hardware or relax the SLOs")
+    elif best.max_rate and load.requests / best.max_rate < STEADY_STATE_S:
+        # A queue that grows slowly needs time to show: a short burst can pass the SLOs at a
+        # rate the cluster could not hold for an hour.
+        notes.append(f"the maximum rates were measured over {load.requests / best.max_rate:.0f} s "
+                     f"of arrivals ({load.requests} requests); raise --requests for "
+                     f"steady-state figures (>= {STEADY_STATE_S:g} s)")
     best_data = None
     if best is not None:
         best_rate = rate if rate is not None else best.max_rate
