@@ -363,8 +363,10 @@ def baseline_record(plan: PlanFile, measured: Measured) -> dict[str, Any]:
     for metric in BASELINE_METRICS:
         if resolve_metric_name(metric, list(measured.summary)) is not None:
             names.setdefault(metric, None)
-    metrics = {name: metric_value(measured.summary, name, file=plan.path, field_path=f"assert.{name}")
-               for name in names}
+    values = {name: metric_value(measured.summary, name, file=plan.path, field_path=f"assert.{name}")
+              for name in names}
+    # A figure the run could not produce (a NaN percentile of an empty set) is no reference.
+    metrics = {name: value for name, value in values.items() if math.isfinite(value)}
     return {"plan": plan.name, "scenario_hash": measured.scenario_hash, "seed": measured.seed,
             "overrides": list(plan.overrides), "metrics": metrics}
 
