@@ -3,6 +3,10 @@
     infersim sweep scenarios/default.yaml --grid workload.arrival.rate=5,10,20 \\
         --grid pools.decode.instances=2,4 --seeds 3 --out runs/sweep
     infersim sweep sweep.yaml --backend ray --address ray://head:10001
+
+Each finished run is stored under ``OUT/runs/<hash>.json``; a rerun (or a larger grid in the same
+folder) simulates only what is missing. On a Ray cluster every node needs infersim installed, the
+same version as here; the scenario file itself travels with each task.
 """
 
 from __future__ import annotations
