@@ -81,3 +81,27 @@ def test_a_class_of_a_mix_is_checked_too():
 def test_consistent_specs_still_load(spec):
     WorkloadConfig.model_validate({"arrival": {"process": "poisson", "rate": 1}, "requests": 10,
                                    "prompt_tokens": spec, "output_tokens": FIXED})
+
+
+# ---- Mooncake: one hash id per 512-token prompt block ----------------------------------------
+# A line whose hash_ids do not cover its prompt in 512-token blocks is corrupt (or from a tool
+# with another block size): prefix-affinity routing would count cached tokens wrongly, silently.
+
+from infersim.errors import InfersimError  # noqa: E402
+from infersim.workload.traces import load_mooncake  # noqa: E402
+
+
+@pytest.mark.parametrize(("line", "ids_given"), [
+    ('{"timestamp": 5, "input_length": 1000, "output_length": 5, "hash_ids": [7]}', "[7]"),
+    ('{"timestamp": 5, "input_length": 100, "output_length": 5, "hash_ids": [7, 8]}', "[7, 8]"),
+])
+def test_mooncake_hash_ids_must_cover_the_prompt_in_512_token_blocks(tmp_path, line, ids_given):
+    path = tmp_path / "trace.jsonl"
+    path.write_text('{"timestamp": 0, "input_length": 1024, "output_length": 5, '
+                    '"hash_ids": [1, 2]}\n' + line + "\n")
+    with pytest.raises(InfersimError) as err:
+        load_mooncake(path)
+    blocks = 2 if "1000" in line else 1
+    assert str(err.value) == (
+        f"{path}:2: hash_ids: expected ceil(input_length / 512) = {blocks} block ids, "
+        f"got {ids_given}")

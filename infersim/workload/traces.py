@@ -481,6 +481,13 @@ def load_mooncake(path: str | Path, *, ordered: bool = False,
                         isinstance(i, int) and not isinstance(i, bool) for i in ids):
                     raise InfersimError(file=path, line=line, field="hash_ids",
                                         expected="a list of whole numbers", given=ids)
+                # One id per 512-token block of the prompt: anything else is a corrupt line (or
+                # another block size), and prefix routing would miscount cached tokens.
+                blocks = -(-prompt[-1] // MOONCAKE_BLOCK_TOKENS)
+                if len(ids) != blocks:
+                    raise InfersimError(file=path, line=line, field="hash_ids", given=ids,
+                                        expected=f"ceil(input_length / {MOONCAKE_BLOCK_TOKENS}) "
+                                                 f"= {blocks} block ids")
                 try:
                     flat_ids.extend(ids)
                 except OverflowError:
