@@ -127,15 +127,19 @@ def makespan_output_throughput(result: infersim.api.Result) -> float:
     return float(requests["output_tokens"].sum()) / makespan
 
 
-def steady_output_throughput(result: infersim.api.Result) -> float:
+def steady_output_throughput(result: infersim.api.Result, min_share: float = 0.5) -> float:
     """Output tokens/s while the engine is saturated: tokens emitted after the first request
     completes (the ramp, where everyone is prefilling, is over) and up to the instant the last
     request starts decoding (after it nobody waits and the batch drains), over that span.
-    NaN when the two do not overlap (too few requests to ever reach a steady batch)."""
+
+    NaN when that span is under ``min_share`` of the makespan: with few requests per batch
+    (fixed lengths finish in waves) the span holds little more than one wave's refill, and its
+    rate says nothing about a steady state."""
     requests = result.requests
     start = float(requests["last_token_at"].min())
     end = float(requests["decode_start_at"].max())
-    if not end > start:
+    makespan = float(requests["last_token_at"].max() - requests["arrival_at"].min())
+    if not end - start >= min_share * makespan:
         return math.nan
     tokens = 0
     for rid in range(len(requests)):
