@@ -281,9 +281,80 @@ class Scenario(BaseModel):
 
 
 def scenario_hash(scenario: Scenario) -> str:
-    canonical = json.dumps(scenario.resolved(), sort_keys=True, separators=(",", ":"),
-                           ensure_ascii=True, allow_nan=False)
+    """What a run depends on, digested: the resolved scenario and the inputs it names.
+
+    The scenario names chips, a model, workload mixes and trace files by name or path; editing
+    one of those files (a recalibrated knob, a new price, another trace) changes the results, so
+    their contents are part of the hash. Without that a resumed sweep or a plan baseline would
+    silently reuse runs made with the old figures.
+    """
+    payload = {"scenario": scenario.resolved(), "inputs": input_digests(scenario)}
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                           allow_nan=False)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def input_digests(scenario: Scenario) -> dict[str, str]:
+    """SHA-256 of every data file the scenario reads, keyed by a stable label.
+
+    Covers each pool's hardware profile, the model spec, and in the workload every named mix
+    (recursively, mixes name mixes) and every ``path`` (traces, empirical length tables).
+    Names that resolve to no file are left out: validation reports those.
+    """
+    from infersim import __version__
+
+    digests: dict[str, str] = {"infersim": __version__}
+    base = scenario.base_dir
+
+    def add(label: str, path: Path | None) -> Path | None:
+        if path is not None and path.is_file():
+            digests[label] = _file_digest(path)
+            return path
+        return None
+
+    def local_or_shipped(kind: str, name: str, folder: Path) -> Path | None:
+        candidate = folder / name
+        if candidate.is_file():
+            return candidate
+        if kind == "models" and candidate.is_dir() and (candidate / "config.json").is_file():
+            return candidate / "config.json"
+        return find_data_file(kind, name, (".yaml", ".yml", ".json"))
+
+    for pool_name, pool in sorted(scenario.pools.items()):
+        add(f"hardware:{pool.hardware}", local_or_shipped("hardware", pool.hardware, base))
+    add(f"model:{scenario.model}", local_or_shipped("models", scenario.model, base))
+
+    seen: set[Path] = set()
+
+    def walk(node: Any, folder: Path) -> None:
+        if isinstance(node, dict):
+            for key, value in sorted(node.items()):
+                if key == "mix" and isinstance(value, str):
+                    path = add(f"mix:{value}", local_or_shipped("workloads", value, folder))
+                    if path is not None and path.resolve() not in seen:
+                        seen.add(path.resolve())
+                        try:
+                            walk(yaml.safe_load(path.read_text(encoding="utf-8")), path.parent)
+                        except yaml.YAMLError:
+                            pass  # the workload loader reports a malformed mix with its line
+                elif key == "path" and isinstance(value, str):
+                    add(f"file:{value}", folder / value)
+                else:
+                    walk(value, folder)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, folder)
+
+    walk(scenario.resolved().get("workload"), base)
+    return digests
 
 
 def json_schema() -> dict:
