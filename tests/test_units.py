@@ -73,3 +73,4 @@ def test_error_names_file_field_expected_given():
     assert str(err) == "s.yaml: pools.decode.instances: expected an integer >= 1, got -3"
     assert str(err.with_prefix("scenario")) == (
         "s.yaml: scenario.pools.decode.instances: expected an integer >= 1, got -3")
+

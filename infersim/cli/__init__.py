@@ -11,6 +11,11 @@ import sys
 
 import typer
 
+try:  # typer >= 0.20 carries its own copy of click; older releases use click itself
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click import exceptions as click_errors
+
 from infersim.errors import InfersimError
 
 app = typer.Typer(
@@ -50,7 +55,24 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     _register_all()
     try:
-        app(args=argv, standalone_mode=True)
+        code = app(args=argv, standalone_mode=False)
     except InfersimError as err:
-        print(f"infersim: error: {err}", file=sys.stderr)
+        _fail(str(err))
+    except click_errors.NoArgsIsHelpError as err:
+        # a bare group (``infersim``, ``infersim hardware``) shows its help, as git does
+        print(err.ctx.get_help())
         sys.exit(2)
+    except click_errors.UsageError as err:
+        # click's own messages (bad option values, missing arguments) as one line too
+        where = f"{err.ctx.command_path}: " if err.ctx is not None else ""
+        _fail(where + " ".join(err.format_message().split()))
+    except click_errors.ClickException as err:
+        _fail(" ".join(err.format_message().split()))
+    except typer.Abort:
+        _fail("aborted")
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str) -> None:
+    print(f"infersim: error: {message}", file=sys.stderr)
+    sys.exit(2)

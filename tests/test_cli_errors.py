@@ -1,0 +1,15 @@
+"""The command line reports its own usage errors as one line, exit status 2."""
+
+import pytest
+
+
+def test_click_usage_errors_are_one_line_exit_2(capsys):
+    from infersim.cli import main
+
+    for argv in (["roofline", "--model", "llama-3.1-8b", "--hardware", "h100", "--batch", "-1"],
+                 ["compare"], ["no-such-command"]):
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        assert stop.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("infersim: error: ") and err.count("\n") == 1, err
