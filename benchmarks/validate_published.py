@@ -356,12 +356,158 @@ def reservation_ablation(quick: bool = False) -> str:
     return "\n".join(lines)
 
 
+# -- diagnostics (docs/validation.md, D1-D4) ----------------------------------------------------
+
+VLLM_BLOG_SCHEDULER_STEPS = 10   # the vLLM v0.6.0 blog ran --num-scheduler-steps 10
+VLLM_CASES = (("8", "9", "vllm060-h100x4-llama31-70b-sharegpt.yaml", 4096),
+              ("10", "11", "vllm060-a100-llama31-8b-sharegpt.yaml", 131072))
+
+
+def _online_overrides(requests: int) -> list[str]:
+    return [f"workload.arrival={{process: poisson, rate: {VLLM_ONLINE_RATE:g}}}",
+            f"workload.requests={requests}"]
+
+
+def ttft_breakdown(quick: bool = False) -> str:
+    """D1: the engine's median TTFT split into queueing and prefill, and what vLLM 0.6's
+    multi-step scheduling (wait half a step group) and asynchronous output (one step late) add."""
+    k = VLLM_BLOG_SCHEDULER_STEPS
+    lines = [f"{'row':>4}  {'queue':>7} {'prefill':>8} {'TTFT':>7} {'TPOT':>6}  "
+             f"{'TTFT + (' + str(k) + '/2+1)·TPOT':>22}  published"]
+    figures = _figures()
+    for _, online_row, scenario, _ in VLLM_CASES:
+        result = infersim.simulate(SCENARIOS / scenario, seed=1, overrides=_online_overrides(
+            _scaled(VLLM_ONLINE_PROMPTS, quick)))
+        check_complete(result, scenario)
+        q = result.requests
+        ttft = 1e3 * float(q["ttft_s"].median())
+        tpot = float(result.summary["median_tpot_ms"])
+        corrected = ttft + (k / 2 + 1) * tpot
+        published = figures[online_row + "a"].published
+        lines.append(f"{online_row + 'a':>4}  {1e3 * q['queue_s'].median():>5.1f}ms "
+                     f"{1e3 * q['prefill_s'].median():>6.1f}ms {ttft:>5.1f}ms {tpot:>4.1f}ms  "
+                     f"{corrected:>20.1f}ms  {published:.0f} ms "
+                     f"({100 * (corrected - published) / published:+.1f} %)")
+    return "\n".join(lines)
+
+
+def offline_decomposition(quick: bool = False) -> str:
+    """D3: from the calibrated estimator to the engine's makespan figure, one assumption at a
+    time: realised (clipped) lengths, the engine's prefill batch size, steady state, makespan."""
+    from infersim.cost import prefill_time
+    from infersim.cost.throughput import LengthStats, offline_throughput, vllm_060
+
+    figures = _figures()
+    estimated = {r.figure.row: r.predicted for r in calibration_report()}
+    lines = []
+    for row, _, scenario, max_model_len in VLLM_CASES:
+        result = infersim.simulate(SCENARIOS / scenario, seed=1, overrides=[
+            f"workload.requests={_scaled(VLLM_OFFLINE_PROMPTS, quick)}"])
+        check_complete(result, scenario)
+        q = result.requests
+        dep = figures[row].deployment()
+        prompts, outputs = q["prompt_tokens"], q["output_tokens"]
+        lengths = LengthStats(mean_input=float(prompts.mean()), mean_output=float(outputs.mean()),
+                              median_input=float(prompts.median()),
+                              output_second_moment=float((outputs ** 2).mean()))
+        realised = offline_throughput(dep, lengths,
+                                      vllm_060(max_model_len,
+                                               scheduler_steps=VLLM_BLOG_SCHEDULER_STEPS))
+        # prefill-first: requests prefilled together start at the same instant
+        steps = q.groupby("prefill_start_at")["prompt_tokens"].apply(list)
+        per_step = len(q) / len(steps)
+        prefill_s = sum(prefill_time(dep, list(batch)) for batch in steps)
+        makespan = float(q["last_token_at"].max())
+        size = max(1, round(per_step))
+        per_request = prefill_time(dep, (round(lengths.mean_input),) * size) / size
+        cycle = ((lengths.mean_output - 1) * realised.decode_step_s
+                 + realised.batch_size * per_request)
+        engine_batching = realised.batch_size * lengths.mean_output / cycle
+        lines += [f"row {row}: {len(q)} requests, realised mean in/out {lengths.mean_input:.0f}/"
+                  f"{lengths.mean_output:.0f}, E[out²] {lengths.output_sq:,.0f}; "
+                  f"{len(steps):,} prefill steps, {per_step:.1f} prompts each, "
+                  f"{100 * prefill_s / makespan:.0f} % of the makespan",
+                  f"  estimator as calibrated                       {estimated[row]:>7,.0f} tok/s",
+                  f"  ... with the realised lengths                 "
+                  f"{realised.output_tokens_per_s:>7,.0f}",
+                  f"  ... and the engine's prefill batch ({per_step:.1f})      "
+                  f"{engine_batching:>7,.0f}",
+                  f"  engine, steady state                          "
+                  f"{steady_output_throughput(result):>7,.0f}",
+                  f"  engine, makespan                              "
+                  f"{makespan_output_throughput(result):>7,.0f}"]
+    return "\n".join(lines)
+
+
+def step_overhead_what_if(overheads_ms: Sequence[float] = (2.0, 4.0, 6.0),
+                          quick: bool = False) -> str:
+    """D2: rows 8 and 9 with the H100's step overhead set to each value (a copy of h100.yaml with
+    only that knob changed), the TTFT corrected as in D1."""
+    import tempfile
+
+    import yaml
+
+    from infersim.paths import shipped_dir
+
+    source = yaml.safe_load((shipped_dir("hardware") / "h100.yaml").read_text())
+    row, online_row, scenario, _ = VLLM_CASES[0]
+    figures = _figures()
+    seeds = QUICK_SEEDS if quick else FULL_SEEDS
+    k = VLLM_BLOG_SCHEDULER_STEPS
+    lines = [f"{'overhead':>8}  {'row 8 tok/s':>14} {'row 9b TPOT':>16} "
+             f"{'row 9a TTFT+' + str(k // 2 + 1) + '·TPOT':>22}"]
+    with tempfile.TemporaryDirectory() as folder:
+        for ms in overheads_ms:
+            source["calibration"]["step_overhead"]["value"] = f"{ms:g} ms"
+            variant = Path(folder) / f"h100-overhead-{ms:g}ms.yaml"
+            variant.write_text(yaml.safe_dump(source, sort_keys=False))
+            hw = [f"pools.gpu.hardware={variant}"]
+            offline, tpot, ttft = [], [], []
+            for seed in seeds:
+                requests = f"workload.requests={_scaled(VLLM_OFFLINE_PROMPTS, quick)}"
+                off = infersim.simulate(SCENARIOS / scenario, seed=seed,
+                                        overrides=[*hw, requests])
+                on = infersim.simulate(SCENARIOS / scenario, seed=seed, overrides=[
+                    *hw, *_online_overrides(_scaled(VLLM_ONLINE_PROMPTS, quick))])
+                check_complete(off, str(variant))
+                check_complete(on, str(variant))
+                offline.append(makespan_output_throughput(off))
+                tpot.append(float(on.summary["median_tpot_ms"]))
+                ttft.append(float(on.summary["median_ttft_ms"]))
+            t, p = statistics.fmean(tpot), statistics.fmean(offline)
+            corrected = statistics.fmean(ttft) + (k / 2 + 1) * t
+            cells = []
+            for value, fig_row, fmt in ((p, row, ",.0f"), (t, online_row + "b", ".2f"),
+                                        (corrected, online_row + "a", ".1f")):
+                pub = figures[fig_row].published
+                cells.append(f"{value:{fmt}} ({100 * (value - pub) / pub:+.1f}%)")
+            lines.append(f"{ms:>6g}ms  {cells[0]:>14} {cells[1]:>16} {cells[2]:>22}")
+    return "\n".join(lines)
+
+
+def lpu_context_fit() -> str:
+    """D4: KV room of the calibrated row-13 layout against the row's context."""
+    import dataclasses
+
+    figure = _figures()["13"]
+    need = 3840 + 512
+    lines = []
+    for pp in (figure.pp, figure.pp + 1):
+        dep = dataclasses.replace(figure.deployment(), pp=pp)
+        room = placement(dep).kv_capacity_tokens
+        lines.append(f"lpu tp{dep.tp}·pp{pp}: KV room {room:,} tokens, the row needs {need:,}: "
+                     f"{'fits' if room >= need else 'does not fit'}")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help=f"request counts / {QUICK_DIVISOR}, one seed")
     parser.add_argument("--no-ablation", action="store_true",
                         help="skip the rows 1-7 run without KV reservation")
+    parser.add_argument("--diagnose", action="store_true",
+                        help="also print the diagnoses of docs/validation.md (D1-D4)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     rows = validate(quick=args.quick)
@@ -370,6 +516,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\nRows 1-7, output tok/s, GUARANTEED_NO_EVICT emulated (reserved) vs the engine's "
               "on-demand KV at max_batch_size 2048:")
         print(reservation_ablation(quick=args.quick))
+    if args.diagnose:
+        print("\nD1. Online TTFT, median parts (seed 1), and with vLLM 0.6's multi-step "
+              "scheduling and async output added:")
+        print(ttft_breakdown(quick=args.quick))
+        print("\nD2. Rows 8-9 against the H100's step_overhead (everything else shipped):")
+        print(step_overhead_what_if(quick=args.quick))
+        print("\nD3. Offline ShareGPT rows, estimator to engine one assumption at a time (seed 1):")
+        print(offline_decomposition(quick=args.quick))
+        print("\nD4. Row 13's layout:")
+        print(lpu_context_fit())
     print(f"\n{'quick' if args.quick else 'full'} run, {time.perf_counter() - started:.1f} s")
     return 0
 
