@@ -52,6 +52,7 @@ shared fairly by all transfers in flight on it (not per instance pair).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import difflib
 import hashlib
@@ -328,7 +329,7 @@ def input_digests(scenario: Scenario) -> dict[str, str]:
             return candidate / "config.json"
         return find_data_file(kind, name, (".yaml", ".yml", ".json"))
 
-    for pool_name, pool in sorted(scenario.pools.items()):
+    for _, pool in sorted(scenario.pools.items()):
         add(f"hardware:{pool.hardware}", local_or_shipped("hardware", pool.hardware, base))
     add(f"model:{scenario.model}", local_or_shipped("models", scenario.model, base))
 
@@ -341,10 +342,9 @@ def input_digests(scenario: Scenario) -> dict[str, str]:
                     path = add(f"mix:{value}", local_or_shipped("workloads", value, folder))
                     if path is not None and path.resolve() not in seen:
                         seen.add(path.resolve())
-                        try:
+                        # a malformed mix is reported, with its line, by the workload loader
+                        with contextlib.suppress(yaml.YAMLError):
                             walk(yaml.safe_load(path.read_text(encoding="utf-8")), path.parent)
-                        except yaml.YAMLError:
-                            pass  # the workload loader reports a malformed mix with its line
                 elif key == "path" and isinstance(value, str):
                     add(f"file:{value}", folder / value)
                 else:
