@@ -34,6 +34,7 @@ overrides, so any row can be rerun with ``infersim run``. Run::
 
     python benchmarks/validate_published.py            # full: published request counts, 3 seeds
     python benchmarks/validate_published.py --quick    # fewer requests, one seed (seconds)
+    python benchmarks/validate_published.py --diagnose # also docs/validation.md's D1-D4
 """
 
 from __future__ import annotations
@@ -114,10 +115,14 @@ def check_complete(result: infersim.api.Result, label: str) -> None:
     requests = result.requests
     done = int(requests["completed"].sum())
     if done != len(requests):
-        rejected = int(requests["rejected"].sum())
+        rejected = requests[requests["rejected"].to_numpy()]
+        largest = int((rejected["prompt_tokens"] + rejected["output_tokens"]).max()) \
+            if len(rejected) else 0
+        room = {name: f"{pool['kv_blocks_capacity']:,} KV blocks"
+                for name, pool in result.sim.pools.items()}
         raise ValidationError(f"{label}: {done} of {len(requests)} requests completed "
-                              f"({rejected} rejected: KV capacity "
-                              f"{result.summary.get('infersim', {}).get('kv', '?')})")
+                              f"({len(rejected)} rejected, the largest needing {largest:,} "
+                              f"tokens of KV; instances hold {room})")
 
 
 def makespan_output_throughput(result: infersim.api.Result) -> float:
