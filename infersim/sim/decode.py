@@ -9,9 +9,14 @@ first served. A sequence leaves when its last token is out.
 Stepping token by token would cost a Python loop iteration per step. Instead the instance jumps
 from one change of membership to the next (an *epoch*): with membership fixed the step times form
 an arithmetic sequence whose sum is closed-form (:func:`~infersim.sim.batch.epoch_span`). The
-epoch ends at the earliest of: a sequence finishing, KV memory filling up, or (by interrupting
-the sleeping process) a newly arrived request, which joins at the first step boundary at or after
-its arrival, found by solving the quadratic.
+epoch ends at the earliest of: a sequence finishing, KV memory filling up, or a newly arrived
+request, which joins at the first step boundary at or after its arrival, found by solving the
+quadratic (the epoch's end is then moved forward to that boundary).
+
+The instance is driven by plain callbacks on the SimPy clock (:mod:`infersim.sim.clock`), not by
+a generator process: one scheduler turn at every step boundary where membership may change. A
+cut-short epoch is cut at an urgent event in the arrival's instant, exactly where SimPy would
+deliver an interrupt, so that simultaneous events keep SimPy's order.
 
 When the running sequences outgrow KV memory the most recently joined is preempted (vLLM's
 policy) and goes back to the head of the waiting line. Under ``recompute`` its KV is dropped and
@@ -33,6 +38,7 @@ from infersim.sim.batch import (
     epoch_span,
     steps_completed_by,
 )
+from infersim.sim.clock import URGENT, call_later
 from infersim.sim.costs import StepCosts
 from infersim.sim.records import EpochLog
 from infersim.sim.router import InstanceLoads
@@ -69,12 +75,14 @@ class DecodeInstance:
         self.pending_blocks = 0  # promised to requests routed here that have not joined yet
         self.used_blocks = 0  # held at the last step boundary
         self._resume: dict[int, int] = {}  # preempted request -> KV length to resume with
-        self._idle: simpy.Event | None = None
+        self._idle = False  # nothing to run: the next work wakes the instance
         self._epoch: tuple[float, int, int, float, float, int, int] | None = None
+        self._epoch_steps = 0  # steps the epoch in progress will run (less once cut short)
+        self._timer = None  # the event that ends the epoch in progress
         self._truncating = False
         self.sample_due = float("-inf")  # next time this instance may add a time-series row
         self.capacity_tokens = self.capacity_blocks * pool.block_size
-        self.process = env.process(self.serve())
+        self._start(env)
 
     @property
     def queue_length(self) -> int:
@@ -100,33 +108,37 @@ class DecodeInstance:
 
     # -- the process --------------------------------------------------------------------------
 
-    def serve(self):  # SimPy process
+    def _start(self, env: simpy.Environment) -> None:
+        # the first scheduler turn, where SimPy would start a process
+        call_later(env, 0.0, self._turn, priority=URGENT)
+
+    def _turn(self, _event=None) -> None:
+        """A scheduler turn at a step boundary: retire, preempt, admit, then run or sleep."""
         env, batch, engine = self.env, self.batch, self.engine
-        while True:
-            now = env.now
+        now = env._now
+        if batch._heap and batch._heap[0][0] <= batch.steps_done:
             self._retire(now)
-            stall = 0.0
+        stall = 0.0
+        used = batch.blocks()
+        while used > self.capacity_blocks:
+            stall += self._preempt(batch.last_joined())
             used = batch.blocks()
-            while used > self.capacity_blocks:
-                stall += self._preempt(batch.last_joined())
-                used = batch.blocks()
-            if self.waiting:
-                admitted_stall, used = self._admit(now, used)
-                stall += admitted_stall
-            self.used_blocks = used
-            self.loads.kv_committed_fraction[self.slot] = ((used + self.pending_blocks)
-                                                           / self.capacity_blocks)
-            if now >= self.sample_due:
-                self.sample_due = now + engine.timeseries.interval_s
-                engine.sample(self, now, batch_size=batch.n, kv_used=used)
-            if stall > 0:
-                self.busy_s += stall
-                yield env.timeout(stall)
-            elif batch.n == 0:
-                self._idle = env.event()
-                yield self._idle
-            else:
-                yield from self._decode_epoch(now)
+        if self.waiting:
+            admitted_stall, used = self._admit(now, used)
+            stall += admitted_stall
+        self.used_blocks = used
+        self.loads.kv_committed_fraction[self.slot] = ((used + self.pending_blocks)
+                                                       / self.capacity_blocks)
+        if now >= self.sample_due:
+            self.sample_due = now + engine.timeseries.interval_s
+            engine.sample(self, now, batch_size=batch.n, kv_used=used)
+        if stall > 0:
+            self.busy_s += stall
+            call_later(env, stall, self._turn)
+        elif batch.n == 0:
+            self._idle = True
+        else:
+            self._start_epoch(now)
 
     def _retire(self, now: float) -> None:
         """Sequences whose last token came out at this boundary leave the batch."""
@@ -136,34 +148,43 @@ class DecodeInstance:
             self._leave_loads(rid)
             engine.finish(rid, now)
 
-    def _decode_epoch(self, now: float, reserved: int = 0):
-        """Run steps of constant membership until the next departure, full memory or wake-up."""
-        batch, env = self.batch, self.env
+    def _start_epoch(self, now: float) -> None:
+        """Run steps of constant membership until the next departure or full memory."""
+        batch = self.batch
         s0, n = batch.steps_done, batch.n
-        steps = batch.steps_that_fit(batch.next_finish_step() - s0, reserved)
+        steps = batch.steps_that_fit(batch.next_finish_step() - s0)
         a, b = self.costs.decode_coefficients(n)
         k0 = batch.kv_tokens()
-        span = epoch_span(steps, a, b, k0, n)
         self._epoch = (now, s0, steps, a, b, k0, n)
-        try:
-            yield env.timeout(span)
-        except simpy.Interrupt:
-            # work arrived mid-epoch: stop at the first step boundary at or after now
-            steps = boundary_at_or_after(env.now - now, a, b, k0, n, steps)
-            span = epoch_span(steps, a, b, k0, n)
-            yield env.timeout(max(0.0, now + span - env.now))
-        self._epoch = None
+        self._epoch_steps = steps
+        self._timer = call_later(self.env, epoch_span(steps, a, b, k0, n), self._epoch_end)
+
+    def _cut_epoch(self, _event) -> None:
+        """Work arrived mid-epoch: end it at the first step boundary at or after now."""
+        start, _, steps, a, b, k0, n = self._epoch
+        now = self.env._now
+        steps = boundary_at_or_after(now - start, a, b, k0, n, steps)
+        self._epoch_steps = steps
+        span = epoch_span(steps, a, b, k0, n)
+        self._timer = call_later(self.env, max(0.0, start + span - now), self._epoch_end)
+
+    def _epoch_end(self, event) -> None:
+        if event is not self._timer:
+            return  # the epoch was cut short: a later timer ends it
+        start, s0, _, a, b, k0, n = self._epoch
+        self._epoch = self._timer = None
         self._truncating = False
-        self._log_epoch(now, s0, steps, a, b, k0, n)
+        self._log_epoch(start, s0, self._epoch_steps, a, b, k0, n)
+        self._turn()
 
     def _wake(self) -> None:
-        """New work: wake the idle process, or cut its epoch short at the next boundary."""
-        if self._idle is not None:
-            idle, self._idle = self._idle, None
-            idle.succeed()
+        """New work: wake the idle instance, or cut its epoch short at the next boundary."""
+        if self._idle:  # resume in this instant's turn, as a triggered SimPy event would
+            self._idle = False
+            call_later(self.env, 0.0, self._turn)
         elif self._epoch is not None and not self._truncating:
             self._truncating = True
-            self.process.interrupt()
+            call_later(self.env, 0.0, self._cut_epoch, priority=URGENT)
 
     def _log_epoch(self, start: float, s0: int, steps: int, a: float, b: float, k0: int,
                    n: int) -> None:

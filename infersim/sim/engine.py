@@ -35,6 +35,7 @@ import numpy as np
 import simpy
 
 from infersim.errors import InfersimError
+from infersim.sim.clock import URGENT, call_later, check_simpy, run_until
 from infersim.sim.costs import StepCosts
 from infersim.sim.decode import DecodeInstance
 from infersim.sim.link import KVLink
@@ -138,12 +139,24 @@ class Engine:
 
     # -- arrivals -----------------------------------------------------------------------------
 
-    def arrivals(self):  # SimPy process: open-loop arrivals at the table's instants
-        env = self.env
-        for rid, at in enumerate(self.table.arrival_s.tolist()):
-            if at > env.now:
-                yield env.timeout(at - env.now)
+    def start_arrivals(self) -> None:
+        """Open loop: requests arrive at the table's instants, one callback per instant."""
+        self._arrival_at = self.table.arrival_s.tolist()
+        self._next_arrival = 0
+        call_later(self.env, 0.0, self._arrivals, priority=URGENT)
+
+    def _arrivals(self, _event) -> None:
+        env, at_list, rid, n = self.env, self._arrival_at, self._next_arrival, self.total
+        while rid < n:
+            at = at_list[rid]
+            now = env._now
+            if at > now:
+                self._next_arrival = rid
+                call_later(env, at - now, self._arrivals)
+                return
             self.arrive(rid)
+            rid += 1
+        self._next_arrival = rid
 
     def start_users(self) -> None:
         users = min(self.closed_loop.users, self.total)
@@ -166,7 +179,10 @@ class Engine:
         if think == 0.0:
             self.arrive(nxt)
         else:
-            self.env.timeout(think).callbacks.append(lambda _ev: self.arrive(nxt))
+            call_later(self.env, think, self._issue, nxt)
+
+    def _issue(self, event) -> None:
+        self.arrive(event.value)
 
     def arrive(self, rid: int) -> None:
         records, prompt, output = self.records, self.prompt, self.output
@@ -234,12 +250,12 @@ class Engine:
         """A link has moved ``rid``'s KV; it is usable at ``decode`` from ``ready_at`` on."""
         delay = ready_at - self.env.now
         if delay > 0:  # the link latency, or layer-wise overlap's last layer
-            self.env.timeout(delay, (rid, decode)).callbacks.append(self._kv_usable)
+            call_later(self.env, delay, self._kv_usable, (rid, decode))
         else:
             self.records.kv_transfer_end_at[rid] = self.env.now
             decode.deliver(rid)
 
-    def _kv_usable(self, event: simpy.Event) -> None:
+    def _kv_usable(self, event) -> None:
         rid, decode = event.value
         self.records.kv_transfer_end_at[rid] = self.env.now
         decode.deliver(rid)
@@ -305,19 +321,20 @@ def simulate_cluster(cluster: ClusterSpec, workload: RequestTable | ClosedLoop, 
         sample_interval_s = max(1e-3, span / _SAMPLES_PER_INSTANCE) if closed is None else 0.01
 
     env = simpy.Environment()
+    check_simpy(env)
     engine = Engine(env, cluster, table, seed, closed_loop=closed,
                     sample_interval_s=sample_interval_s, progress=progress)
     if len(table) == 0:
         engine.all_done.succeed()
     elif closed is None:
-        env.process(engine.arrivals())
+        engine.start_arrivals()
     else:
         engine.start_users()
     stop = engine.all_done
     if time_limit_s is not None:
         limit = env.timeout(time_limit_s)
         stop = env.any_of([engine.all_done, limit])
-    env.run(until=stop)
+    run_until(env, stop)
     finished_all = engine.all_done.triggered
     stop_at = engine.last_event_at if finished_all else float(time_limit_s)
     for inst in engine.instances:

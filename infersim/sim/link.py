@@ -21,6 +21,8 @@ from collections.abc import Callable
 
 import simpy
 
+from infersim.sim.clock import call_later
+
 
 class KVLink:
     """Fair-shared bandwidth between two pools; delivers each transfer to a callback."""
@@ -74,11 +76,9 @@ class KVLink:
             self._timer = None
             return
         delay = max(0.0, (self._heap[0][0] - self._virtual) * self._active / self.bandwidth)
-        timer = self.env.timeout(delay)
-        timer.callbacks.append(self._complete)
-        self._timer = timer
+        self._timer = call_later(self.env, delay, self._complete)
 
-    def _complete(self, event: simpy.Event) -> None:
+    def _complete(self, event) -> None:
         if event is not self._timer:
             return  # superseded by a later start or completion
         now = self.env.now

@@ -21,6 +21,9 @@ from __future__ import annotations
 
 from collections import deque
 
+import simpy
+
+from infersim.sim.batch import boundary_at_or_after, epoch_span
 from infersim.sim.decode import DecodeInstance
 
 
@@ -39,6 +42,11 @@ class MixedInstance(DecodeInstance):
     @property
     def queue_length(self) -> int:
         return len(self.prefill_queue)
+
+    def _start(self, env: simpy.Environment) -> None:
+        # a mixed instance runs as a SimPy process (rarer and more varied turns than decode)
+        self._idle = None
+        self.process = env.process(self.serve())
 
     def enqueue(self, rid: int) -> None:
         engine, block = self.engine, self.pool.block_size
@@ -93,6 +101,35 @@ class MixedInstance(DecodeInstance):
             else:
                 self._idle = env.event()
                 yield self._idle
+
+    def _decode_epoch(self, now: float, reserved: int = 0):
+        """Run steps of constant membership until the next departure, full memory or wake-up."""
+        batch, env = self.batch, self.env
+        s0, n = batch.steps_done, batch.n
+        steps = batch.steps_that_fit(batch.next_finish_step() - s0, reserved)
+        a, b = self.costs.decode_coefficients(n)
+        k0 = batch.kv_tokens()
+        span = epoch_span(steps, a, b, k0, n)
+        self._epoch = (now, s0, steps, a, b, k0, n)
+        try:
+            yield env.timeout(span)
+        except simpy.Interrupt:
+            # work arrived mid-epoch: stop at the first step boundary at or after now
+            steps = boundary_at_or_after(env.now - now, a, b, k0, n, steps)
+            span = epoch_span(steps, a, b, k0, n)
+            yield env.timeout(max(0.0, now + span - env.now))
+        self._epoch = None
+        self._truncating = False
+        self._log_epoch(now, s0, steps, a, b, k0, n)
+
+    def _wake(self) -> None:
+        """New work: wake the idle process, or cut its epoch short at the next boundary."""
+        if self._idle is not None:
+            idle, self._idle = self._idle, None
+            idle.succeed()
+        elif self._epoch is not None and not self._truncating:
+            self._truncating = True
+            self.process.interrupt()
 
     def _cached(self, rid: int) -> int:
         """Leading prompt tokens a fresh prompt reuses from this instance's prefix cache."""

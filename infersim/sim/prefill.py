@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import simpy
 
+from infersim.sim.clock import URGENT, call_later
 from infersim.sim.costs import StepCosts
 from infersim.sim.router import InstanceLoads
 from infersim.sim.spec import PoolSpec
@@ -52,11 +53,13 @@ class PrefillInstance:
         self.busy_s = 0.0
         self.running = 0
         self.peak_blocks = 0
-        self._idle: simpy.Event | None = None
+        self._idle = False  # waiting for work (no batch in progress, nothing queued)
+        self._batch: tuple[list[int], int, int, float] | None = None  # in progress
         self._batch_started_at: float | None = None
         self.sample_due = float("-inf")  # next time this instance may add a time-series row
         self.prefix_cache = engine.new_prefix_cache()
-        self.process = env.process(self.prefill())
+        # the first look at the queue, where SimPy would start a process
+        call_later(env, 0.0, self._wake, priority=URGENT)
 
     @property
     def queue_length(self) -> int:
@@ -69,9 +72,9 @@ class PrefillInstance:
         self.loads.outstanding_requests[self.slot] += 1
         self.committed_blocks += -(-prompt // self.pool.block_size)
         self.loads.kv_committed_fraction[self.slot] = self.committed_blocks / self.capacity_blocks
-        if self._idle is not None:
-            idle, self._idle = self._idle, None
-            idle.succeed()
+        if self._idle:  # resume in this instant's turn, as a triggered SimPy event would
+            self._idle = False
+            call_later(self.env, 0.0, self._wake)
 
     def _sample(self, now: float, batch_size: int, kv_used: int) -> None:
         if now >= self.sample_due:
@@ -101,48 +104,65 @@ class PrefillInstance:
             free -= need
         return batch, cached
 
-    def prefill(self):  # SimPy process
-        env, engine, records = self.env, self.engine, self.engine.records
-        block, budget = self.pool.block_size, self.pool.max_batch_tokens
-        while True:
-            if not self.queue:
-                self._idle = env.event()
-                self._sample(env.now, 0, 0)
-                yield self._idle
-                continue
-            batch, cached = self._take_batch()
-            prompts = [engine.prompt[rid] for rid in batch]
-            new = [p - c for p, c in zip(prompts, cached, strict=True)]
-            if len(batch) == 1 and new[0] > budget:  # one prompt over the budget: chunk it
-                span = self.costs.chunked_prefill_s(new[0], budget, cached[0])
-            else:
-                span = self.costs.batch_prefill_s(new, cached)
-            start = env.now
+    def _wake(self, _event) -> None:
+        """Start of the run, or work arrived at an idle instance: start the next batch."""
+        self._next_batch(self.env._now)
+
+    def _next_batch(self, now: float) -> None:
+        """Take the next batch off the queue and compute it (one engine step), or go idle."""
+        if not self.queue:
+            self._idle = True
+            self._sample(now, 0, 0)
+            return
+        engine, records = self.engine, self.engine.records
+        batch, cached = self._take_batch()
+        prompt = engine.prompt
+        prompts = [prompt[rid] for rid in batch]
+        budget = self.pool.max_batch_tokens
+        if len(batch) == 1 and prompts[0] - cached[0] > budget:  # over the budget: chunk it
+            span = self.costs.chunked_prefill_s(prompts[0] - cached[0], budget, cached[0])
+        else:
+            span = self.costs.batch_prefill_s([p - c for p, c in zip(prompts, cached,
+                                                                     strict=True)], cached)
+        start_at, instance = records.prefill_start_at, records.prefill_instance
+        for rid in batch:
+            start_at[rid] = now
+            instance[rid] = self.index
+        if self.prefix_cache is not None:
             for rid, hit in zip(batch, cached, strict=True):
-                records.prefill_start_at[rid] = start
-                records.prefill_instance[rid] = self.index
                 if hit:
                     records.cached_prompt_tokens[rid] = hit
-            self.running = len(batch)
-            blocks = sum(-(-p // block) for p in prompts)
-            self.peak_blocks = max(self.peak_blocks, blocks)
-            self._sample(start, len(batch), blocks)
-            if engine.cluster.layerwise_kv_overlap:
-                engine.prefill_started(self, batch, start, start + span)
-            self._batch_started_at = start
-            yield env.timeout(span)
-            self._batch_started_at = None
-            self.busy_s += span
-            self.running = 0
-            self.loads.outstanding_tokens[self.slot] -= sum(prompts)
-            self.loads.outstanding_requests[self.slot] -= len(batch)
-            self.committed_blocks -= blocks
-            self.loads.kv_committed_fraction[self.slot] = (self.committed_blocks
-                                                           / self.capacity_blocks)
-            if self.prefix_cache is not None:
-                for rid in batch:
-                    self.prefix_cache.insert(engine.table.prefix_hashes[rid])
-            engine.prefilled(self, batch, env.now)
+        self.running = len(batch)
+        block = self.pool.block_size
+        blocks = sum(-(-p // block) for p in prompts)
+        if blocks > self.peak_blocks:
+            self.peak_blocks = blocks
+        self._sample(now, len(batch), blocks)
+        if engine.cluster.layerwise_kv_overlap:
+            engine.prefill_started(self, batch, now, now + span)
+        self._batch_started_at = now
+        self._batch = (batch, sum(prompts), blocks, span)
+        call_later(self.env, span, self._batch_done)
+
+    def _batch_done(self, _event) -> None:
+        """The step ended: every prompt of the batch has its first token."""
+        batch, tokens, blocks, span = self._batch
+        self._batch = None
+        self._batch_started_at = None
+        self.busy_s += span
+        self.running = 0
+        loads, slot = self.loads, self.slot
+        loads.outstanding_tokens[slot] -= tokens
+        loads.outstanding_requests[slot] -= len(batch)
+        self.committed_blocks -= blocks
+        loads.kv_committed_fraction[slot] = self.committed_blocks / self.capacity_blocks
+        if self.prefix_cache is not None:
+            hashes = self.engine.table.prefix_hashes
+            for rid in batch:
+                self.prefix_cache.insert(hashes[rid])
+        now = self.env._now
+        self.engine.prefilled(self, batch, now)
+        self._next_batch(now)
 
     def finalize(self, stop_at: float) -> None:
         """The run stopped at ``stop_at``: count the unfinished batch's time as busy."""
