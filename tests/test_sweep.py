@@ -175,6 +175,24 @@ def test_serial_and_process_pool_give_identical_tables(tmp_path):
     pd.testing.assert_frame_equal(back, serial.table)
 
 
+def test_replica_spread_summarises_each_point_over_its_seeds(tmp_path):
+    outcome = run_sweep(spec(rates=("5", "20"), instances=("1",), replicas=3), ToyRunner(),
+                        SerialExecutor(), tmp_path)
+    assert outcome.paths[-1] == tmp_path / "sweep_spread.csv"
+    spread = pd.read_csv(tmp_path / "sweep_spread.csv")
+    assert spread["workload.arrival.rate"].tolist() == [5, 20]
+    assert spread["replicas"].tolist() == [3, 3]
+    table = outcome.table
+    at_5 = table[table["workload.arrival.rate"] == 5]["p99_ttft_ms"]
+    assert spread.loc[0, "p99_ttft_ms_mean"] == pytest.approx(at_5.mean())
+    assert spread.loc[0, "p99_ttft_ms_std"] == pytest.approx(at_5.std(ddof=1))
+    assert spread.loc[0, "p99_ttft_ms_min"] <= spread.loc[0, "p99_ttft_ms_mean"] <= (
+        spread.loc[0, "p99_ttft_ms_max"])
+    # the stand-in's throughput does not depend on the seed: no spread
+    assert spread.loc[1, "output_throughput_std"] == 0
+    assert "seed_mean" not in spread.columns and "replica_mean" not in spread.columns
+
+
 def test_more_instances_lower_the_tail_in_the_stand_in(tmp_path):
     # Sanity of the fixture itself: the table carries the physics the runs computed.
     table = run_sweep(spec(), ToyRunner(), SerialExecutor(), None).table

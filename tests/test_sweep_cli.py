@@ -34,6 +34,8 @@ def test_sweep_command_writes_the_table_and_resumes(tmp_path, capsys):
     assert "8 runs (8 simulated, 0 from" in err
     table = pd.read_csv(out / "sweep.csv")
     assert len(table) == 8 and len(list((out / "runs").glob("*.json"))) == 8
+    spread = pd.read_csv(out / "sweep_spread.csv")
+    assert len(spread) == 4 and (spread["replicas"] == 2).all()
     assert table[["workload.arrival.rate", "pools.decode.instances", "replica"]].values.tolist()[:4] == [
         [4, 1, 0], [4, 1, 1], [4, 2, 0], [4, 2, 1]]
     assert (table["completed"] == 30).all()

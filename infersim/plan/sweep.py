@@ -15,7 +15,8 @@ unchanged, and local processes and Ray give byte-identical tables.
 Results. Each finished run is stored at once under ``DIR/runs/<hash>.json`` (the hash of the
 resolved scenario and seed; see :mod:`infersim.plan.store`), so an interrupted sweep resumes
 where it stopped. The sweep's table — one row per run: the swept values, replica, seed, then the
-summary metrics — is written to ``DIR/sweep.parquet`` and ``DIR/sweep.csv``, in grid order.
+summary metrics — is written to ``DIR/sweep.parquet`` and ``DIR/sweep.csv``, in grid order; with
+replicas, ``DIR/sweep_spread.csv`` adds each grid point's mean, spread and range over its seeds.
 A stored result is reused only if the same infersim version produced it.
 """
 
@@ -320,7 +321,38 @@ def run_sweep(spec: SweepSpec, runner: Runner, executor: Executor, out_dir: Path
     paths: tuple[Path, ...] = ()
     if out_dir is not None:
         paths = write_table(table, out_dir)
+        if spec.replicas > 1:
+            spread = out_dir / "sweep_spread.csv"
+            replica_spread(table, [key for key, _ in spec.grid]).to_csv(spread, index=False)
+            paths = (*paths, spread)
     return SweepOutcome(table=table, ran=len(dispatch), reused=total - len(todo), paths=paths)
+
+
+def replica_spread(table: pd.DataFrame, grid_keys: Sequence[str]) -> pd.DataFrame:
+    """Run-to-run spread per grid point: mean, standard deviation, min and max of every numeric
+    metric over the replicas (``p99_ttft_ms_mean``, ``p99_ttft_ms_std`` ...), in grid order.
+
+    Tail percentiles of a finite run are random variables; the spread over seeds says how many
+    requests a run needs before a p99 can be compared with an SLO.
+    """
+    skip = {*grid_keys, "replica", "seed", "run_hash"}
+    metrics = [c for c in table.columns if c not in skip
+               and pd.api.types.is_numeric_dtype(table[c]) and not pd.api.types.is_bool_dtype(table[c])]
+    point = table[list(grid_keys)].astype(str).agg("\x1f".join, axis=1)
+    order = list(dict.fromkeys(point))     # grid order, as the table has it
+    rows = []
+    for key in order:
+        group = table[point == key]
+        row = {k: group.iloc[0][k] for k in grid_keys}
+        row["replicas"] = len(group)
+        for metric in metrics:
+            values = group[metric].astype(float)
+            row[f"{metric}_mean"] = values.mean()
+            row[f"{metric}_std"] = values.std(ddof=1) if len(values) > 1 else float("nan")
+            row[f"{metric}_min"] = values.min()
+            row[f"{metric}_max"] = values.max()
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _as_grid_error(err: InfersimError, spec: SweepSpec) -> InfersimError:
