@@ -172,8 +172,16 @@ class PoolConfig(BaseModel):
                           "(e.g. NVLink in one NVL72 rack)")
     host_bandwidth: Bandwidth = Field(64e9, description="per chip, to host memory, used by "
                                                         "preemption: swap (default PCIe 5.0 x16)")
+    step_overhead: Duration | None = Field(
+        None, description="the serving framework's fixed host time per step (scheduling, launch, "
+                          "sampling), e.g. '5.5 ms' for vLLM 0.6 at TP4; none: the chip's "
+                          "calibrated step_overhead (TensorRT-LLM-like)")
 
     _v_precision = field_validator("precision", "kv_precision")(_check_precision)
+
+
+# PoolConfig fields that resolved() leaves out while None (see Scenario.resolved).
+_OMITTED_WHEN_UNSET = ("step_overhead",)
 
 
 class LinkConfig(BaseModel):
@@ -272,8 +280,18 @@ class Scenario(BaseModel):
         return self._source
 
     def resolved(self) -> dict:
-        """The scenario as plain JSON data, quantities in SI units."""
-        return self.model_dump(mode="json")
+        """The scenario as plain JSON data, quantities in SI units.
+
+        Optional pool fields added after scenarios were first hashed are left out while unset,
+        so a scenario that does not use them keeps the hash (and the sweep cache and plan
+        baselines) it had.
+        """
+        data = self.model_dump(mode="json")
+        for pool in data["pools"].values():
+            for key in _OMITTED_WHEN_UNSET:
+                if pool.get(key) is None:
+                    pool.pop(key, None)
+        return data
 
     @property
     def hash(self) -> str:
@@ -833,7 +851,7 @@ def resolve(scenario: Scenario) -> Resolved:
         check_layout(scenario, name, model, chip)
         dep = Deployment(model=model, hardware=chip, precision=precision,
                          kv_precision=pool.kv_precision, tp=pool.tp, pp=pool.pp,
-                         ideal=scenario.ideal)
+                         ideal=scenario.ideal, step_overhead_s=pool.step_overhead)
         try:
             placements[name] = check_fits(dep, pool.memory_fraction, field=field)
         except InfersimError as err:

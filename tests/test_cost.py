@@ -197,6 +197,34 @@ def test_deployment_is_hashable_and_deterministic():
     assert step_time(a, batch) == step_time(b, batch)
 
 
+def test_step_overhead_override_replaces_the_chips_knob_once_per_step():
+    # A serving framework's host time per step (vLLM 0.6 at TP4: ~5.5 ms, docs/validation.md D2)
+    # replaces the chip's calibrated 2 ms; nothing else about the step changes.
+    llama70 = load_model("llama-3.1-70b")
+    chip = Deployment(model=llama70, hardware=H100, tp=4)
+    vllm = Deployment(model=llama70, hardware=H100, tp=4, step_overhead_s=5.5e-3)
+    assert chip.effective_step_overhead_s == H100.step_overhead_s == 2e-3
+    batch = StepBatch(prefill_new_tokens=(300,), decode_kv_lens=(450,) * 16)
+    base, slower = step_time(chip, batch), step_time(vllm, batch)
+    assert slower.time_s - base.time_s == pytest.approx(3.5e-3, rel=1e-9)
+    assert slower.overhead_s - base.overhead_s == pytest.approx(3.5e-3, rel=1e-9)
+    assert (slower.compute_s, slower.memory_s, slower.comm_s) == \
+        (base.compute_s, base.memory_s, base.comm_s)
+    (a0, b0), (a1, b1) = decode_step_coefficients(chip, 16), decode_step_coefficients(vllm, 16)
+    assert b1 == b0 and a1 - a0 == pytest.approx(3.5e-3, rel=1e-9)
+    # Ideal mode drops every overhead, the override included; an explicit 0 removes the chip's.
+    ideal = Deployment(model=llama70, hardware=H100, tp=4, ideal=True, step_overhead_s=5.5e-3)
+    assert ideal.effective_step_overhead_s == 0.0
+    zero = Deployment(model=llama70, hardware=H100, tp=4, step_overhead_s=0.0)
+    assert base.time_s - step_time(zero, batch).time_s == pytest.approx(2e-3, rel=1e-9)
+
+
+@pytest.mark.parametrize("bad", [-1e-3, math.nan, math.inf, True, "5 ms"])
+def test_step_overhead_override_must_be_a_time(bad):
+    with pytest.raises(InfersimError, match="step_overhead"):
+        Deployment(model=LLAMA3_8B, hardware=H100, step_overhead_s=bad)
+
+
 def test_cost_layer_never_imports_simpy():
     code = ("import sys, infersim.cost, infersim.cost.throughput, infersim.cost.calibration; "
             "sys.exit(1 if 'simpy' in sys.modules else 0)")
@@ -217,7 +245,8 @@ def deployments(draw) -> Deployment:
                                      or ["fp16"]))
     return Deployment(model=draw(st.sampled_from(MODELS)), hardware=hardware,
                       precision=precision, tp=draw(st.sampled_from([1, 2, 4, 8, 16])),
-                      pp=draw(st.integers(1, 4)), ideal=draw(st.booleans()))
+                      pp=draw(st.integers(1, 4)), ideal=draw(st.booleans()),
+                      step_overhead_s=draw(st.none() | st.floats(0.0, 0.02)))
 
 
 kv_lens = st.lists(st.integers(0, 200_000), min_size=1, max_size=64)

@@ -79,3 +79,26 @@ def test_every_model_on_every_chip_answers_or_says_how_many_chips(hardware):
             break
         else:
             pytest.fail(f"{name} on {hardware}: advice did not converge")
+
+
+def test_step_overhead_replaces_the_chips_per_step_time(capsys):
+    args = ("--model", "llama-3.1-70b", "--hardware", "h100", "--tp", "4", "--batch", "16",
+            "--prompt", "450", "--json")
+    _, out, _ = run(capsys, *args)
+    _, out_vllm, _ = run(capsys, *args, "--step-overhead", "5.5 ms")
+    chip, vllm = json.loads(out), json.loads(out_vllm)
+    assert chip["step_overhead_s"] == pytest.approx(2e-3)
+    assert vllm["step_overhead_s"] == pytest.approx(5.5e-3)
+    assert vllm["decode"]["time_s"] - chip["decode"]["time_s"] == pytest.approx(3.5e-3)
+    assert vllm["decode"]["step_coefficients"]["a_s"] - chip["decode"]["step_coefficients"][
+        "a_s"] == pytest.approx(3.5e-3)
+    _, table, _ = run(capsys, *args[:-1], "--step-overhead", "5.5 ms")
+    assert "step overhead" in table and "5.5 ms" in table
+
+
+@pytest.mark.parametrize("value", ["5 GB", "-2 ms", "fast"])
+def test_a_bad_step_overhead_is_one_line_and_exit_2(capsys, value):
+    code, _, err = run(capsys, "--model", "llama-3-8b", "--hardware", "h100",
+                       "--step-overhead", value)
+    assert code == 2
+    assert "--step-overhead" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

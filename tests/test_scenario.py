@@ -239,3 +239,45 @@ def test_every_seed_scenario_passes_the_published_json_schema():
         assert not list(validator.iter_errors(data)), name
     data["pools"]["decode"]["gpus"] = 3
     assert list(validator.iter_errors(data))
+
+
+def test_a_pools_step_overhead_is_parsed_with_units_and_reaches_its_deployment():
+    # vLLM 0.6 at TP4 wants ~5.5 ms per step where TensorRT-LLM wants the H100's 2 ms
+    # (docs/validation.md D2): one pool may say so without touching the chip's profile.
+    data = copy.deepcopy(SMALL)
+    data["pools"]["decode"]["step_overhead"] = "5500 us"
+    sc = load_scenario(data)
+    assert sc.pools["decode"].step_overhead == pytest.approx(5.5e-3)
+    assert sc.pools["prefill"].step_overhead is None
+    cluster = build_cluster(sc)
+    deps = {pool.name: pool.deployment for pool in cluster.pools}
+    assert deps["decode"].effective_step_overhead_s == pytest.approx(5.5e-3)
+    assert deps["prefill"].effective_step_overhead_s == deps["prefill"].hardware.step_overhead_s
+    ideal = build_cluster(load_scenario({**data, "ideal": True}))
+    assert all(p.deployment.effective_step_overhead_s == 0.0 for p in ideal.pools)
+
+
+def test_a_step_overhead_with_a_wrong_unit_or_sign_is_one_line():
+    with pytest.raises(InfersimError, match=r"pools\.decode\.step_overhead: expected a time"):
+        load_scenario(SMALL, overrides=["pools.decode.step_overhead=5 GB"])
+    with pytest.raises(InfersimError, match=r"pools\.decode\.step_overhead: expected .*>= 0"):
+        load_scenario(SMALL, overrides=["pools.decode.step_overhead=-1 ms"])
+
+
+def test_an_unset_step_overhead_leaves_the_resolved_scenario_and_hash_as_before():
+    sc = load_scenario(SMALL)
+    assert all("step_overhead" not in pool for pool in sc.resolved()["pools"].values())
+    set_ = load_scenario(SMALL, overrides=["pools.decode.step_overhead=5 ms"])
+    assert set_.resolved()["pools"]["decode"]["step_overhead"] == pytest.approx(5e-3)
+    assert set_.hash != sc.hash
+    # the resolved form loads back to the same scenario
+    assert load_scenario(set_.resolved()).hash == set_.hash
+
+
+def test_a_slower_framework_step_slows_the_simulated_decode():
+    from infersim.api import simulate
+
+    fast = simulate(SMALL).summary
+    slow = simulate(load_scenario(SMALL, overrides=["pools.decode.step_overhead=6 ms"])).summary
+    # ~4 ms more per decode step (H100's shipped knob is 2 ms); TTFT is the prefill pool's.
+    assert slow["mean_itl_ms"] - fast["mean_itl_ms"] == pytest.approx(4.0, rel=0.05)

@@ -186,10 +186,10 @@ def _build_constants(dep: Deployment) -> _DeploymentConstants:
         hops.append((hw.scaleout_bandwidth, hw.scaleout_latency_s) if crosses
                     else (hw.scaleup_bandwidth, hw.scaleup_latency_s))
 
+    overhead = dep.effective_step_overhead_s
     if ideal:
-        overhead = floor = stage_floor = 0.0
+        floor = stage_floor = 0.0
     else:
-        overhead = hw.step_overhead_s
         floor = hw.layer_latency_s * layers + hw.hop_latency_s * (pp - 1)
         stage_floor = hw.layer_latency_s * layers / pp + (hw.hop_latency_s if pp > 1 else 0.0)
 

@@ -9,6 +9,7 @@ for that step: how long it takes and what bound it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -38,6 +39,11 @@ class Deployment:
     ``pp`` splits the layers into sequential stages (pipeline parallelism, one activation hop per
     stage boundary). ``ideal=True`` strips every calibrated inefficiency (efficiencies 1, no step
     overhead, no latency floors) so the textbook roofline holds exactly.
+
+    ``step_overhead_s`` is the serving framework's fixed host time per step (scheduling, launch,
+    sampling) when it differs from the chip's calibrated ``step_overhead``: the same H100 costs
+    ~2 ms per step under TensorRT-LLM and ~5.5 ms under vLLM 0.6 at TP4 (docs/validation.md D2).
+    ``None`` keeps the chip's value; ideal mode drops it like every other overhead.
     """
 
     model: ModelSpec
@@ -47,10 +53,17 @@ class Deployment:
     tp: int = 1
     pp: int = 1
     ideal: bool = False
+    step_overhead_s: float | None = None
 
     def __post_init__(self) -> None:
         _positive_int(self.tp, "tp")
         _positive_int(self.pp, "pp")
+        overhead = self.step_overhead_s
+        if overhead is not None and (isinstance(overhead, bool)
+                                     or not isinstance(overhead, (int, float))
+                                     or not math.isfinite(overhead) or overhead < 0):
+            raise InfersimError(field="step_overhead", expected="a time >= 0 in seconds",
+                                given=overhead)
         bytes_per_element(self.precision, field="precision")
         if self.kv_precision is not None:
             bytes_per_element(self.kv_precision, field="kv_precision")
@@ -60,6 +73,16 @@ class Deployment:
     @property
     def chips(self) -> int:
         return self.tp * self.pp
+
+    @property
+    def effective_step_overhead_s(self) -> float:
+        """Fixed time added to every step: this deployment's override, else the chip's knob;
+        0 in ideal mode."""
+        if self.ideal:
+            return 0.0
+        if self.step_overhead_s is not None:
+            return float(self.step_overhead_s)
+        return self.hardware.step_overhead_s
 
     @property
     def kv_dtype(self) -> str:
