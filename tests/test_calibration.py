@@ -58,6 +58,19 @@ def test_every_knob_records_what_it_was_fitted_to():
             assert any("published.md row" in hw.sources[k] for k in attributes), name
 
 
+def test_single_stream_rows_are_laid_out_to_hold_their_own_context():
+    # An SRAM machine keeps weights and KV on chip: the row-13 layout is sized for both
+    # (docs/validation.md D4), so the estimator predicts a deployment that can serve the request.
+    from infersim.cost import placement
+
+    contexts = {"12": 1000 + 200, "13": 3840 + 512, "14a": 10_000 + 1500, "14b": 10_000 + 1500}
+    for fig in published_figures():
+        if fig.row in contexts:
+            assert placement(fig.deployment()).kv_capacity_tokens >= contexts[fig.row], fig.row
+    row13 = next(f for f in published_figures() if f.row == "13")
+    assert (row13.tp, row13.pp) == (8, 10)  # 9 GroqNodes hold the weights, not the 4K context
+
+
 def test_the_fitter_lands_on_the_shipped_knob():
     # The LPU's layer latency was fitted to row 13: a grid around it picks it again.
     knobs, results = fit_knobs("lpu", {"layer_latency_s": [20e-6, 26e-6, 32e-6]})

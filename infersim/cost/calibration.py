@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from infersim.cost.memory import min_chips
+from infersim.cost.memory import chips_for_kv
 from infersim.cost.throughput import (
     TENSORRT_LLM,
     EngineConfig,
@@ -120,12 +120,17 @@ def _trtllm(row: str, isl: int, osl: int, published: float) -> PublishedFigure:
 LPU_TP = 8
 
 
-def _lpu_stages(model: str, precision: str) -> int:
+def _lpu_stages(model: str, precision: str, kv_tokens: int) -> int:
+    """Fewest GroqNode stages (``LPU_TP`` chips each) that hold the weights *and* the KV cache of
+    ``kv_tokens`` tokens: an LPU keeps both in SRAM, so a layout sized for the weights alone
+    cannot serve the row's context (Llama-2-7B fp16: 9 stages for the weights leave 2,419 tokens
+    of KV; the 4K row needs 4,352, which takes 10)."""
     from infersim.hardware import load_hardware
     from infersim.model import load_model
 
-    dep = Deployment(model=load_model(model), hardware=load_hardware("lpu"), precision=precision)
-    return math.ceil(min_chips(dep) / LPU_TP)
+    dep = Deployment(model=load_model(model), hardware=load_hardware("lpu"), precision=precision,
+                     tp=LPU_TP)
+    return chips_for_kv(dep, 0.9, kv_tokens) // LPU_TP
 
 
 def published_figures() -> tuple[PublishedFigure, ...]:
@@ -166,7 +171,8 @@ def published_figures() -> tuple[PublishedFigure, ...]:
                         pp=1, kind="USER", conditions="single stream, 1,000-token prompt",
                         published=1800.0, unit="tok/s", predict=_user_tokens_per_s(1000, 200)),
         PublishedFigure(row="13", hardware="lpu", model="llama-2-7b", precision="fp16",
-                        tp=LPU_TP, pp=_lpu_stages("llama-2-7b", "fp16"), kind="USER",
+                        tp=LPU_TP, pp=_lpu_stages("llama-2-7b", "fp16", 3840 + 512),
+                        kind="USER",
                         conditions="single stream, 4K context, 8 LPUs per stage",
                         published=750.0, unit="tok/s", predict=_user_tokens_per_s(3840, 512)),
         PublishedFigure(row="14a", hardware="trainium2", model="llama-3.1-70b", precision="bf16",

@@ -40,7 +40,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from infersim.cost.memory import placement
+from infersim.cost.memory import check_fits, placement
 from infersim.cost.step import decode_step_coefficients, prefill_time, step_time
 from infersim.cost.types import Deployment, StepBatch
 from infersim.errors import InfersimError
@@ -244,8 +244,15 @@ def online_latency(dep: Deployment, lengths: LengthStats, rate: float,
                           prefill_s=prefill_mean, utilisation=busy)
 
 
-def single_stream(dep: Deployment, prompt_tokens: int, output_tokens: int) -> tuple[float, float]:
-    """(TTFT, mean inter-token latency) of one request alone on the instance, in seconds."""
+def single_stream(dep: Deployment, prompt_tokens: int, output_tokens: int, *,
+                  memory_fraction: float = 0.9) -> tuple[float, float]:
+    """(TTFT, mean inter-token latency) of one request alone on the instance, in seconds.
+
+    InfersimError, naming the chips it would take, when the instance cannot hold the request's
+    own KV cache (prompt + output tokens) beside the weights: a speed for a deployment that
+    cannot serve the request is no prediction.
+    """
+    check_fits(dep, memory_fraction, min_kv_tokens=prompt_tokens + output_tokens)
     ttft = prefill_time(dep, (prompt_tokens,))
     a, b = decode_step_coefficients(dep, 1)
     # Mean over the decode steps of a + b·k for k = prompt+1 … prompt+output−1.
