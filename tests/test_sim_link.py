@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 
 import pytest
-import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from infersim.sim.clock import Clock
 from infersim.sim.link import KVLink
 
 
@@ -36,7 +36,7 @@ def fluid_finish_times(starts: list[float], sizes: list[float], bandwidth: float
 
 
 def run_link(starts, sizes, bandwidth, latency_s=0.0, not_before=None):
-    env = simpy.Environment()
+    env = Clock()
     ready = [math.nan] * len(starts)
 
     def on_ready(rid, destination, at):

@@ -5,14 +5,18 @@ much as the cost of the modelling around it. The engine therefore keeps SimPy's 
 clock and its priority queue, ordered by time, then priority, then creation order) but schedules
 most of its events as plain callbacks instead of resuming generator processes:
 
-- :func:`call_later` puts a :class:`Call` on the queue: a minimal event that, when its time
-  comes, calls one function with itself (its ``value`` carries the payload). It takes its place in
-  the queue exactly as ``env.timeout(delay)`` with that callback appended would, so the order of
-  simultaneous events is the one SimPy would give;
-- :func:`run_until` steps the queue like ``Environment.run(until=event)``, with the loop inlined.
+- :func:`call_later` puts a bare call on the queue (no event object): when its time comes,
+  ``callback(value)`` runs. It takes its place in the queue exactly as ``env.timeout(delay)``
+  with that callback appended would, so simultaneous events keep the order SimPy would give;
+- :func:`run_until` steps the queue like ``Environment.run(until=event)``, with the loop inlined,
+  running bare calls and SimPy events (the stop event, processes) alike.
 
-Both use three attributes SimPy has kept stable since version 3 (``_queue``, ``_eid``, ``_now``);
-:func:`check_simpy` fails loudly, once per run, should a future SimPy rename them.
+A bare call cannot be cancelled; a component that may supersede one (a link's next completion,
+a decode epoch's end) passes a token as the value and ignores calls whose token is stale.
+
+Both need a :class:`Clock`, the SimPy environment whose ``step`` knows bare calls. They use three
+attributes SimPy has kept stable since version 3 (``_queue``, ``_eid``, ``_now``); a Clock fails
+loudly when created, should a future SimPy rename them.
 """
 
 from __future__ import annotations
@@ -22,52 +26,70 @@ from heapq import heappop, heappush
 from typing import Any
 
 import simpy
-from simpy.core import StopSimulation
+from simpy.core import EmptySchedule, StopSimulation
 from simpy.events import NORMAL, URGENT
 
-__all__ = ["NORMAL", "URGENT", "Call", "call_later", "check_simpy", "run_until"]
+__all__ = ["NORMAL", "URGENT", "Clock", "call_later", "run_until"]
 
 
-class Call:
-    """A SimPy-compatible event that runs one callback (``callback(event)``) when processed."""
-
-    __slots__ = ("_ok", "_value", "callbacks")
-
-    def __init__(self, callback: Callable[[Call], None], value: Any) -> None:
-        self.callbacks = [callback]
-        self._value = value
-        self._ok = True
-
-    @property
-    def value(self) -> Any:
-        return self._value
+def call_later(env: Clock, delay: float, callback: Callable[[Any], None],
+               value: Any = None, priority: int = NORMAL) -> None:
+    """Run ``callback(value)`` ``delay`` seconds from now, in the queue slot a timeout created
+    now would take (same time, priority and creation order)."""
+    heappush(env._queue, (env._now + delay, priority, next(env._eid), callback, value))
 
 
-def call_later(env: simpy.Environment, delay: float, callback: Callable[[Call], None],
-               value: Any = None, priority: int = NORMAL) -> Call:
-    """Run ``callback(event)`` ``delay`` seconds from now; the same queue slot as a timeout."""
-    event = Call(callback, value)
-    heappush(env._queue, (env._now + delay, priority, next(env._eid), event))
-    return event
+class Clock(simpy.Environment):
+    """A SimPy environment whose queue also holds bare calls (see the module docstring).
+
+    ``step`` (hence ``run``) processes both kinds, so the usual SimPy API works on it; the
+    engine drives it with the faster :func:`run_until`.
+    """
+
+    def __init__(self, initial_time: float = 0) -> None:
+        super().__init__(initial_time)
+        for name in ("_queue", "_eid", "_now"):
+            if not hasattr(self, name):
+                raise RuntimeError(f"simpy {simpy.__version__}: Environment.{name} is gone; "
+                                   f"the engine's clock (infersim.sim.clock) needs updating")
+
+    def step(self) -> None:
+        try:
+            entry = heappop(self._queue)
+        except IndexError:
+            raise EmptySchedule from None
+        self._now = entry[0]
+        if len(entry) == 5:
+            entry[3](entry[4])
+            return
+        event = entry[3]
+        callbacks, event.callbacks = event.callbacks, None
+        for callback in callbacks:
+            callback(event)
+        if not event._ok and not hasattr(event, "_defused"):
+            exc = type(event._value)(*event._value.args)
+            exc.__cause__ = event._value
+            raise exc
 
 
-def check_simpy(env: simpy.Environment) -> None:
-    """The SimPy internals the clock relies on are there."""
-    for name in ("_queue", "_eid", "_now"):
-        if not hasattr(env, name):
-            raise RuntimeError(f"simpy {simpy.__version__}: Environment.{name} is gone; the "
-                               f"engine's clock (infersim.sim.clock) needs updating")
+def run_until(env: Clock, stop: simpy.Event) -> None:
+    """Process events until ``stop`` has been processed (``env.run(until=stop)``).
 
-
-def run_until(env: simpy.Environment, stop: simpy.Event) -> None:
-    """Process events until ``stop`` has been processed (``env.run(until=stop)``)."""
+    Queue entries are SimPy's ``(time, priority, id, event)``, or the clock's own
+    ``(time, priority, id, callback, value)``: no event object, just the call.
+    """
     if stop.callbacks is None:
         return
     stop.callbacks.append(StopSimulation.callback)
     queue = env._queue
     try:
         while queue:
-            env._now, _, _, event = heappop(queue)
+            entry = heappop(queue)
+            env._now = entry[0]
+            if len(entry) == 5:
+                entry[3](entry[4])
+                continue
+            event = entry[3]
             callbacks, event.callbacks = event.callbacks, None
             for callback in callbacks:
                 callback(event)

@@ -14,9 +14,10 @@ request, which joins at the first step boundary at or after its arrival, found b
 quadratic (the epoch's end is then moved forward to that boundary).
 
 The instance is driven by plain callbacks on the SimPy clock (:mod:`infersim.sim.clock`), not by
-a generator process: one scheduler turn at every step boundary where membership may change. A
-cut-short epoch is cut at an urgent event in the arrival's instant, exactly where SimPy would
-deliver an interrupt, so that simultaneous events keep SimPy's order.
+a generator process: one scheduler turn at every step boundary where membership may change. An
+epoch cut short gets its new end straight away (no interrupt event), except when that end is the
+arrival's own instant: then an urgent event in that instant stands in for SimPy's interrupt, so
+that simultaneous events keep the order a SimPy process would give them.
 
 When the running sequences outgrow KV memory the most recently joined is preempted (vLLM's
 policy) and goes back to the head of the waiting line. Under ``recompute`` its KV is dropped and
@@ -78,7 +79,7 @@ class DecodeInstance:
         self._idle = False  # nothing to run: the next work wakes the instance
         self._epoch: tuple[float, int, int, float, float, int, int] | None = None
         self._epoch_steps = 0  # steps the epoch in progress will run (less once cut short)
-        self._timer = None  # the event that ends the epoch in progress
+        self._timer = 0  # token of the call that ends the epoch in progress
         self._truncating = False
         self.sample_due = float("-inf")  # next time this instance may add a time-series row
         self.capacity_tokens = self.capacity_blocks * pool.block_size
@@ -112,7 +113,7 @@ class DecodeInstance:
         # the first scheduler turn, where SimPy would start a process
         call_later(env, 0.0, self._turn, priority=URGENT)
 
-    def _turn(self, _event=None) -> None:
+    def _turn(self, _value=None) -> None:
         """A scheduler turn at a step boundary: retire, preempt, admit, then run or sleep."""
         env, batch, engine = self.env, self.batch, self.engine
         now = env._now
@@ -157,22 +158,32 @@ class DecodeInstance:
         k0 = batch.kv_tokens()
         self._epoch = (now, s0, steps, a, b, k0, n)
         self._epoch_steps = steps
-        self._timer = call_later(self.env, epoch_span(steps, a, b, k0, n), self._epoch_end)
+        self._timer += 1
+        call_later(self.env, epoch_span(steps, a, b, k0, n), self._epoch_end, self._timer)
 
-    def _cut_epoch(self, _event) -> None:
-        """Work arrived mid-epoch: end it at the first step boundary at or after now."""
+    def _cut_epoch(self, urgent: bool) -> None:
+        """Work arrived mid-epoch: end it at the first step boundary at or after now.
+
+        Called straight from :meth:`_wake` (``urgent`` false) when that boundary lies ahead;
+        when it is now, from an urgent event in this instant, as SimPy delivers an interrupt,
+        so that the turn lines up behind the same-instant events SimPy would put first.
+        """
         start, _, steps, a, b, k0, n = self._epoch
         now = self.env._now
         steps = boundary_at_or_after(now - start, a, b, k0, n, steps)
+        delay = max(0.0, start + epoch_span(steps, a, b, k0, n) - now)
+        if delay == 0.0 and not urgent:
+            call_later(self.env, 0.0, self._cut_epoch, True, priority=URGENT)
+            return
         self._epoch_steps = steps
-        span = epoch_span(steps, a, b, k0, n)
-        self._timer = call_later(self.env, max(0.0, start + span - now), self._epoch_end)
+        self._timer += 1
+        call_later(self.env, delay, self._epoch_end, self._timer)
 
-    def _epoch_end(self, event) -> None:
-        if event is not self._timer:
-            return  # the epoch was cut short: a later timer ends it
+    def _epoch_end(self, token: int) -> None:
+        if token != self._timer:
+            return  # the epoch was cut short: a later call ends it
         start, s0, _, a, b, k0, n = self._epoch
-        self._epoch = self._timer = None
+        self._epoch = None
         self._truncating = False
         self._log_epoch(start, s0, self._epoch_steps, a, b, k0, n)
         self._turn()
@@ -184,7 +195,7 @@ class DecodeInstance:
             call_later(self.env, 0.0, self._turn)
         elif self._epoch is not None and not self._truncating:
             self._truncating = True
-            call_later(self.env, 0.0, self._cut_epoch, priority=URGENT)
+            self._cut_epoch(False)
 
     def _log_epoch(self, start: float, s0: int, steps: int, a: float, b: float, k0: int,
                    n: int) -> None:

@@ -35,7 +35,7 @@ import numpy as np
 import simpy
 
 from infersim.errors import InfersimError
-from infersim.sim.clock import URGENT, call_later, check_simpy, run_until
+from infersim.sim.clock import URGENT, Clock, call_later, run_until
 from infersim.sim.costs import StepCosts
 from infersim.sim.decode import DecodeInstance
 from infersim.sim.link import KVLink
@@ -145,7 +145,7 @@ class Engine:
         self._next_arrival = 0
         call_later(self.env, 0.0, self._arrivals, priority=URGENT)
 
-    def _arrivals(self, _event) -> None:
+    def _arrivals(self, _value) -> None:
         env, at_list, rid, n = self.env, self._arrival_at, self._next_arrival, self.total
         while rid < n:
             at = at_list[rid]
@@ -181,8 +181,8 @@ class Engine:
         else:
             call_later(self.env, think, self._issue, nxt)
 
-    def _issue(self, event) -> None:
-        self.arrive(event.value)
+    def _issue(self, rid: int) -> None:
+        self.arrive(rid)
 
     def arrive(self, rid: int) -> None:
         records, prompt, output = self.records, self.prompt, self.output
@@ -255,8 +255,8 @@ class Engine:
             self.records.kv_transfer_end_at[rid] = self.env.now
             decode.deliver(rid)
 
-    def _kv_usable(self, event) -> None:
-        rid, decode = event.value
+    def _kv_usable(self, value: tuple[int, DecodeInstance]) -> None:
+        rid, decode = value
         self.records.kv_transfer_end_at[rid] = self.env.now
         decode.deliver(rid)
 
@@ -320,8 +320,7 @@ def simulate_cluster(cluster: ClusterSpec, workload: RequestTable | ClosedLoop, 
         span = float(table.arrival_s[-1]) if closed is None and len(table) else 0.0
         sample_interval_s = max(1e-3, span / _SAMPLES_PER_INSTANCE) if closed is None else 0.01
 
-    env = simpy.Environment()
-    check_simpy(env)
+    env = Clock()
     engine = Engine(env, cluster, table, seed, closed_loop=closed,
                     sample_interval_s=sample_interval_s, progress=progress)
     if len(table) == 0:

@@ -43,7 +43,7 @@ class KVLink:
         self._active = 0
         self._heap: list[tuple[float, int, float, int, object]] = []
         self._seq = 0
-        self._timer: object | None = None  # the pending completion event; others are stale
+        self._timer = 0  # token of the pending completion call; calls with older ones are stale
         self.bytes_moved = 0.0
         self.busy_s = 0.0
         self.transfers = 0
@@ -72,14 +72,14 @@ class KVLink:
         self._reschedule(now)
 
     def _reschedule(self, now: float) -> None:
+        self._timer += 1
         if not self._heap:
-            self._timer = None
             return
         delay = max(0.0, (self._heap[0][0] - self._virtual) * self._active / self.bandwidth)
-        self._timer = call_later(self.env, delay, self._complete)
+        call_later(self.env, delay, self._complete, self._timer)
 
-    def _complete(self, event) -> None:
-        if event is not self._timer:
+    def _complete(self, token: int) -> None:
+        if token != self._timer:
             return  # superseded by a later start or completion
         now = self.env.now
         self._catch_up(now)

@@ -104,7 +104,7 @@ class PrefillInstance:
             free -= need
         return batch, cached
 
-    def _wake(self, _event) -> None:
+    def _wake(self, _value=None) -> None:
         """Start of the run, or work arrived at an idle instance: start the next batch."""
         self._next_batch(self.env._now)
 
@@ -144,7 +144,7 @@ class PrefillInstance:
         self._batch = (batch, sum(prompts), blocks, span)
         call_later(self.env, span, self._batch_done)
 
-    def _batch_done(self, _event) -> None:
+    def _batch_done(self, _value) -> None:
         """The step ended: every prompt of the batch has its first token."""
         batch, tokens, blocks, span = self._batch
         self._batch = None
