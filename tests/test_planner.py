@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -148,7 +149,8 @@ def test_best_plan_rerun_meets_its_slos(outcome, tmp_path, base):
     rerun = simulate(tmp_path / "best.yaml").summary
     ok, reason = slo_verdict(rerun, slo_of(base), 200)
     assert ok, reason
-    assert rerun["scenario_name"] == "tiny-disaggregated-plan"
+    assert rerun["scenario_name"] == outcome.best_scenario["name"]
+    assert rerun["scenario_name"].startswith(f"tiny-disaggregated-plan-{outcome.best.candidate.layout}-")
     planned = yaml.safe_load((tmp_path / "best.yaml").read_text())
     assert planned["workload"]["arrival"]["rate"] == RATE
 
@@ -260,7 +262,7 @@ def test_plan_command_writes_a_runnable_plan(tmp_path, capsys):
     summary = json.loads((out / "plan.json").read_text())
     table = pd.read_csv(out / "plans.csv")
     assert summary["best"] == table.loc[0, "plan"] and bool(table.loc[0, "slo_met"])
-    assert load_scenario(out / "best.yaml").name == "tiny-disaggregated-plan"
+    assert load_scenario(out / "best.yaml").name.startswith("tiny-disaggregated-plan-")
 
 
 def test_a_budget_below_every_sized_cluster_says_so(base):
@@ -276,3 +278,34 @@ def test_an_unknown_chip_names_the_option():
     text = str(err.value)
     assert text.startswith("--hardware: expected a known chip (") and "h100" in text
     assert text.endswith(", got 'h1000'")
+
+
+def test_best_yaml_describes_the_chosen_plan_not_the_base(tmp_path, outcome):
+    # The base scenario's own words describe its placeholder pools; the planned scenario must
+    # say what was chosen, at what rate and price, against which SLOs, and where it came from.
+    data = yaml.safe_load(TINY.read_text())
+    data["description"] = "one prefill GPU, two decode GPUs at 8 req/s"
+    base_path = tmp_path / "described.yaml"
+    base_path.write_text(yaml.safe_dump(data))
+    planned = plan_capacity(base_path, rate=RATE, hardware=CHIPS, executor=SerialExecutor())
+    write_outputs(planned, tmp_path / "out", str(base_path))
+    text = (tmp_path / "out" / "best.yaml").read_text()
+    best = load_scenario(tmp_path / "out" / "best.yaml")
+    assert "two decode GPUs" not in text and "8 req/s" not in text
+    c = planned.best.candidate
+    for pool in c.pools:
+        assert f"{pool.instances}x {pool.hardware} tp{pool.tp}" in best.description
+        assert f"{pool.instances}x{pool.hardware}" in best.name
+    assert c.layout in best.description
+    assert f"{RATE:g} req/s" in best.description
+    assert f"{c.cost_per_hour:.2f} $/h" in best.description
+    assert "p99 TTFT <= 500 ms" in best.description and "p99 ITL <= 40 ms" in best.description
+    assert "90% of requests" in best.description
+    assert f"planned by infersim plan from {base_path}" in best.description
+    assert best.name.startswith(f"tiny-disaggregated-plan-{c.layout}-")
+    # the comment header agrees with the description and carries no date
+    header = " ".join(line[2:] for line in text.splitlines() if line.startswith("# "))
+    assert " ".join(header.split()) == " ".join(best.description.split())
+    assert re.search(r"\d{4}-\d{2}-\d{2}", text) is None
+    # the in-memory plan (what notebooks use) says the same
+    assert planned.best_scenario["description"] == best.description

@@ -1,8 +1,9 @@
 """What a planner run leaves behind: the best plan as a runnable scenario, the ranked table of
 every candidate, and a Pareto plot of cost against latency and goodput per dollar.
 
-* ``best.yaml`` — the base scenario with the winning pools, links and the planned rate; ``infersim
-  run best.yaml`` reproduces the confirming simulation.
+* ``best.yaml`` — the base scenario with the winning pools, links and the planned rate, named and
+  described as the plan it is (pools, chips, rate, $/h, the SLOs simulation confirmed, the base
+  it was planned from); ``infersim run best.yaml`` reproduces the confirming simulation.
 * ``plans.csv`` — one row per candidate the cost model admitted, ranked: confirmed plans first
   (cheapest first, or most goodput per $ under a budget), then those that missed an SLO in
   simulation (with the reason), then those never simulated (costlier than needed).
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -113,13 +115,12 @@ def write_outputs(outcome: PlanOutcome, out_dir: Path, base_source: str) -> list
     paths.append(csv)
     if outcome.best is not None and outcome.best_scenario is not None:
         best = out_dir / "best.yaml"
-        header = (f"# Planned by `infersim plan` from {base_source}: {outcome.best.candidate.label}\n"
-                  f"# {outcome.best.candidate.cost_per_hour:.2f} $/h; "
-                  + (f"meets the SLOs at {outcome.rate:g} req/s" if outcome.rate is not None
-                     else f"highest goodput per $ under {outcome.budget:g} $/h")
-                  + (f", sustains up to {outcome.best.max_rate:.3g} req/s"
-                     if outcome.best.max_rate else "") + "\n")
-        best.write_text(header + yaml.safe_dump(outcome.best_scenario, sort_keys=False))
+        # The description, as a comment too: what a reader of the file sees first.
+        description = str(outcome.best_scenario.get("description", ""))
+        header = "".join(f"# {line}\n" for line in textwrap.wrap(
+            description, 98, break_long_words=False, break_on_hyphens=False))
+        best.write_text(header + yaml.safe_dump(outcome.best_scenario, sort_keys=False,
+                                                allow_unicode=True, width=100))
         paths.append(best)
     summary = {
         "rate": outcome.rate, "budget": outcome.budget,

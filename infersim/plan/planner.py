@@ -562,6 +562,38 @@ def _with_rate(data: dict, base, rate: float | None) -> dict:
     return data
 
 
+def plan_name(base_name: str, candidate: Candidate) -> str:
+    """A scenario name that says what the plan is: ``<base>-plan-<layout>-<pools>``, e.g.
+    ``chat-plan-disaggregated-prefill-2xh100-decode-3xmi300xtp2``."""
+    pools = "-".join(f"{p.role}-{p.instances}x{p.hardware}"
+                     + (f"tp{p.tp}" if p.tp > 1 else "") + (f"pp{p.pp}" if p.pp > 1 else "")
+                     for p in candidate.pools)
+    return f"{base_name}-plan-{candidate.layout}-{pools}"
+
+
+def plan_description(candidate: Candidate, *, rate: float | None, slo: SLO, source: str,
+                     requests: int, max_rate: float | None = None,
+                     budget: float | None = None) -> str:
+    """What a planned scenario is, in words: its pools and chips, the load and price it was
+    planned for, the SLOs simulation confirmed it against, and where it came from (no date, so
+    the same plan is always described by the same bytes)."""
+    pools = ", ".join(f"{p.role} {p.describe()}" + (f" (max {p.max_batch_size} sequences"
+                                                     f" and {p.max_batch_tokens} tokens a step)")
+                      for p in candidate.pools)
+    targets = ", ".join(f"{slo.summary_key(m).split('_')[0]} {m.upper()} <= {v:g} ms"
+                        for m, v in slo.targets().items())
+    load = (f"at {rate:g} req/s" if rate is not None else
+            f"for the most goodput per $ under {budget:g} $/h, at {max_rate:.4g} req/s")
+    chips = f"{candidate.chips} chip" + ("s" if candidate.chips != 1 else "")
+    text = (f"A {candidate.layout} plan of {chips}: {pools}; "
+            f"{candidate.cost_per_hour:.2f} $/h {load}. Confirmed by simulation of {requests} "
+            f"requests against {targets}, every request completed and at least "
+            f"{slo.attainment:.0%} of requests within every target")
+    if rate is not None and max_rate:
+        text += f"; held the SLOs up to {max_rate:.4g} req/s"
+    return text + f"; planned by infersim plan from {source}."
+
+
 def base_document(path: str | Path) -> tuple[Any, dict]:
     """The base scenario (validated) and its raw data with relative paths made absolute, so the
     planned scenario can be written anywhere."""
@@ -732,6 +764,13 @@ def plan_capacity(scenario: str | Path, *, rate: float | None, hardware: Sequenc
     if best is not None:
         best_rate = rate if rate is not None else best.max_rate
         best_data = simulator.data(best.candidate, best_rate)
+        # The base's own name and description speak of its placeholder pools: say what this is.
+        best_data["name"] = plan_name(base.name, best.candidate)
+        best_data["description"] = plan_description(
+            best.candidate, rate=rate, slo=slo, source=str(base.source or base.name),
+            requests=load.requests, max_rate=best.max_rate, budget=budget)
+        best_data = {"name": best_data.pop("name"), "description": best_data.pop("description"),
+                     **best_data}
     return PlanOutcome(rate=rate, budget=budget, slo=slo, load=load, evaluations=tuple(ranked),
                        best=best, pruned=tuple(pruned), simulations=simulator.count,
                        best_scenario=best_data, notes=tuple(notes))
