@@ -805,27 +805,15 @@ def check_layout(scenario: Scenario, name: str, model: Any, chip: Any) -> None:
     Tensor parallelism splits every layer's attention heads over the chips of one scale-up
     domain (its all-reduces ride that fabric), so ``tp`` must divide the query heads, divide or be
     a multiple of the KV heads (KV heads are replicated beyond their count, as in vLLM), and fit in
-    one domain. Pipeline parallelism gives each stage at least one layer.
+    one domain. Pipeline parallelism gives each stage at least one layer. The rules live in
+    :func:`infersim.cost.layout.check_layout`, which also bounds the layouts ``check_fits``
+    advises when a model does not fit.
     """
+    from infersim.cost.layout import check_layout as check_engine_layout
+
     pool = scenario.pools[name]
-    where = f"pools.{name}"
-    heads, kv_heads = model.num_attention_heads, model.num_kv_heads
-    if heads % pool.tp:
-        raise InfersimError(file=scenario.source, field=f"{where}.tp",
-                            expected=f"a divisor of {model.name}'s {heads} attention heads",
-                            given=pool.tp)
-    if kv_heads and kv_heads % pool.tp and pool.tp % kv_heads:
-        raise InfersimError(file=scenario.source, field=f"{where}.tp",
-                            expected=f"a divisor or a multiple of {model.name}'s {kv_heads} KV "
-                                     "heads", given=pool.tp)
-    if pool.tp > chip.scaleup_domain_chips:
-        raise InfersimError(file=scenario.source, field=f"{where}.tp",
-                            expected=f"at most {chip.scaleup_domain_chips} (one {chip.name} "
-                                     "scale-up domain; span more chips with pp)", given=pool.tp)
-    if pool.pp > model.num_layers:
-        raise InfersimError(file=scenario.source, field=f"{where}.pp",
-                            expected=f"at most {model.num_layers} ({model.name}'s layers)",
-                            given=pool.pp)
+    check_engine_layout(model, chip, pool.tp, pool.pp, tp_field=f"pools.{name}.tp",
+                        pp_field=f"pools.{name}.pp", file=scenario.source)
 
 
 def resolve(scenario: Scenario) -> Resolved:

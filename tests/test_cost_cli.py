@@ -9,7 +9,7 @@ import pytest
 
 from infersim.cli import main
 from infersim.cli.roofline import roofline
-from infersim.cost import Deployment
+from infersim.cost import Deployment, check_layout, placement, valid_tensor_parallel
 from infersim.errors import InfersimError
 from infersim.hardware import list_hardware, load_hardware
 from infersim.model import list_models, load_model
@@ -54,31 +54,60 @@ def test_a_precision_the_chip_lacks_is_a_user_error(capsys):
     assert code == 2 and "peak_flops.fp8" in err and len(err.strip().splitlines()) == 1
 
 
+def _advised(message: str, tp: int) -> tuple[int, int]:
+    """The (tp, pp) an advice names: ``tp A × pp B``, or ``N chips (tp·pp)`` at the same tp."""
+    concrete = re.search(r"use at least (\d+) chips: tp (\d+) × pp (\d+) holds", message)
+    if concrete:
+        chips, tp, pp = map(int, concrete.groups())
+        assert chips == tp * pp, message
+        return tp, pp
+    same_tp = re.search(r"use at least (\d+) chips \(tp·pp\)$", message)
+    assert same_tp, message
+    chips = int(same_tp.group(1))
+    assert chips % tp == 0, message
+    return tp, chips // tp
+
+
 @pytest.mark.parametrize("hardware", list_hardware())
-def test_every_model_on_every_chip_answers_or_says_how_many_chips(hardware):
-    # The command's body, without re-parsing arguments for each of the 100-odd pairs.
+def test_every_model_on_every_chip_answers_or_names_a_layout_that_runs(hardware):
+    # The command's body, without re-parsing arguments for each of the 100-odd pairs. Following
+    # the advice once must give a layout the scenario accepts (tp splits the heads within one
+    # scale-up domain, pp at most the layers) on which the same question is answered.
     chip = load_hardware(hardware)
     for name in list_models():
         model = load_model(name)
-        chips = 1
-        for _ in range(3):  # follow the advice: it must lead to a deployment that fits
-            dep = Deployment(model=model, hardware=chip, pp=chips)
-            try:
-                summary = roofline(dep, batch=1, prompt=512, context=512)
-            except InfersimError as err:
-                message = str(err)
-                assert "\n" not in message
-                need = re.search(r"use at least (\d+) chips \(tp·pp\)", message)
-                assert need, message
-                assert int(need.group(1)) > chips
-                chips = int(need.group(1))
-                continue
-            assert summary["fits"] and summary["decode"]["time_s"] > 0
-            assert summary["chips"] >= summary["min_chips"]
-            json.dumps(summary)
-            break
-        else:
-            pytest.fail(f"{name} on {hardware}: advice did not converge")
+        dep = Deployment(model=model, hardware=chip)
+        try:
+            summary = roofline(dep, batch=1, prompt=512, context=512)
+        except InfersimError as err:
+            message = str(err)
+            assert "\n" not in message
+            tp, pp = _advised(message, dep.tp)
+            check_layout(model, chip, tp, pp)
+            summary = roofline(Deployment(model=model, hardware=chip, tp=tp, pp=pp),
+                               batch=1, prompt=512, context=512)
+        assert summary["fits"] and summary["decode"]["time_s"] > 0
+        assert summary["chips"] >= summary["min_chips"]
+        json.dumps(summary)
+
+
+def test_llama8b_on_lpus_is_advised_a_layout_the_scenario_accepts(capsys):
+    # QA: "use at least 78 chips (tp·pp)" read as tp 1 × pp 78, which the scenario rejects
+    # (Llama-3.1-8B has 32 layers). The advice now names tp and pp and holds a 4K context.
+    code, _, err = run(capsys, "--model", "llama-3.1-8b", "--hardware", "lpu")
+    assert code == 2
+    assert err.strip().endswith("use at least 84 chips: tp 4 × pp 21 holds the weights and "
+                                "4,096 tokens of KV")
+    model, lpu = load_model("llama-3.1-8b"), load_hardware("lpu")
+    check_layout(model, lpu, 4, 21)
+    assert placement(Deployment(model=model, hardware=lpu, tp=4, pp=21)).kv_capacity_tokens \
+        >= 4096
+    # ... and it is the smallest: no valid layout of fewer chips holds 4,096 tokens.
+    for tp in valid_tensor_parallel(model, lpu):
+        for pp in range(1, model.num_layers + 1):
+            if tp * pp < 84:
+                room = placement(Deployment(model=model, hardware=lpu, tp=tp, pp=pp))
+                assert room.kv_capacity_tokens < 4096, (tp, pp)
 
 
 def test_step_overhead_replaces_the_chips_per_step_time(capsys):

@@ -6,14 +6,20 @@ import math
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from infersim.cost import (
     Deployment,
+    advised_layout,
     check_fits,
+    check_layout,
     kv_cache_bytes,
     kv_transfer_time,
     min_chips,
     placement,
+    smallest_layout,
+    valid_tensor_parallel,
 )
 from infersim.errors import InfersimError
 from infersim.hardware import load_hardware
@@ -105,3 +111,62 @@ def test_kv_transfer_time_is_latency_plus_serialisation():
         kv_transfer_time(1e6, 0.0, 1e-5)
     with pytest.raises(InfersimError, match="latency_s"):
         kv_transfer_time(1e6, 1e9, -1.0)
+
+
+# ---- advice: the smallest layout a serving engine can run ---------------------------------------
+
+_ADVICE_MODELS = [load_model(n) for n in ("llama-3.1-8b", "llama-3.1-70b", "mixtral-8x7b",
+                                          "qwen3-32b", "llama-2-7b")]
+_ADVICE_CHIPS = [load_hardware(n) for n in ("h100", "a100", "lpu", "wse3", "trainium2")]
+
+
+@settings(max_examples=40, deadline=None)
+@given(model=st.sampled_from(_ADVICE_MODELS), chip=st.sampled_from(_ADVICE_CHIPS),
+       kv_tokens=st.integers(1, 300_000))
+def test_smallest_layout_runs_holds_the_budget_and_nothing_smaller_does(model, chip, kv_tokens):
+    dep = Deployment(model=model, hardware=chip, precision="fp16" if chip.name == "lpu" else "bf16")
+    layout = smallest_layout(dep, 0.9, kv_tokens)
+
+    def room(tp: int, pp: int) -> int:
+        return placement(Deployment(model=model, hardware=chip, precision=dep.precision, tp=tp,
+                                    pp=pp)).kv_capacity_tokens
+
+    runnable = [(tp, pp) for tp in valid_tensor_parallel(model, chip)
+                for pp in range(1, model.num_layers + 1)]
+    holding = [(tp * pp, pp, tp) for tp, pp in runnable if room(tp, pp) >= kv_tokens]
+    if layout is None:
+        assert not holding
+        return
+    check_layout(model, chip, layout.tp, layout.pp)  # one the scenario accepts
+    assert layout.kv_capacity_tokens == room(layout.tp, layout.pp) >= kv_tokens
+    assert (layout.chips, layout.pp, layout.tp) == min(holding)
+
+
+def test_advice_keeps_the_users_tp_when_it_can_run_and_changes_it_when_it_cannot():
+    llama70 = load_model("llama-3.1-70b")
+    at_tp2 = Deployment(model=llama70, hardware=H100, tp=2)
+    # 131,136 tokens: tp 2 × pp 2 does (4 chips); tp 1 × pp 3 would too, with fewer chips, but
+    # the user chose tp 2 (latency) and it runs.
+    kept = advised_layout(at_tp2, 0.9, 131_136)
+    assert (kept.tp, kept.pp) == (2, 2)
+    assert smallest_layout(at_tp2, 0.9, 131_136).chips == 3
+    # tp 1 on LPUs: no pp <= 32 layers holds Llama-3.1-8B, so the advice picks another tp.
+    lpu = load_hardware("lpu")
+    llama8 = load_model("llama-3.1-8b")
+    moved = advised_layout(Deployment(model=llama8, hardware=lpu), 0.9, 4096)
+    assert moved.tp != 1 and moved.pp <= llama8.num_layers
+    with pytest.raises(InfersimError, match=r"use at least 84 chips: tp 4 × pp 21 holds the "
+                                            r"weights and 4,096 tokens of KV$"):
+        check_fits(Deployment(model=llama8, hardware=lpu))
+
+
+def test_advice_when_no_runnable_layout_holds_the_model():
+    # A billion tokens of KV for Llama-3.1-405B on A100s: tp stops at one 8-GPU domain and pp
+    # at 126 layers, and even 1,008 chips do not hold it.
+    a100 = load_hardware("a100")
+    huge = Deployment(model=load_model("llama-3.1-405b"), hardware=a100)
+    assert smallest_layout(huge, 0.9, 10**9) is None
+    with pytest.raises(InfersimError, match=r"no layout an engine can run holds it .*\(tp at "
+                                            r"most 8 within one a100 scale-up domain, pp at "
+                                            r"most 126 layers"):
+        check_fits(huge, min_kv_tokens=10**9)

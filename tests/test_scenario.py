@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -281,3 +282,22 @@ def test_a_slower_framework_step_slows_the_simulated_decode():
     slow = simulate(load_scenario(SMALL, overrides=["pools.decode.step_overhead=6 ms"])).summary
     # ~4 ms more per decode step (H100's shipped knob is 2 ms); TTFT is the prefill pool's.
     assert slow["mean_itl_ms"] - fast["mean_itl_ms"] == pytest.approx(4.0, rel=0.05)
+
+
+def test_a_pool_too_small_for_its_model_is_advised_a_layout_the_scenario_accepts():
+    # The advice of a failed fit obeys the same layout rules as pools.X.tp / pools.X.pp: follow
+    # it and the scenario validates.
+    data = copy.deepcopy(SMALL)
+    data["pools"]["decode"]["hardware"] = "lpu"
+    data["pools"]["decode"]["max_batch_size"] = 4
+    with pytest.raises(InfersimError, match=r"pools\.decode: .*use at least 84 chips: tp 4 × "
+                                            r"pp 21 holds the weights and 4,096 tokens of KV"):
+        check_scenario(load_scenario(data))
+    data["pools"]["decode"].update(tp=4, pp=21)
+    check_scenario(load_scenario(data))
+    # the shared rules, through the scenario: tp beyond the domain, pp beyond the layers
+    for override, field, expected in (
+            ("pools.prefill.tp=16", "pools.prefill.tp", "at most 8 (one h100 scale-up domain"),
+            ("pools.prefill.pp=33", "pools.prefill.pp", "at most 32 (llama-3.1-8b's layers)")):
+        with pytest.raises(InfersimError, match=rf"{field}: expected {re.escape(expected)}"):
+            check_scenario(load_scenario(data, overrides=[override]))

@@ -6,7 +6,17 @@ pure decode steps, :func:`decode_step_coefficients`) and yields that long. See
 """
 
 from infersim.cost.comm import ALLREDUCE_BUS_EFFICIENCY, allreduce_time, kv_transfer_time
-from infersim.cost.memory import Placement, check_fits, kv_cache_bytes, min_chips, placement
+from infersim.cost.layout import check_layout, valid_tensor_parallel
+from infersim.cost.memory import (
+    Layout,
+    Placement,
+    advised_layout,
+    check_fits,
+    kv_cache_bytes,
+    min_chips,
+    placement,
+    smallest_layout,
+)
 from infersim.cost.step import (
     decode_step_coefficients,
     decode_time,
@@ -35,14 +45,17 @@ __all__ = [
     "TENSORRT_LLM",
     "Deployment",
     "EngineConfig",
+    "Layout",
     "LengthStats",
     "OfflineEstimate",
     "OnlineEstimate",
     "Placement",
     "StepBatch",
     "StepCost",
+    "advised_layout",
     "allreduce_time",
     "check_fits",
+    "check_layout",
     "check_tensor_parallel",
     "decode_step_coefficients",
     "decode_time",
@@ -58,6 +71,8 @@ __all__ = [
     "prefill_time",
     "ridge_point",
     "single_stream",
+    "smallest_layout",
     "step_time",
+    "valid_tensor_parallel",
     "vllm_060",
 ]

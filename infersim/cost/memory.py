@@ -21,8 +21,13 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from infersim.cost.layout import valid_tensor_parallel
 from infersim.cost.types import Deployment
 from infersim.errors import InfersimError
+
+# KV room a chip-count advice provides when the caller asks only that the weights fit: one 4K
+# context, so the proposed layout can serve a request rather than hold one token.
+ADVICE_KV_TOKENS = 4096
 
 
 @dataclass(frozen=True)
@@ -134,12 +139,96 @@ def placement(dep: Deployment, memory_fraction: float = 0.9) -> Placement:
     )
 
 
+@dataclass(frozen=True)
+class Layout:
+    """A ``tp × pp`` split of one model copy and the KV room it leaves."""
+
+    tp: int
+    pp: int
+    kv_capacity_tokens: int
+
+    @property
+    def chips(self) -> int:
+        return self.tp * self.pp
+
+
+def _fewest_stages(dep: Deployment, tp: int, memory_fraction: float, kv_tokens: int
+                   ) -> Layout | None:
+    """The fewest pipeline stages (at most the layers) that hold ``dep`` at ``tp``, or None."""
+    layers = dep.model.num_layers
+
+    def room(pp: int) -> int:
+        return placement(dataclasses.replace(dep, tp=tp, pp=pp), memory_fraction) \
+            .kv_capacity_tokens
+
+    if room(layers) < kv_tokens:
+        return None
+    # KV room never shrinks as stages are added (weights per chip fall, layers per stage do not
+    # grow), so the fewest stages that hold it are found by bisection.
+    low, high = 0, layers
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if room(mid) >= kv_tokens else (mid, high)
+    return Layout(tp=tp, pp=high, kv_capacity_tokens=room(high))
+
+
+def smallest_layout(dep: Deployment, memory_fraction: float = 0.9, kv_tokens: int = 1
+                    ) -> Layout | None:
+    """The layout a serving engine can run (:mod:`infersim.cost.layout`: ``tp`` splits the heads
+    within one scale-up domain, ``pp`` at most the layers) with the fewest chips that holds
+    ``dep``'s weights plus ``kv_tokens`` tokens of KV, at ``dep``'s chip and precisions; among
+    equally small ones, the fewest pipeline stages. None when no valid layout holds it (the
+    weights outgrow ``layers`` stages of a whole scale-up domain)."""
+    _check_fraction(memory_fraction)
+    need = max(1, kv_tokens)
+    best: Layout | None = None
+    for tp in valid_tensor_parallel(dep.model, dep.hardware):
+        layout = _fewest_stages(dep, tp, memory_fraction, need)
+        if layout is not None and (best is None or (layout.chips, layout.pp)
+                                   < (best.chips, best.pp)):
+            best = layout
+    return best
+
+
+def advised_layout(dep: Deployment, memory_fraction: float = 0.9, kv_tokens: int = 1
+                   ) -> Layout | None:
+    """The layout to advise for ``dep`` when it does not hold ``kv_tokens`` of KV: ``dep``'s own
+    ``tp`` with the fewest stages that hold it, when that ``tp`` is one an engine can run and
+    ``layers`` stages suffice (the user chose that ``tp``, e.g. for latency); otherwise
+    :func:`smallest_layout`."""
+    _check_fraction(memory_fraction)
+    if dep.tp in valid_tensor_parallel(dep.model, dep.hardware):
+        layout = _fewest_stages(dep, dep.tp, memory_fraction, max(1, kv_tokens))
+        if layout is not None:
+            return layout
+    return smallest_layout(dep, memory_fraction, kv_tokens)
+
+
+def _advice(dep: Deployment, memory_fraction: float, kv_tokens: int) -> str:
+    """``use at least N chips ...``: :func:`advised_layout`, named concretely unless it keeps the
+    deployment's own ``tp`` (then ``pp = N / tp``)."""
+    layout = advised_layout(dep, memory_fraction, kv_tokens)
+    hw, model = dep.hardware, dep.model
+    if layout is None:
+        widest = max(valid_tensor_parallel(model, hw))
+        return (f"no layout an engine can run holds it with {kv_tokens:,} tokens of KV "
+                f"(tp at most {widest} within one {hw.name} scale-up domain, pp at most "
+                f"{model.num_layers} layers): use a chip with more memory or a lower precision")
+    if layout.tp == dep.tp:
+        return f"use at least {layout.chips} chips (tp·pp)"
+    return (f"use at least {layout.chips} chips: tp {layout.tp} × pp {layout.pp} holds the "
+            f"weights and {kv_tokens:,} tokens of KV")
+
+
 def check_fits(dep: Deployment, memory_fraction: float = 0.9, *, field: str | None = None,
                min_kv_tokens: int = 1) -> Placement:
-    """:func:`placement`, or an InfersimError saying how many chips the model needs.
+    """:func:`placement`, or an InfersimError naming the smallest layout that would hold it.
 
     ``min_kv_tokens`` is the KV room the instance must have besides the weights (a request's
-    prompt plus output, say); 1 only requires that some KV fits.
+    prompt plus output, say); 1 only requires that some KV fits. The advice is a layout a
+    serving engine can run (:func:`advised_layout`) holding the weights and ``min_kv_tokens``
+    of KV, or :data:`ADVICE_KV_TOKENS` when the caller asked for less: a layout with room for
+    one token is no advice.
     """
     place = placement(dep, memory_fraction)
     if place.kv_capacity_tokens >= max(1, min_kv_tokens):
@@ -148,15 +237,14 @@ def check_fits(dep: Deployment, memory_fraction: float = 0.9, *, field: str | No
     holds = (f"{dep.chips}× {dep.hardware.name} holds "
              f"{_bytes(dep.chips * place.usable_bytes_per_chip)}")
     if place.weight_bytes_per_chip >= place.usable_bytes_per_chip:
+        advice = _advice(dep, memory_fraction, max(min_kv_tokens, ADVICE_KV_TOKENS))
         raise InfersimError(
             f"{name} needs {_bytes(place.weight_bytes)} of weights; {holds} at "
-            f"memory_fraction {memory_fraction:g}: use at least {place.min_chips} chips (tp·pp)",
-            field=field)
-    need = chips_for_kv(dep, memory_fraction, max(1, min_kv_tokens))
+            f"memory_fraction {memory_fraction:g}: {advice}", field=field)
     raise InfersimError(
         f"{name} on {dep.chips}× {dep.hardware.name} "
         f"({_bytes(dep.chips * place.usable_bytes_per_chip)} at memory_fraction "
         f"{memory_fraction:g}) has room for {place.kv_capacity_tokens:,} tokens of KV after "
         f"{_bytes(place.weight_bytes)} of weights, fewer than the {min_kv_tokens:,} required: "
-        f"use at least {need} chips (tp·pp)",
+        f"{_advice(dep, memory_fraction, min_kv_tokens)}",
         field=field)
