@@ -27,8 +27,8 @@ import math
 class DecodeBatch:
     """Running sequences of one instance, with O(1) jumps over steps of constant membership."""
 
-    __slots__ = ("_base", "_finish", "_heap", "_join_step", "_q_sum", "_residues", "base_sum",
-                 "block_size", "capacity_blocks", "members", "n", "steps_done")
+    __slots__ = ("_heap", "_q_sum", "_residues", "base_sum", "block_size", "capacity_blocks",
+                 "members", "n", "steps_done")
 
     def __init__(self, block_size: int, capacity_blocks: int) -> None:
         self.block_size = block_size
@@ -38,10 +38,8 @@ class DecodeBatch:
         self.base_sum = 0
         self._q_sum = 0
         self._residues = [0] * block_size
-        self.members: dict[int, None] = {}  # request id -> None, in join order
-        self._base: dict[int, int] = {}
-        self._finish: dict[int, int] = {}
-        self._join_step: dict[int, int] = {}
+        # request id -> (base, finish step, join step), in join order
+        self.members: dict[int, tuple[int, int, int]] = {}
         self._heap: list[tuple[int, int]] = []
 
     # -- state at a step boundary -------------------------------------------------------------
@@ -56,33 +54,37 @@ class DecodeBatch:
         s = self.steps_done if step is None else step
         B = self.block_size
         k, t = divmod(s + B - 1, B)
-        over = sum(self._residues[B - t:]) if t else 0
-        return self._q_sum + self.n * k + over
+        if t:
+            return self._q_sum + self.n * k + sum(self._residues[B - t:])
+        return self._q_sum + self.n * k
 
     def kv_len(self, rid: int) -> int:
         """KV length request ``rid`` attends to in the next step."""
-        return self._base[rid] + self.steps_done
+        return self.members[rid][0] + self.steps_done
 
     def remaining(self, rid: int) -> int:
-        return self._finish[rid] - self.steps_done
+        return self.members[rid][1] - self.steps_done
 
     def join_step(self, rid: int) -> int:
-        return self._join_step[rid]
+        return self.members[rid][2]
 
     def last_joined(self) -> int:
         return next(reversed(self.members))
+
+    def finishing_now(self) -> bool:
+        """Whether some sequence's last token came out at this boundary (cheap check first)."""
+        heap = self._heap
+        return bool(heap) and heap[0][0] <= self.steps_done
 
     # -- membership ---------------------------------------------------------------------------
 
     def join(self, rid: int, kv_len: int, remaining: int) -> None:
         """Add a sequence whose next step attends ``kv_len`` tokens and emits ``remaining`` more."""
-        base = kv_len - self.steps_done
+        now = self.steps_done
+        base = kv_len - now
         q, r = divmod(base, self.block_size)
-        self.members[rid] = None
-        self._base[rid] = base
-        finish = self.steps_done + remaining
-        self._finish[rid] = finish
-        self._join_step[rid] = self.steps_done
+        finish = now + remaining
+        self.members[rid] = (base, finish, now)
         heapq.heappush(self._heap, (finish, rid))
         self.n += 1
         self.base_sum += base
@@ -90,10 +92,7 @@ class DecodeBatch:
         self._residues[r] += 1
 
     def leave(self, rid: int) -> None:
-        del self.members[rid]
-        base = self._base.pop(rid)
-        del self._finish[rid]
-        del self._join_step[rid]
+        base = self.members.pop(rid)[0]
         q, r = divmod(base, self.block_size)
         self.n -= 1
         self.base_sum -= base
@@ -102,10 +101,11 @@ class DecodeBatch:
 
     def next_finish_step(self) -> int | None:
         """The step count at which the earliest running sequence completes."""
-        heap, finish = self._heap, self._finish
+        heap, members = self._heap, self.members
         while heap:
             step, rid = heap[0]
-            if finish.get(rid) == step:
+            member = members.get(rid)
+            if member is not None and member[1] == step:
                 return step
             heapq.heappop(heap)  # left early (preempted); drop the stale entry
         return None
@@ -113,11 +113,12 @@ class DecodeBatch:
     def pop_finished(self) -> list[tuple[int, int]]:
         """Remove the sequences whose last token came out at this boundary: (rid, join step)."""
         done = []
-        heap, finish, now = self._heap, self._finish, self.steps_done
+        heap, members, now = self._heap, self.members, self.steps_done
         while heap and heap[0][0] <= now:
             step, rid = heapq.heappop(heap)
-            if finish.get(rid) == step:
-                done.append((rid, self._join_step[rid]))
+            member = members.get(rid)
+            if member is not None and member[1] == step:
+                done.append((rid, member[2]))
                 self.leave(rid)
         return done
 

@@ -65,7 +65,10 @@ class DecodeInstance:
         self.name = f"{pool.name}.{local_index}"
         self.loads = loads
         self.slot = slot
+        self.block_size = pool.block_size
         self.capacity_blocks = costs.kv_capacity_tokens // pool.block_size
+        self.load_tokens = 0  # outstanding work, as published in ``loads``
+        self.load_requests = 0
         self.batch = DecodeBatch(pool.block_size, self.capacity_blocks)
         self.max_seqs = min(pool.max_batch_size, pool.max_batch_tokens)
         self.host_bandwidth = pool.host_bandwidth * pool.deployment.chips
@@ -79,6 +82,7 @@ class DecodeInstance:
         self._idle = False  # nothing to run: the next work wakes the instance
         self._epoch: tuple[float, int, int, float, float, int, int] | None = None
         self._epoch_steps = 0  # steps the epoch in progress will run (less once cut short)
+        self._epoch_span = 0.0  # and their duration
         self._timer = 0  # token of the call that ends the epoch in progress
         self._truncating = False
         self.sample_due = float("-inf")  # next time this instance may add a time-series row
@@ -93,12 +97,18 @@ class DecodeInstance:
 
     def assign(self, rid: int) -> None:
         """A request has been routed here; its KV is on its way."""
-        engine = self.engine
-        self.pending_blocks += -(-(engine.prompt[rid] + 1) // self.pool.block_size)
-        self.loads.outstanding_tokens[self.slot] += engine.output[rid] - 1
-        self.loads.outstanding_requests[self.slot] += 1
-        self.loads.kv_committed_fraction[self.slot] = ((self.used_blocks + self.pending_blocks)
-                                                       / self.capacity_blocks)
+        engine, loads, slot = self.engine, self.loads, self.slot
+        self.pending_blocks += -(-(engine.prompt[rid] + 1) // self.block_size)
+        self._add_load(engine.output[rid] - 1, 1)
+        loads.kv_committed_fraction[slot] = ((self.used_blocks + self.pending_blocks)
+                                             / self.capacity_blocks)
+
+    def _add_load(self, tokens: int, requests: int) -> None:
+        """Outstanding work changed: keep the count here, publish it to the router."""
+        self.load_tokens += tokens
+        self.load_requests += requests
+        self.loads.outstanding_tokens[self.slot] = self.load_tokens
+        self.loads.outstanding_requests[self.slot] = self.load_requests
 
     def deliver(self, rid: int) -> None:
         """The request's KV has arrived: it may join at the next step boundary."""
@@ -117,7 +127,7 @@ class DecodeInstance:
         """A scheduler turn at a step boundary: retire, preempt, admit, then run or sleep."""
         env, batch, engine = self.env, self.batch, self.engine
         now = env._now
-        if batch._heap and batch._heap[0][0] <= batch.steps_done:
+        if batch.finishing_now():
             self._retire(now)
         stall = 0.0
         used = batch.blocks()
@@ -155,11 +165,12 @@ class DecodeInstance:
         s0, n = batch.steps_done, batch.n
         steps = batch.steps_that_fit(batch.next_finish_step() - s0)
         a, b = self.costs.decode_coefficients(n)
-        k0 = batch.kv_tokens()
+        k0 = batch.base_sum + n * s0
         self._epoch = (now, s0, steps, a, b, k0, n)
         self._epoch_steps = steps
+        self._epoch_span = span = epoch_span(steps, a, b, k0, n)
         self._timer += 1
-        call_later(self.env, epoch_span(steps, a, b, k0, n), self._epoch_end, self._timer)
+        call_later(self.env, span, self._epoch_end, self._timer)
 
     def _cut_epoch(self, urgent: bool) -> None:
         """Work arrived mid-epoch: end it at the first step boundary at or after now.
@@ -171,11 +182,13 @@ class DecodeInstance:
         start, _, steps, a, b, k0, n = self._epoch
         now = self.env._now
         steps = boundary_at_or_after(now - start, a, b, k0, n, steps)
-        delay = max(0.0, start + epoch_span(steps, a, b, k0, n) - now)
+        span = epoch_span(steps, a, b, k0, n)
+        delay = max(0.0, start + span - now)
         if delay == 0.0 and not urgent:
             call_later(self.env, 0.0, self._cut_epoch, True, priority=URGENT)
             return
         self._epoch_steps = steps
+        self._epoch_span = span
         self._timer += 1
         call_later(self.env, delay, self._epoch_end, self._timer)
 
@@ -185,7 +198,7 @@ class DecodeInstance:
         start, s0, _, a, b, k0, n = self._epoch
         self._epoch = None
         self._truncating = False
-        self._log_epoch(start, s0, self._epoch_steps, a, b, k0, n)
+        self._log_epoch(start, s0, self._epoch_steps, a, b, k0, n, self._epoch_span)
         self._turn()
 
     def _wake(self) -> None:
@@ -198,23 +211,23 @@ class DecodeInstance:
             self._cut_epoch(False)
 
     def _log_epoch(self, start: float, s0: int, steps: int, a: float, b: float, k0: int,
-                   n: int) -> None:
+                   n: int, span: float | None = None) -> None:
+        """Book ``steps`` steps of an epoch (``span``: their duration, when already known)."""
         if steps <= 0:
             return
         self.epochs.append(start, s0, steps, a, b, k0, n)
-        self.busy_s += epoch_span(steps, a, b, k0, n)
+        self.busy_s += epoch_span(steps, a, b, k0, n) if span is None else span
         # blocks only grow within an epoch: its last step holds the most
-        if (k0 + n * (steps - 1 + self.pool.block_size - 1)) // self.pool.block_size \
-                > self.peak_blocks:  # cheap upper bound first
+        block = self.block_size
+        if (k0 + n * (steps - 1 + block - 1)) // block > self.peak_blocks:  # cheap bound first
             self.peak_blocks = max(self.peak_blocks, self.batch.blocks(s0 + steps - 1))
-        self.batch.advance(steps)
+        self.batch.steps_done += steps
 
     def _blocks_used(self) -> int:
         return self.batch.blocks()
 
     def _leave_loads(self, rid: int) -> None:
-        self.loads.outstanding_tokens[self.slot] -= self.engine.output[rid] - 1
-        self.loads.outstanding_requests[self.slot] -= 1
+        self._add_load(1 - self.engine.output[rid], -1)
 
     def _preempt(self, rid: int) -> float:
         """Evict ``rid`` to the head of the waiting line; returns the stall it causes."""

@@ -186,7 +186,7 @@ class Engine:
 
     def arrive(self, rid: int) -> None:
         records, prompt, output = self.records, self.prompt, self.output
-        records.arrival_at[rid] = self.env.now
+        records.arrival_at[rid] = self.env._now
         decode_tokens = prompt[rid] + output[rid] - 1
         front = self.front[self.front_policy.choose(rid)]
         if front.role == "mixed":
@@ -229,35 +229,38 @@ class Engine:
                 self._send(rid, link, nbytes, decode, start, not_before_at=end + last_layer)
 
     def prefilled(self, inst: PrefillInstance, batch: list[int], now: float) -> None:
-        records, output = self.records, self.output
+        records, output, prompt = self.records, self.output, self.prompt
+        first_token_at, transfer_start_at = records.first_token_at, records.kv_transfer_start_at
         overlap = self.cluster.layerwise_kv_overlap
+        kv_bytes, links, pool = inst.costs.kv_bytes, self.links, inst.pool.name
         for rid in batch:
-            records.first_token_at[rid] = now
+            first_token_at[rid] = now
             if output[rid] == 1:
                 records.last_token_at[rid] = now
                 self.finish(rid, now)
             elif not overlap:
                 decode = self._choose_decode(rid)
-                link = self.links[(inst.pool.name, decode.pool.name)]
-                self._send(rid, link, inst.costs.kv_bytes(self.prompt[rid]), decode, now)
+                transfer_start_at[rid] = now
+                links[(pool, decode.pool.name)].transfer(kv_bytes(prompt[rid]), rid, decode)
 
     def _send(self, rid: int, link: KVLink, nbytes: float, decode: DecodeInstance, now: float,
               *, not_before_at: float = 0.0) -> None:
         self.records.kv_transfer_start_at[rid] = now
-        link.transfer(nbytes, rid, decode, not_before_at=not_before_at)
+        link.transfer(nbytes, rid, decode, not_before_at)
 
     def kv_ready(self, rid: int, decode: DecodeInstance, ready_at: float) -> None:
         """A link has moved ``rid``'s KV; it is usable at ``decode`` from ``ready_at`` on."""
-        delay = ready_at - self.env.now
+        now = self.env._now
+        delay = ready_at - now
         if delay > 0:  # the link latency, or layer-wise overlap's last layer
             call_later(self.env, delay, self._kv_usable, (rid, decode))
         else:
-            self.records.kv_transfer_end_at[rid] = self.env.now
+            self.records.kv_transfer_end_at[rid] = now
             decode.deliver(rid)
 
     def _kv_usable(self, value: tuple[int, DecodeInstance]) -> None:
         rid, decode = value
-        self.records.kv_transfer_end_at[rid] = self.env.now
+        self.records.kv_transfer_end_at[rid] = self.env._now
         decode.deliver(rid)
 
     # -- completion -----------------------------------------------------------------------------
@@ -273,13 +276,13 @@ class Engine:
         self._account(rid, self.env.now)
 
     def _account(self, rid: int, now: float) -> None:
-        self.accounted += 1
+        self.accounted = accounted = self.accounted + 1
         self.last_event_at = now
-        if self.progress is not None and self.accounted % self._progress_step == 0:
-            self.progress(self.accounted / self.total)
+        if self.progress is not None and accounted % self._progress_step == 0:
+            self.progress(accounted / self.total)
         if self.closed_loop is not None:
             self._next_for_user(rid)
-        if self.accounted == self.total and not self.all_done.triggered:
+        if accounted == self.total and not self.all_done.triggered:
             self.all_done.succeed()
 
     def sample(self, inst, now: float, *, batch_size: int = 0, kv_used: int = 0) -> None:

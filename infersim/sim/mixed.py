@@ -52,8 +52,7 @@ class MixedInstance(DecodeInstance):
         engine, block = self.engine, self.pool.block_size
         self.prefill_queue.append(rid)
         self.pending_blocks += -(-engine.prompt[rid] // block)
-        self.loads.outstanding_tokens[self.slot] += engine.prompt[rid] + engine.output[rid] - 1
-        self.loads.outstanding_requests[self.slot] += 1
+        self._add_load(engine.prompt[rid] + engine.output[rid] - 1, 1)
         self.loads.kv_committed_fraction[self.slot] = ((self._blocks_used() + self.pending_blocks)
                                                        / self.capacity_blocks)
         if self.batch.n < min(self.pool.max_batch_size, self.pool.max_batch_tokens):
@@ -225,11 +224,11 @@ class MixedInstance(DecodeInstance):
             if self.prefix_cache is not None:
                 self.prefix_cache.insert(engine.table.prefix_hashes[rid])
             records.first_token_at[rid] = end
-            self.loads.outstanding_tokens[self.slot] -= engine.prompt[rid]
             if engine.output[rid] == 1:
-                self.loads.outstanding_requests[self.slot] -= 1
+                self._add_load(-engine.prompt[rid], -1)
                 engine.finish(rid, end)
             else:
+                self._add_load(-engine.prompt[rid], 0)
                 batch.join(rid, engine.prompt[rid] + 1, engine.output[rid] - 1)
                 records.decode_start_at[rid] = end
                 records.decode_instance[rid] = self.index

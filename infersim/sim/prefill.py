@@ -46,7 +46,10 @@ class PrefillInstance:
         self.name = f"{pool.name}.{local_index}"
         self.loads = loads
         self.slot = slot  # this instance's row in the router's load arrays
+        self.block_size = pool.block_size
         self.capacity_blocks = costs.kv_capacity_tokens // pool.block_size
+        self.load_tokens = 0  # outstanding work, as published in ``loads``
+        self.load_requests = 0
         self.capacity_tokens = self.capacity_blocks * pool.block_size
         self.queue: deque[int] = deque()
         self.committed_blocks = 0  # KV blocks of the prompts queued or being computed
@@ -68,10 +71,13 @@ class PrefillInstance:
     def enqueue(self, rid: int) -> None:
         prompt = self.engine.prompt[rid]
         self.queue.append(rid)
-        self.loads.outstanding_tokens[self.slot] += prompt
-        self.loads.outstanding_requests[self.slot] += 1
-        self.committed_blocks += -(-prompt // self.pool.block_size)
-        self.loads.kv_committed_fraction[self.slot] = self.committed_blocks / self.capacity_blocks
+        loads, slot = self.loads, self.slot
+        self.load_tokens += prompt
+        self.load_requests += 1
+        loads.outstanding_tokens[slot] = self.load_tokens
+        loads.outstanding_requests[slot] = self.load_requests
+        self.committed_blocks += -(-prompt // self.block_size)
+        loads.kv_committed_fraction[slot] = self.committed_blocks / self.capacity_blocks
         if self._idle:  # resume in this instant's turn, as a triggered SimPy event would
             self._idle = False
             call_later(self.env, 0.0, self._wake)
@@ -152,8 +158,10 @@ class PrefillInstance:
         self.busy_s += span
         self.running = 0
         loads, slot = self.loads, self.slot
-        loads.outstanding_tokens[slot] -= tokens
-        loads.outstanding_requests[slot] -= len(batch)
+        self.load_tokens -= tokens
+        self.load_requests -= len(batch)
+        loads.outstanding_tokens[slot] = self.load_tokens
+        loads.outstanding_requests[slot] = self.load_requests
         self.committed_blocks -= blocks
         loads.kv_committed_fraction[slot] = self.committed_blocks / self.capacity_blocks
         if self.prefix_cache is not None:

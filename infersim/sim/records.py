@@ -39,33 +39,31 @@ class RequestRecords:
 
 
 class EpochLog:
-    """Constant-membership stretches of one decoding instance (see module docstring)."""
+    """Constant-membership stretches of one decoding instance (see module docstring).
 
-    __slots__ = ("a", "b", "first_step", "k0", "n", "start_at", "steps")
+    Rows are kept flat, seven float64 numbers per epoch (one ``extend`` per epoch is the cheapest
+    way to log from Python); the integer fields are exact in float64 far beyond any run's size.
+    """
+
+    __slots__ = ("_rows",)
+    FIELDS = ("start_at", "first_step", "steps", "a", "b", "k0", "n")
+    _INTS = ("first_step", "steps", "k0", "n")
 
     def __init__(self) -> None:
-        self.start_at = array("d")
-        self.first_step = array("q")
-        self.steps = array("q")
-        self.a = array("d")
-        self.b = array("d")
-        self.k0 = array("q")
-        self.n = array("q")
+        self._rows = array("d")
 
     def append(self, start_at: float, first_step: int, steps: int, a: float, b: float,
                k0: int, n: int) -> None:
-        self.start_at.append(start_at)
-        self.first_step.append(first_step)
-        self.steps.append(steps)
-        self.a.append(a)
-        self.b.append(b)
-        self.k0.append(k0)
-        self.n.append(n)
+        self._rows.extend((start_at, first_step, steps, a, b, k0, n))
+
+    def __len__(self) -> int:
+        return len(self._rows) // len(self.FIELDS)
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {name: np.frombuffer(getattr(self, name), dtype=np.float64
-                                    if name in ("start_at", "a", "b") else np.int64).copy()
-                for name in self.__slots__}
+        rows = np.frombuffer(self._rows, dtype=np.float64).reshape(-1, len(self.FIELDS))
+        cols = {name: rows[:, i] for i, name in enumerate(self.FIELDS)}
+        return {name: cols[name].astype(np.int64) if name in self._INTS else cols[name].copy()
+                for name in sorted(self.FIELDS)}
 
 
 def step_end_times(epochs: dict[str, np.ndarray]) -> np.ndarray:
@@ -90,24 +88,22 @@ def step_end_times(epochs: dict[str, np.ndarray]) -> np.ndarray:
 class RunLog:
     """Decode runs of all requests: (request, instance, first global step, steps)."""
 
-    __slots__ = ("first_step", "instance", "request", "steps")
+    __slots__ = ("_rows",)
+    FIELDS = ("request", "instance", "first_step", "steps")
 
     def __init__(self) -> None:
-        self.request = array("q")
-        self.instance = array("q")
-        self.first_step = array("q")
-        self.steps = array("q")
+        self._rows = array("q")
 
     def append(self, request: int, instance: int, first_step: int, steps: int) -> None:
         if steps > 0:
-            self.request.append(request)
-            self.instance.append(instance)
-            self.first_step.append(first_step)
-            self.steps.append(steps)
+            self._rows.extend((request, instance, first_step, steps))
+
+    def __len__(self) -> int:
+        return len(self._rows) // len(self.FIELDS)
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {name: np.frombuffer(getattr(self, name), dtype=np.int64).copy()
-                for name in self.__slots__}
+        rows = np.frombuffer(self._rows, dtype=np.int64).reshape(-1, len(self.FIELDS))
+        return {name: rows[:, self.FIELDS.index(name)].copy() for name in sorted(self.FIELDS)}
 
 
 class Timeseries:
