@@ -309,3 +309,35 @@ def test_best_yaml_describes_the_chosen_plan_not_the_base(tmp_path, outcome):
     assert re.search(r"\d{4}-\d{2}-\d{2}", text) is None
     # the in-memory plan (what notebooks use) says the same
     assert planned.best_scenario["description"] == best.description
+
+
+def test_pareto_plot_speaks_in_words_and_marks_the_plan_and_the_slo(outcome):
+    from matplotlib.lines import Line2D
+
+    from infersim.plan.outputs import pareto_figure
+
+    fig = pareto_figure(outcome)
+    fig.canvas.draw()
+    left, right = fig.axes[:2]
+    assert left.get_ylabel().startswith("p99 time to first token (ms)")
+    assert "_" not in left.get_ylabel() and "_" not in right.get_ylabel()
+    for ax in (left, right):
+        labels = [t.get_text() for t in ax.get_yticklabels() + ax.get_xticklabels()]
+        assert labels and not any("times" in t or "^" in t or "$" in t for t in labels), labels
+    # colocated and disaggregated plans are told apart by marker and by name
+    legend = [t.get_text() for t in left.get_legend().get_texts()]
+    assert any(t.startswith("colocated") for t in legend)
+    assert any(t.startswith("disaggregated") for t in legend)
+    markers = {c.get_label().split(",")[0]: c.get_paths()[0].vertices.shape
+               for c in left.collections if c.get_label().startswith(("colocated", "disagg"))}
+    assert markers["colocated"] != markers["disaggregated"]
+    # the chosen plan is named on the plot, and the TTFT target is a line at its value
+    texts = [t.get_text() for t in left.texts]
+    assert "chosen" in texts
+    assert any(outcome.best.candidate.label in t and "chosen" in t for t in legend), legend
+    slo_lines = [ln for ln in left.lines if isinstance(ln, Line2D)
+                 and list(ln.get_ydata()) == [outcome.slo.ttft_ms] * 2]
+    assert slo_lines
+    assert any("500 ms" in t for t in texts + legend)
+    import matplotlib.pyplot as plt
+    plt.close(fig)

@@ -154,7 +154,34 @@ def _pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]
     return front
 
 
-def pareto_plot(outcome: PlanOutcome, path: Path) -> Path:
+METRIC_WORDS = {"ttft": "time to first token", "itl": "inter-token latency",
+                "tpot": "time per output token", "e2el": "end-to-end latency"}
+
+
+def _human(key: str) -> str:
+    """``p99_ttft_ms`` -> ``p99 time to first token (ms)``."""
+    percentile, metric = key.removesuffix("_ms").split("_", 1)
+    return f"{percentile} {METRIC_WORDS.get(metric, metric)} (ms)"
+
+
+def _plain_ticks(axis, values) -> None:
+    """Log scale only where the values span more than a decade; tick labels are plain numbers
+    (200, 500, 1000), never 2×10² — a reader compares them with SLOs written that way."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    finite = [v for v in values if math.isfinite(v) and v > 0]
+    formatter = FuncFormatter(lambda value, _: f"{value:,.10g}")
+    if finite and max(finite) / min(finite) > 10:
+        axis.axes.set_yscale("log") if axis.axis_name == "y" else axis.axes.set_xscale("log")
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.set_minor_formatter(NullFormatter())
+    axis.set_major_formatter(formatter)
+
+
+def pareto_figure(outcome: PlanOutcome):
+    """The planner's two panels: $/h against tail TTFT (the cost–latency trade), and $/h against
+    requests per dollar at each plan's maximum sustainable rate. Colocated plans are circles,
+    disaggregated ones squares; hollow marks missed an SLO; the chosen plan is a named star."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -164,11 +191,21 @@ def pareto_plot(outcome: PlanOutcome, path: Path) -> Path:
     simulated = [ev for ev in outcome.evaluations if ev.slo_met is not None]
     markers = {"colocated": "o", "disaggregated": "s"}
     colours = {"colocated": "tab:blue", "disaggregated": "tab:orange"}
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 6.4))
+    best = outcome.best
 
     def latency_of(ev: Evaluation) -> float:
         summary = ev.summary if outcome.rate is not None else ev.max_rate_summary
         return _metric(summary, ttft_key)
+
+    def mark_best(ax, x: float, y: float) -> None:
+        # The star is tagged where it stands; its full description goes in the legend, below
+        # the panel, where it cannot cover another plan's mark.
+        ax.scatter([x], [y], marker="*", s=320, color="gold", edgecolors="black", zorder=5,
+                   label=f"chosen plan: {best.candidate.label}, "
+                         f"{best.candidate.cost_per_hour:.2f} $/h".replace("$", r"\$"))
+        ax.annotate("chosen", (x, y), xytext=(9, -4), textcoords="offset points", fontsize=8,
+                    fontweight="bold", ha="left", va="top", zorder=6)
 
     for layout in LAYOUTS:
         for met in (True, False):
@@ -178,27 +215,32 @@ def pareto_plot(outcome: PlanOutcome, path: Path) -> Path:
             left.scatter([ev.candidate.cost_per_hour for ev in group],
                          [latency_of(ev) for ev in group], marker=markers[layout],
                          facecolors=colours[layout] if met else "none",
-                         edgecolors=colours[layout], s=48,
-                         label=f"{layout}, {'meets SLOs' if met else 'misses an SLO'}")
+                         edgecolors=colours[layout], s=52,
+                         label=f"{layout}, {'meets the SLOs' if met else 'misses an SLO'}")
     front = _pareto_front([(ev.candidate.cost_per_hour, latency_of(ev)) for ev in simulated
                            if ev.slo_met and math.isfinite(latency_of(ev))])
     if len(front) > 1:
         left.step([c for c, _ in front], [lat for _, lat in front], where="post", color="grey",
                   linewidth=1, label="Pareto front (cost, TTFT)")
-    if outcome.best is not None:
-        left.scatter([outcome.best.candidate.cost_per_hour], [latency_of(outcome.best)],
-                     marker="*", s=260, color="gold", edgecolors="black", zorder=5,
-                     label="best plan")
+    latencies = [latency_of(ev) for ev in simulated]
     if outcome.slo.ttft_ms is not None:
-        left.axhline(outcome.slo.ttft_ms, color="red", linestyle="--", linewidth=1,
-                     label=f"TTFT target {outcome.slo.ttft_ms:g} ms")
-    where = f"at {outcome.rate:g} req/s" if outcome.rate is not None else "at max sustainable rate"
-    left.set_xlabel("cluster cost ($/h)")
-    left.set_ylabel(f"{ttft_key.replace('_ms', '')} (ms) {where}")
-    left.set_yscale("log")
+        target = outcome.slo.ttft_ms
+        left.axhline(target, color="red", linestyle="--", linewidth=1.2,
+                     label=f"SLO: {_human(ttft_key).replace(' (ms)', '')} <= {target:g} ms")
+        left.text(1.0, target, f"SLO {target:g} ms ", transform=left.get_yaxis_transform(),
+                  color="red", fontsize=8, ha="right", va="bottom")
+        latencies.append(target)
+    where = f"at {outcome.rate:g} req/s" if outcome.rate is not None else "at its maximum rate"
+    left.set_xlabel("cluster cost ($/h)".replace("$", r"\$"))
+    left.set_ylabel(f"{_human(ttft_key)}, {where}")
+    _plain_ticks(left.yaxis, latencies)
+    _plain_ticks(left.xaxis, [])
+    if best is not None and math.isfinite(latency_of(best)):
+        mark_best(left, best.candidate.cost_per_hour, latency_of(best))
     left.set_title("Cost against tail latency")
-    left.legend(fontsize=7, loc="best")
-    left.grid(True, alpha=0.3)
+    left.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=1,
+                frameon=False)
+    left.grid(True, which="major", alpha=0.3)
 
     searched = [ev for ev in simulated if ev.goodput_per_dollar is not None]
     for layout in LAYOUTS:
@@ -206,23 +248,31 @@ def pareto_plot(outcome: PlanOutcome, path: Path) -> Path:
         if group:
             right.scatter([ev.candidate.cost_per_hour for ev in group],
                           [ev.goodput_per_dollar for ev in group], marker=markers[layout],
-                          color=colours[layout], s=48, label=layout)
+                          color=colours[layout], s=52, label=layout)
             for ev in group:
                 right.annotate(f"{ev.max_rate:.3g} req/s", (ev.candidate.cost_per_hour,
                                                            ev.goodput_per_dollar),
-                               fontsize=7, xytext=(4, 4), textcoords="offset points")
-    if outcome.best is not None and outcome.best.goodput_per_dollar is not None:
-        right.scatter([outcome.best.candidate.cost_per_hour], [outcome.best.goodput_per_dollar],
-                      marker="*", s=260, color="gold", edgecolors="black", zorder=5,
-                      label="best plan")
-    right.set_xlabel("cluster cost ($/h)")
-    right.set_ylabel(r"requests per \$ at the max rate within SLO")
-    right.set_title("Goodput per dollar at each plan's maximum sustainable rate")
+                               fontsize=7, xytext=(5, 4), textcoords="offset points")
+    right.set_xlabel("cluster cost ($/h)".replace("$", r"\$"))
+    right.set_ylabel("requests per dollar within the SLOs\n(at each plan's maximum rate)")
+    _plain_ticks(right.yaxis, [])
+    _plain_ticks(right.xaxis, [])
+    if best is not None and best.goodput_per_dollar is not None:
+        mark_best(right, best.candidate.cost_per_hour, best.goodput_per_dollar)
+    right.set_title("Goodput per dollar at each plan's maximum sustainable rate", fontsize=11)
     if searched:
-        right.legend(fontsize=7, loc="best")
+        right.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=1,
+                     frameon=False)
     right.grid(True, alpha=0.3)
     fig.suptitle(verdict(outcome).replace("$", r"\$"), fontsize=9)  # "$" is mathtext to matplotlib
     fig.tight_layout(rect=(0, 0, 1, 0.95))  # room for the verdict above the panels
+    return fig
+
+
+def pareto_plot(outcome: PlanOutcome, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig = pareto_figure(outcome)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
