@@ -341,3 +341,28 @@ def test_pareto_plot_speaks_in_words_and_marks_the_plan_and_the_slo(outcome):
     assert any("500 ms" in t for t in texts + legend)
     import matplotlib.pyplot as plt
     plt.close(fig)
+
+
+def test_plan_from_a_scenario_object_or_a_dict_equals_the_plan_from_its_file(outcome, base):
+    # Notebooks build their base scenario in code: no temporary YAML should be needed.
+    as_dict = yaml.safe_load(TINY.read_text())
+    for source in (base, as_dict):
+        planned = plan_capacity(source, rate=RATE, hardware=CHIPS, executor=SerialExecutor())
+        assert plans_table(planned).equals(plans_table(outcome))
+        assert planned.simulations == outcome.simulations
+        mine, theirs = dict(planned.best_scenario), dict(outcome.best_scenario)
+        assert mine.pop("description").split("; planned by")[0] == \
+            theirs.pop("description").split("; planned by")[0]
+        assert mine == theirs
+        # and the plan it writes runs
+        assert slo_verdict(simulate(planned.best_scenario).summary, slo_of(base), 200)[0]
+    from_dict = plan_capacity(as_dict, rate=RATE, hardware=CHIPS, executor=SerialExecutor())
+    assert "planned by infersim plan from scenario 'tiny-disaggregated'" in \
+        from_dict.best_scenario["description"]
+
+
+def test_a_scenario_of_the_wrong_type_is_one_line():
+    with pytest.raises(InfersimError) as err:
+        plan_capacity(42, rate=RATE, executor=SerialExecutor())
+    assert str(err.value) == ("scenario: expected a scenario file, a Scenario or a mapping of "
+                              "scenario fields, got 42")

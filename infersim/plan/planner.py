@@ -63,7 +63,14 @@ from infersim.errors import InfersimError
 from infersim.hardware import load_hardware
 from infersim.plan.executors import Executor, RunFailure
 from infersim.plan.runner import plain
-from infersim.scenario import find_scenario, load_scenario, read_yaml, resolve, validate_data
+from infersim.scenario import (
+    Scenario,
+    find_scenario,
+    load_scenario,
+    read_yaml,
+    resolve,
+    validate_data,
+)
 from infersim.workload import build_workload
 
 LAYOUTS = ("colocated", "disaggregated")
@@ -594,14 +601,28 @@ def plan_description(candidate: Candidate, *, rate: float | None, slo: SLO, sour
     return text + f"; planned by infersim plan from {source}."
 
 
-def base_document(path: str | Path) -> tuple[Any, dict]:
+def base_document(source: str | Path | Scenario | Mapping[str, Any]) -> tuple[Any, dict]:
     """The base scenario (validated) and its raw data with relative paths made absolute, so the
-    planned scenario can be written anywhere."""
+    planned scenario can be written anywhere.
 
-    scenario = load_scenario(path)
-    file = find_scenario(path)
-    data = read_yaml(file, str(path))
-    base_dir = file.resolve().parent
+    ``source`` is a scenario file (or a shipped scenario's name), a :class:`Scenario`, or a
+    mapping of scenario fields. For a Scenario the data is what its author set (defaults stay
+    implicit, as in a file); a mapping's relative paths are read from the working directory.
+    """
+    if isinstance(source, Scenario):
+        scenario = source
+        data = scenario.model_dump(mode="json", exclude_unset=True)
+    elif isinstance(source, Mapping):
+        data = copy.deepcopy(dict(source))
+        scenario = load_scenario(data)
+    elif isinstance(source, (str, Path)):
+        scenario = load_scenario(source)
+        file = find_scenario(source)
+        data = read_yaml(file, str(source))
+    else:
+        raise InfersimError(field="scenario", expected="a scenario file, a Scenario or a "
+                            "mapping of scenario fields", given=source)
+    base_dir = scenario.base_dir.resolve()
     model = data.get("model")
     if isinstance(model, str) and (base_dir / model).is_file():
         data["model"] = str((base_dir / model).resolve())
@@ -610,6 +631,11 @@ def base_document(path: str | Path) -> tuple[Any, dict]:
             (base_dir / trace["path"]).exists():
         trace["path"] = str((base_dir / trace["path"]).resolve())
     return scenario, data
+
+
+def source_label(base) -> str:
+    """How a planned scenario names its base: the file it came from, else the scenario's name."""
+    return str(base.source) if base.source is not None else f"scenario '{base.name}'"
 
 
 # --------------------------------------------------------------------------------------------
@@ -690,7 +716,7 @@ class _Simulator:
         todo = {}
         for (candidate, rate), key in zip(jobs, keys, strict=True):
             if key not in self.cache and key not in todo:
-                todo[key] = SimTask(self.data(candidate, rate), f"{self.base.source} (planned)",
+                todo[key] = SimTask(self.data(candidate, rate), f"{source_label(self.base)} (planned)",
                                     str(self.base.base_dir))
         order = list(todo)
         for index, result in self.executor.map_unordered(simulate_task, [todo[k] for k in order]):
@@ -703,13 +729,16 @@ class _Simulator:
         return [self.cache[key] for key in keys]
 
 
-def plan_capacity(scenario: str | Path, *, rate: float | None, hardware: Sequence[str] | None = None,
+def plan_capacity(scenario: str | Path | Scenario | Mapping[str, Any], *, rate: float | None, hardware: Sequence[str] | None = None,
                   budget: float | None = None, executor: Executor, slo: SLO | None = None,
                   requests: int | None = None, seed: int | None = None, confirm: int = 3,
                   max_simulations: int = 24, bisection_steps: int = 4,
                   progress: Callable[[str], None] | None = None) -> PlanOutcome:
     """Search pools for the cheapest plan meeting the SLOs at ``rate`` (or, with ``budget``, the
-    most goodput per dollar within it). See the module docstring for the three stages."""
+    most goodput per dollar within it). See the module docstring for the three stages.
+
+    ``scenario`` is the base: a scenario file or shipped name, a :class:`Scenario`, or a mapping
+    of scenario fields (its pools are placeholders the planner replaces)."""
     if rate is None and budget is None:
         raise InfersimError(field="--rate", expected="a target rate (or a --budget)", given=None)
     if rate is not None and not rate > 0:
@@ -767,7 +796,7 @@ def plan_capacity(scenario: str | Path, *, rate: float | None, hardware: Sequenc
         # The base's own name and description speak of its placeholder pools: say what this is.
         best_data["name"] = plan_name(base.name, best.candidate)
         best_data["description"] = plan_description(
-            best.candidate, rate=rate, slo=slo, source=str(base.source or base.name),
+            best.candidate, rate=rate, slo=slo, source=source_label(base),
             requests=load.requests, max_rate=best.max_rate, budget=budget)
         best_data = {"name": best_data.pop("name"), "description": best_data.pop("description"),
                      **best_data}
