@@ -6,8 +6,13 @@
   bound, the SLO is met.
 * ``timeline.png``: queue length, running batch size and KV-cache use of each pool over time,
   averaged over the pool's instances at each sample.
-* ``utilization.png``: the share of time each pool's instances spent running steps, with the
-  pool's chip count; an idle pool is money spent for nothing.
+* ``utilization.png``: per pool, three bars. *Time with work in progress*: the share of
+  instance-time spent running steps (a pool that decodes one sequence all the time reads 100 %);
+  it says a pool is never idle, not that it is full. *Mean running batch*: the time-weighted mean
+  number of sequences in a step, as a share of the pool's ``max_batch_size``. *Mean KV cache in
+  use*: the time-weighted share of KV capacity held. A decode pool at 100 % busy with a batch of 9
+  out of 256 and its KV 10 % full has room for far more load; one at 100 % with a full batch or a
+  full cache is saturated.
 * ``breakdown.png``: where a request's time goes, on average, per workload class: waiting in a
   queue, prefill, KV transfer, decode.
 
@@ -219,25 +224,87 @@ def plot_timeline(timeline: pd.DataFrame, path: Path, *, title: str) -> Path:
     return _save(fig, path)
 
 
+def pool_occupancy(timeseries: pd.DataFrame, end_s: float) -> dict[str, dict[str, float]]:
+    """Per pool, the time-weighted means over ``[0, end_s]`` of the running batch (sequences per
+    instance) and of the KV-cache share in use, averaged over the pool's instances.
+
+    The engine samples an instance at its own events and its state holds between samples, so
+    each sample is weighted by the time until the next one (the last until ``end_s``); before an
+    instance's first sample it held nothing. Exact, unlike a reading on a grid.
+    """
+    out: dict[str, dict[str, float]] = {}
+    if end_s <= 0 or timeseries.empty:
+        return out
+    for pool, of_pool in timeseries.groupby("pool", observed=True, sort=False):
+        batch, kv = [], []
+        for _, inst in of_pool.groupby("instance", observed=True, sort=False):
+            times = np.clip(inst["time_at"].to_numpy(dtype=float), 0.0, end_s)
+            weights = np.diff(np.append(times, end_s))
+            capacity = np.maximum(inst["kv_blocks_capacity"].to_numpy(dtype=float), 1.0)
+            batch.append(float(np.dot(weights, inst["batch_size"].to_numpy(dtype=float))) / end_s)
+            kv.append(float(np.dot(weights, inst["kv_blocks_used"].to_numpy(dtype=float)
+                                   / capacity)) / end_s)
+        out[str(pool)] = {"mean_batch": float(np.mean(batch)),
+                          "kv_used_fraction": float(np.mean(kv))}
+    return out
+
+
+# The bars of the utilisation plot: (key of a pool's record, legend label, colour).
+UTILIZATION_BARS: tuple[tuple[str, str, str], ...] = (
+    ("utilization", "time with work in progress (% of instance-time)", "#4c72b0"),
+    ("batch_fraction", "mean running batch (% of max_batch_size)", "#dd8452"),
+    ("kv_used_fraction", "mean KV cache in use (% of capacity)", "#55a868"),
+)
+
+
 def plot_utilization(pools: Sequence[Mapping[str, object]], path: Path, *, title: str) -> Path:
-    """Busy share of each pool's instance-time, one bar per pool, labelled with chips and role."""
-    fig = _figure(max(5.0, 1.3 * len(pools) + 3), 3.8)
+    """Per pool: time with work in progress, mean running batch against ``max_batch_size`` and
+    mean KV-cache use (bars whose keys a pool record lacks are left out), labelled with chips,
+    role and price.
+
+    A pool record has ``name``, ``role``, ``chips``, ``utilization`` (busy share) and optionally
+    ``dollars_per_hour``, ``mean_batch`` with ``max_batch_size`` (drawn as their ratio) and
+    ``kv_used_fraction`` (see :func:`pool_occupancy`).
+    """
+    fig = _figure(max(8.5, 2.4 * len(pools) + 3), 4.6)
     ax = fig.subplots()
-    names = [str(p["name"]) for p in pools]
-    util = [100.0 * float(p["utilization"]) for p in pools]
-    colours = {"prefill": "#1f77b4", "decode": "#2ca02c", "mixed": "#9467bd"}
-    bars = ax.bar(names, util, color=[colours.get(str(p["role"]), "#7f7f7f") for p in pools])
-    for bar, pool, u in zip(bars, pools, util, strict=True):
-        chips = int(pool["chips"])
-        price = pool.get("dollars_per_hour")
+    records = []
+    for pool in pools:
+        record = dict(pool)
+        if pool.get("mean_batch") is not None and pool.get("max_batch_size"):
+            record["batch_fraction"] = float(pool["mean_batch"]) / float(pool["max_batch_size"])
+        records.append(record)
+    drawn = [bar for bar in UTILIZATION_BARS if any(r.get(bar[0]) is not None for r in records)]
+    width = 0.8 / max(len(drawn), 1)
+    x = np.arange(len(records), dtype=float)
+    for i, (key, label, colour) in enumerate(drawn):
+        offset = (i - (len(drawn) - 1) / 2) * width
+        for j, record in enumerate(records):
+            value = record.get(key)
+            if value is None:
+                continue
+            pct = 100.0 * float(value)
+            ax.bar(x[j] + offset, pct, width=width * 0.95, color=colour,
+                   label=label if j == next(k for k, r in enumerate(records)
+                                            if r.get(key) is not None) else None)
+            text = f"{pct:.0f} %" if pct >= 9.5 or pct == 0 else f"{pct:.1f} %"
+            if key == "batch_fraction":
+                text += f"\n{float(record['mean_batch']):.3g} of {int(record['max_batch_size'])}"
+            ax.annotate(text, (x[j] + offset, pct), ha="center", va="bottom", fontsize=7,
+                        xytext=(0, 2), textcoords="offset points")
+    labels = []
+    for record in records:
+        chips = int(record["chips"])
+        price = record.get("dollars_per_hour")
         priced = f", ${float(price):,.0f}/h" if price is not None else ""
-        ax.annotate(f"{u:.0f} %\n{chips} chip{'s' if chips != 1 else ''}, {pool['role']}{priced}",
-                    (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                    ha="center", va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points")
-    ax.set_ylim(0, 118)
-    ax.set_ylabel("busy time (% of instance-time)")
-    ax.set_xlabel("pool")
+        labels.append(f"{record['name']}\n{chips} chip{'s' if chips != 1 else ''}, "
+                      f"{record['role']}{priced}")
+    ax.set_xticks(x, labels, fontsize=8)
+    ax.set_ylim(0, 115)
+    ax.set_ylabel("% (see legend)")
     ax.grid(True, axis="y", alpha=0.25)
+    if drawn:  # below the axes, where no bar or value label can hide under it
+        fig.legend(loc="outside lower center", ncols=len(drawn), fontsize=7, frameon=False)
     ax.set_title(title, fontsize=11)
     return _save(fig, path)
 

@@ -39,9 +39,12 @@ def write_plots(result: Result, out_dir: Path) -> list[Path]:
     done = requests[requests["completed"]]
     gaps = result.token_gaps
     where = f"{sc.name}: {sc.model}, seed {sc.seed}"
-    util = [{"name": name, **{k: v for k, v in pool.items() if k != "name"}}
+    duration = float(result.summary["duration"] or 0.0)
+    occupancy = plots.pool_occupancy(result.timeseries, duration)
+    util = [{"name": name, **{k: v for k, v in pool.items() if k != "name"},
+             "max_batch_size": sc.pools[name].max_batch_size, **occupancy.get(name, {})}
             for name, pool in result.summary["cost"]["pools"].items()]
-    timeline = plots.pool_timeline(result.timeseries, float(result.summary["duration"] or 0.0))
+    timeline = plots.pool_timeline(result.timeseries, duration)
     return [
         plots.plot_latency_cdfs(done["ttft_s"].to_numpy(), gaps["gap_s"].to_numpy(),
                                 out_dir / "latency_cdf.png", itl_counts=gaps["count"].to_numpy(),
