@@ -21,8 +21,18 @@ under ``cost.split_rule``):
 ``$/Mtok input = input cost / input tokens × 10⁶`` and likewise for output; the cost of one task of
 a workload class is then its tokens priced at those two rates, so the classes' costs add up to the
 cluster's bill. **Energy** uses each chip's board power: its TDP while its instance runs a step
-(an upper bound: real chips draw less on memory-bound decode) and its idle power otherwise;
-joules split between input and output by the same rule as dollars.
+and its idle power otherwise; joules split between input and output by the same rule as dollars.
+
+*Busy chips are charged their full TDP, an upper bound.* "Busy" means a step is in progress, not
+that the chip is saturated: a decode instance stepping a batch of 9 sequences out of 256 is busy
+all the time while its tensor cores idle and its memory streams the weights (the default
+scenario's decode pool, 100 % busy at a mean batch of 9). Real chips draw well under TDP there,
+so joules per token at small batches are overstated, by up to ``TDP / idle`` (H100: 700 / 100 W)
+in the limit of an almost idle chip. A tighter figure would charge ``idle + (TDP − idle) ×
+activity`` with the roofline activity of each step (its compute and memory time over its step
+time); the engine's result records busy seconds per pool but not the steps' roofline terms, so
+this module keeps TDP and says so in every summary (``cost.split_rule``). Read energy as a bound
+for capacity planning (power and cooling provisioning), not as a metered figure.
 
 Everything here is a pure function of busy seconds, token counts and chip data, in SI units
 (seconds, joules, watts, USD).
@@ -37,7 +47,9 @@ from typing import Literal
 SPLIT_RULE = (
     "prefill pools -> input tokens; decode pools -> output tokens; mixed pools split by "
     "prefill_share (the engine's step-time share of prefill vs decode work, else token-weighted "
-    "cost-model time); idle time splits like busy time; tokens are those of completed requests"
+    "cost-model time); idle time splits like busy time; tokens are those of completed requests; "
+    "energy: a chip draws its TDP whenever its instance has a step in progress, whatever the "
+    "batch (an upper bound, loosest at small decode batches), and its idle power otherwise"
 )
 
 Role = Literal["prefill", "decode", "mixed"]
@@ -53,7 +65,7 @@ class PoolUsage:
     chips_per_instance: int
     busy_s: float  # instance-seconds spent running steps, summed over the pool's instances
     price_per_chip_hour: float  # USD
-    tdp_watts: float  # per chip, drawn while busy
+    tdp_watts: float  # per chip, drawn while busy (an upper bound: busy is not saturated)
     idle_watts: float  # per chip, drawn while idle
     prefill_share: float | None = None  # mixed pools: fraction of busy time on prefill work
     prefill_share_source: str = ""  # mixed pools: where prefill_share came from (for reports)

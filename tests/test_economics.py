@@ -40,6 +40,14 @@ def test_energy_is_tdp_while_busy_and_idle_power_otherwise():
     assert pe.average_power_w == pytest.approx((5 * 700 + 15 * 100) / 10)
 
 
+def test_every_summary_says_busy_chips_are_charged_tdp_as_an_upper_bound():
+    # Busy means a step in progress, not saturation: a decode chip at a batch of 9 of 256 is
+    # charged its TDP like one at 256, and the bill says so rather than passing it off as metered.
+    rep = cluster_economics([_pool(busy_s=5.0)], 10.0, [ClassTokens("all", 1, 10, 10)])
+    assert "TDP" in rep.split_rule and "upper bound" in rep.split_rule
+    assert "whatever the batch" in rep.split_rule
+
+
 def test_busy_time_above_capacity_is_clamped_not_negative_idle():
     pe = pool_economics(_pool(instances=1, busy_s=10.000001), duration_s=10.0)
     assert pe.utilization == 1.0
