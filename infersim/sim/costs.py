@@ -18,15 +18,16 @@ from infersim.errors import InfersimError
 class StepCosts:
     """Memoised step times, KV sizes and KV capacity of one pool's deployment."""
 
-    __slots__ = ("_cost", "_decode", "_kv_bytes", "_prefill", "deployment", "kv_capacity_tokens",
-                 "num_layers")
+    __slots__ = ("_cost", "_kv_bytes", "_prefill", "decode_cache", "deployment",
+                 "kv_capacity_tokens", "num_layers")
 
     def __init__(self, deployment: Any, memory_fraction: float, *, field: str) -> None:
         from infersim import cost  # the cost layer never imports the engine; the reverse is fine
 
         self._cost = cost
         self.deployment = deployment
-        self._decode: dict[int, tuple[float, float]] = {}
+        # batch size -> decode coefficients; read directly by the decode instances' hot path
+        self.decode_cache: dict[int, tuple[float, float]] = {}
         self._prefill: dict[int, float] = {}  # one-prompt batches, by prompt length
         self._kv_bytes: dict[int, float] = {}
         place = cost.check_fits(deployment, memory_fraction, field=field)
@@ -38,13 +39,13 @@ class StepCosts:
 
     def decode_coefficients(self, batch_size: int) -> tuple[float, float]:
         """(a, b): a pure decode step over kv lengths L_i takes a + b * sum(L_i) seconds."""
-        coef = self._decode.get(batch_size)
+        coef = self.decode_cache.get(batch_size)
         if coef is None:
             a, b = self._cost.decode_step_coefficients(self.deployment, batch_size)
             coef = (float(a), float(b))
             if not (coef[0] > 0 and coef[1] >= 0 and math.isfinite(coef[0] + coef[1])):
                 raise ValueError(f"decode_step_coefficients gave {coef} at batch {batch_size}")
-            self._decode[batch_size] = coef
+            self.decode_cache[batch_size] = coef
         return coef
 
     def prefill_s(self, prompts: Sequence[int]) -> float:

@@ -74,6 +74,8 @@ class DecodeInstance:
         self.host_bandwidth = pool.host_bandwidth * pool.deployment.chips
         self.waiting: deque[int] = deque()
         self.epochs = EpochLog()
+        self._epoch_rows = self.epochs.rows  # appended to directly on the hot path
+        self._decode_coefficients = costs.decode_cache  # batch size -> (a, b), filled by costs
         self.busy_s = 0.0
         self.peak_blocks = 0
         self.pending_blocks = 0  # promised to requests routed here that have not joined yet
@@ -124,39 +126,57 @@ class DecodeInstance:
         call_later(env, 0.0, self._turn, priority=URGENT)
 
     def _turn(self, _value=None) -> None:
-        """A scheduler turn at a step boundary: retire, preempt, admit, then run or sleep."""
-        env, batch, engine = self.env, self.batch, self.engine
+        """A scheduler turn at a step boundary: retire, preempt, admit, then run or sleep.
+
+        This runs about twice per request, so the common path is written out inline (the
+        helpers it stands for are named in comments).
+        """
+        env, batch = self.env, self.batch
         now = env._now
-        if batch.finishing_now():
+        heap = batch._heap
+        if heap and heap[0][0] <= batch.steps_done:  # batch.finishing_now()
             self._retire(now)
         stall = 0.0
         used = batch.blocks()
-        while used > self.capacity_blocks:
+        cap = self.capacity_blocks
+        while used > cap:
             stall += self._preempt(batch.last_joined())
             used = batch.blocks()
         if self.waiting:
             admitted_stall, used = self._admit(now, used)
             stall += admitted_stall
         self.used_blocks = used
-        self.loads.kv_committed_fraction[self.slot] = ((used + self.pending_blocks)
-                                                       / self.capacity_blocks)
+        self.loads.kv_committed_fraction[self.slot] = (used + self.pending_blocks) / cap
+        n = batch.n
         if now >= self.sample_due:
+            engine = self.engine
             self.sample_due = now + engine.timeseries.interval_s
-            engine.sample(self, now, batch_size=batch.n, kv_used=used)
+            engine.sample(self, now, batch_size=n, kv_used=used)
         if stall > 0:
             self.busy_s += stall
             call_later(env, stall, self._turn)
-        elif batch.n == 0:
+        elif n == 0:
             self._idle = True
-        else:
-            self._start_epoch(now)
+        else:  # self._start_epoch(now)
+            s0 = batch.steps_done
+            steps = batch.steps_that_fit(batch.next_finish_step() - s0)
+            coef = self._decode_coefficients.get(n)
+            a, b = coef if coef is not None else self.costs.decode_coefficients(n)
+            k0 = batch.base_sum + n * s0
+            self._epoch = (now, s0, steps, a, b, k0, n)
+            self._epoch_steps = steps
+            # epoch_span(steps, a, b, k0, n), written out
+            self._epoch_span = span = steps * a + b * (steps * k0 + n * steps * (steps - 1) / 2.0)
+            self._timer = timer = self._timer + 1
+            call_later(env, span, self._epoch_end, timer)
 
     def _retire(self, now: float) -> None:
         """Sequences whose last token came out at this boundary leave the batch."""
         batch, engine = self.batch, self.engine
+        runs, output, index = engine.runs, engine.output, self.index
         for rid, join_step in batch.pop_finished():
-            engine.runs.append(rid, self.index, join_step, batch.steps_done - join_step)
-            self._leave_loads(rid)
+            runs.append(rid, index, join_step, batch.steps_done - join_step)
+            self._add_load(1 - output[rid], -1)  # self._leave_loads(rid)
             engine.finish(rid, now)
 
     def _start_epoch(self, now: float) -> None:
@@ -198,7 +218,14 @@ class DecodeInstance:
         start, s0, _, a, b, k0, n = self._epoch
         self._epoch = None
         self._truncating = False
-        self._log_epoch(start, s0, self._epoch_steps, a, b, k0, n, self._epoch_span)
+        steps = self._epoch_steps
+        if steps > 0:  # self._log_epoch(start, s0, steps, a, b, k0, n, self._epoch_span)
+            self._epoch_rows.extend((start, s0, steps, a, b, k0, n))
+            self.busy_s += self._epoch_span
+            block = self.block_size
+            if (k0 + n * (steps - 1 + block - 1)) // block > self.peak_blocks:
+                self.peak_blocks = max(self.peak_blocks, self.batch.blocks(s0 + steps - 1))
+            self.batch.steps_done += steps
         self._turn()
 
     def _wake(self) -> None:

@@ -45,22 +45,22 @@ class EpochLog:
     way to log from Python); the integer fields are exact in float64 far beyond any run's size.
     """
 
-    __slots__ = ("_rows",)
+    __slots__ = ("rows",)
     FIELDS = ("start_at", "first_step", "steps", "a", "b", "k0", "n")
     _INTS = ("first_step", "steps", "k0", "n")
 
     def __init__(self) -> None:
-        self._rows = array("d")
+        self.rows = array("d")  # flat: FIELDS of epoch 0, then of epoch 1, ...
 
     def append(self, start_at: float, first_step: int, steps: int, a: float, b: float,
                k0: int, n: int) -> None:
-        self._rows.extend((start_at, first_step, steps, a, b, k0, n))
+        self.rows.extend((start_at, first_step, steps, a, b, k0, n))
 
     def __len__(self) -> int:
-        return len(self._rows) // len(self.FIELDS)
+        return len(self.rows) // len(self.FIELDS)
 
     def arrays(self) -> dict[str, np.ndarray]:
-        rows = np.frombuffer(self._rows, dtype=np.float64).reshape(-1, len(self.FIELDS))
+        rows = np.frombuffer(self.rows, dtype=np.float64).reshape(-1, len(self.FIELDS))
         cols = {name: rows[:, i] for i, name in enumerate(self.FIELDS)}
         return {name: cols[name].astype(np.int64) if name in self._INTS else cols[name].copy()
                 for name in sorted(self.FIELDS)}
