@@ -57,6 +57,7 @@ import copy
 import difflib
 import hashlib
 import json
+import logging
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -99,6 +100,8 @@ ROUTER_POLICIES: dict[str, str] = {
 DECODE_POLICIES: dict[str, str] = dict(ROUTER_POLICIES)
 
 _STRICT = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+_log = logging.getLogger("infersim.scenario")
 
 
 # --------------------------------------------------------------------------------------------
@@ -911,11 +914,78 @@ def check_scaleup_domains(scenario: Scenario, resolved: Resolved) -> None:
                                 given=f"{used} chips over pools {', '.join(members)}")
 
 
+def _nominal_decode_context(scenario: Scenario) -> float | None:
+    """Mean KV length a decoding sequence attends to, ``E[prompt] + E[output]/2``, when the
+    workload states its lengths directly (``prompt_tokens`` + ``output_tokens``); None for mixes
+    and traces, whose lengths are only known once read."""
+    workload = scenario.workload
+    if workload.prompt_tokens is None or workload.output_tokens is None:
+        return None
+    base = scenario.base_dir
+    return (workload.prompt_tokens.nominal_mean(base_dir=base)
+            + workload.output_tokens.nominal_mean(base_dir=base) / 2.0)
+
+
+def decode_slo_warnings(scenario: Scenario, resolved: Resolved) -> list[str]:
+    """One line per decode (or mixed) pool whose decode step, at the largest batch the pool
+    allows, is slower than the scenario's ITL SLO: a sizing mistake visible before simulating.
+
+    Every token of every sequence in a step waits the whole step, so a step longer than the ITL
+    bound breaks the SLO for the whole batch whenever the pool fills up. The batch is the pool's
+    ``max_batch_size``, or fewer where its KV room cannot hold that many sequences at the
+    workload's mean decode context (``E[prompt] + E[output]/2``; for mixes and traces, whose
+    lengths are not known before they are read, 1 token: a lower bound on the step). The line
+    names the largest ``max_batch_size`` whose step meets the SLO. A mixed pool's steps also
+    carry prompt chunks, so its real steps are longer still.
+    """
+    from infersim.cost import decode_time
+
+    itl_ms = scenario.slo.itl_ms
+    if itl_ms is None:
+        return []
+    known = _nominal_decode_context(scenario)
+    context = max(1, round(known)) if known is not None else 1
+    where = f"{scenario.source}: " if scenario.source else ""
+    lines = []
+    for name, pool in scenario.pools.items():
+        if pool.role == "prefill":
+            continue
+        dep = resolved.deployments[name]
+        room = resolved.placements[name].kv_capacity_tokens // context
+        batch = min(pool.max_batch_size, room)
+        if batch < 1:
+            continue  # not even one sequence fits: validate's KV warning says so
+        step_ms = 1e3 * decode_time(dep, batch, context)
+        if step_ms <= itl_ms:
+            continue
+        low, high = 0, batch  # largest batch whose step meets the SLO: steps grow with it
+        while high - low > 1:
+            mid = (low + high) // 2
+            low, high = (mid, high) if 1e3 * decode_time(dep, mid, context) <= itl_ms \
+                else (low, mid)
+        of = (f"{context:,} tokens of context (the workload's mean)" if known is not None
+              else "1 token of context (a lower bound: the mix's lengths are read later)")
+        capped = "" if batch == pool.max_batch_size else \
+            f", all that its KV room holds of max_batch_size {pool.max_batch_size}"
+        advice = (f"max_batch_size {low} keeps a step within it" if low else
+                  "even one sequence's step is slower: use faster chips or more tp")
+        lines.append(f"{where}pools.{name}: a decode step of {batch} sequences{capped} at {of} "
+                     f"takes {step_ms:.1f} ms, above the ITL SLO of {itl_ms:g} ms; {advice}")
+    return lines
+
+
 def check_scenario(scenario: Scenario) -> Resolved:
-    """Every check short of running: topology, chips, model fit, scale-up domains, workload."""
+    """Every check short of running: topology, chips, model fit, scale-up domains, workload.
+
+    Sizing that runs but cannot meet the ITL SLO (:func:`decode_slo_warnings`) is logged as a
+    warning on the ``infersim`` logger: with no logging set up, Python prints it to stderr as
+    one line, which is how ``infersim validate`` and ``infersim run`` show it.
+    """
     check_topology(scenario)
     resolved = resolve(scenario)
     check_scaleup_domains(scenario, resolved)
+    for line in decode_slo_warnings(scenario, resolved):
+        _log.warning("infersim: warning: %s", line)
     return resolved
 
 

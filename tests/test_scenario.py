@@ -301,3 +301,72 @@ def test_a_pool_too_small_for_its_model_is_advised_a_layout_the_scenario_accepts
             ("pools.prefill.pp=33", "pools.prefill.pp", "at most 32 (llama-3.1-8b's layers)")):
         with pytest.raises(InfersimError, match=rf"{field}: expected {re.escape(expected)}"):
             check_scenario(load_scenario(data, overrides=[override]))
+
+
+# -- sizing that cannot meet the ITL SLO: a warning before simulating --------------------------
+
+
+def _decode_step_ms(sc, batch: int, context: int) -> float:
+    from infersim.cost import decode_time
+
+    return 1e3 * decode_time(check_scenario(sc).deployments["decode"], batch, context)
+
+
+def test_a_decode_batch_slower_than_the_itl_slo_is_warned_with_the_batch_that_meets_it():
+    from infersim.scenario import decode_slo_warnings
+
+    # SMALL: fixed 100-token prompts, 10 output tokens -> mean decode context 105 tokens.
+    loose = load_scenario(SMALL)
+    assert decode_slo_warnings(loose, check_scenario(loose)) == []
+    itl = round((_decode_step_ms(loose, 1, 105) + _decode_step_ms(loose, 64, 105)) / 2, 3)
+    tight = load_scenario(SMALL, overrides=[f"slo.itl_ms={itl}"])
+    (line,) = decode_slo_warnings(tight, check_scenario(tight))
+    assert line.startswith("pools.decode: a decode step of 64 sequences at 105 tokens of "
+                           "context (the workload's mean) takes ")
+    assert f"above the ITL SLO of {itl:g} ms; max_batch_size " in line
+    advised = int(re.search(r"max_batch_size (\d+) keeps a step within it$", line).group(1))
+    assert _decode_step_ms(tight, advised, 105) <= itl < _decode_step_ms(tight, advised + 1, 105)
+    # a prefill pool's steps are not decode steps; no SLO, no warning
+    no_slo = load_scenario({**SMALL, "slo": {"ttft_ms": 500}})
+    assert decode_slo_warnings(no_slo, check_scenario(no_slo)) == []
+
+
+def test_the_warned_batch_is_capped_by_kv_room_and_mixes_use_a_lower_bound():
+    from infersim.scenario import decode_slo_warnings
+
+    data = copy.deepcopy(SMALL)
+    data["workload"]["prompt_tokens"] = {"dist": "fixed", "value": 100_000}
+    data["pools"]["decode"]["max_batch_size"] = 256
+    sc = load_scenario(data, overrides=["slo.itl_ms=1"])
+    resolved = check_scenario(sc)
+    room = resolved.placements["decode"].kv_capacity_tokens // 100_005
+    (line,) = decode_slo_warnings(sc, resolved)
+    assert f"a decode step of {room} sequences, all that its KV room holds of max_batch_size " \
+           "256" in line and "even one sequence's step is slower" in line
+    mixed = copy.deepcopy(SMALL)
+    del mixed["workload"]["prompt_tokens"], mixed["workload"]["output_tokens"]
+    mixed["workload"]["mix"] = "chat"
+    sc = load_scenario(mixed, overrides=["slo.itl_ms=2"])
+    (line,) = decode_slo_warnings(sc, check_scenario(sc))
+    assert "at 1 token of context (a lower bound" in line
+
+
+def test_check_scenario_logs_the_warning_and_the_cli_prints_it_as_one_line(caplog, tmp_path):
+    import subprocess
+    import sys
+
+    tight = load_scenario(SMALL, overrides=["slo.itl_ms=1"])
+    with caplog.at_level("WARNING", logger="infersim"):
+        check_scenario(tight)
+    (record,) = [r for r in caplog.records if r.name == "infersim.scenario"]
+    assert record.getMessage().startswith("infersim: warning: pools.decode: a decode step of ")
+    # Outside pytest nothing configures logging: Python prints the line on stderr.
+    path = tmp_path / "tight.yaml"
+    path.write_text(yaml.safe_dump({**SMALL, "slo": {"itl_ms": 1}}))
+    code = "import sys; from infersim.cli import main; main(sys.argv[1:])"
+    done = subprocess.run([sys.executable, "-c", code, "validate", str(path)],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and done.stdout.startswith("ok: small")
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"infersim: warning: {path}: pools.decode: a decode step of 64 "
+                           "sequences at 105 tokens")
