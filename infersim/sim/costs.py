@@ -18,8 +18,8 @@ from infersim.errors import InfersimError
 class StepCosts:
     """Memoised step times, KV sizes and KV capacity of one pool's deployment."""
 
-    __slots__ = ("_cost", "_kv_bytes", "_prefill", "decode_cache", "deployment",
-                 "kv_capacity_tokens", "num_layers")
+    __slots__ = ("_cost", "_kv_bytes", "decode_cache", "deployment", "kv_capacity_tokens",
+                 "num_layers", "prefill_cache")
 
     def __init__(self, deployment: Any, memory_fraction: float, *, field: str) -> None:
         from infersim import cost  # the cost layer never imports the engine; the reverse is fine
@@ -28,7 +28,8 @@ class StepCosts:
         self.deployment = deployment
         # batch size -> decode coefficients; read directly by the decode instances' hot path
         self.decode_cache: dict[int, tuple[float, float]] = {}
-        self._prefill: dict[int, float] = {}  # one-prompt batches, by prompt length
+        # one-prompt batches, by prompt length; read directly by the prefill instances
+        self.prefill_cache: dict[int, float] = {}
         self._kv_bytes: dict[int, float] = {}
         place = cost.check_fits(deployment, memory_fraction, field=field)
         self.kv_capacity_tokens = int(place.kv_capacity_tokens)
@@ -52,9 +53,9 @@ class StepCosts:
         """Time of one batched prefill step over whole prompts (no cached context)."""
         if len(prompts) != 1:  # batches of several prompts rarely repeat: not worth the memory
             return float(self._cost.prefill_time(self.deployment, list(prompts)))
-        t = self._prefill.get(prompts[0])
+        t = self.prefill_cache.get(prompts[0])
         if t is None:
-            t = self._prefill[prompts[0]] = float(self._cost.prefill_time(self.deployment,
+            t = self.prefill_cache[prompts[0]] = float(self._cost.prefill_time(self.deployment,
                                                                             list(prompts)))
         return t
 

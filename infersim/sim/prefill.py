@@ -52,6 +52,7 @@ class PrefillInstance:
         self.load_requests = 0
         self.capacity_tokens = self.capacity_blocks * pool.block_size
         self.queue: deque[int] = deque()
+        self._prefill_cache = costs.prefill_cache  # prompt length -> step time, one-prompt steps
         self.committed_blocks = 0  # KV blocks of the prompts queued or being computed
         self.busy_s = 0.0
         self.running = 0
@@ -95,11 +96,21 @@ class PrefillInstance:
         budget, limit = self.pool.max_batch_tokens, self.pool.max_batch_size
         block, free = self.pool.block_size, self.capacity_blocks
         batch: list[int] = []
-        cached: list[int] = []
         tokens = 0
+        if cache is None:  # the common case, written out: every prompt computed in full
+            while queue and len(batch) < limit:
+                p = prompt[queue[0]]
+                need = -(-p // block)
+                if batch and (tokens + p > budget or need > free):
+                    break
+                batch.append(queue.popleft())
+                tokens += p
+                free -= need
+            return batch, [0] * len(batch)
+        cached: list[int] = []
         while queue and len(batch) < limit:
             rid = queue[0]
-            hit = cache.cached_tokens(hashes[rid], prompt[rid]) if cache is not None else 0
+            hit = cache.cached_tokens(hashes[rid], prompt[rid])
             new = prompt[rid] - hit
             need = -(-prompt[rid] // block)
             if batch and (tokens + new > budget or need > free):
@@ -127,6 +138,10 @@ class PrefillInstance:
         budget = self.pool.max_batch_tokens
         if len(batch) == 1 and prompts[0] - cached[0] > budget:  # over the budget: chunk it
             span = self.costs.chunked_prefill_s(prompts[0] - cached[0], budget, cached[0])
+        elif len(batch) == 1 and not cached[0]:  # one whole prompt: costs.prefill_s, inlined
+            span = self._prefill_cache.get(prompts[0])
+            if span is None:
+                span = self.costs.prefill_s(prompts)
         else:
             span = self.costs.batch_prefill_s([p - c for p, c in zip(prompts, cached,
                                                                      strict=True)], cached)
@@ -139,8 +154,8 @@ class PrefillInstance:
                 if hit:
                     records.cached_prompt_tokens[rid] = hit
         self.running = len(batch)
-        block = self.pool.block_size
-        blocks = sum(-(-p // block) for p in prompts)
+        block = self.block_size
+        blocks = sum([-(-p // block) for p in prompts])
         if blocks > self.peak_blocks:
             self.peak_blocks = blocks
         self._sample(now, len(batch), blocks)
