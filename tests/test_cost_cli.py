@@ -131,3 +131,22 @@ def test_a_bad_step_overhead_is_one_line_and_exit_2(capsys, value):
                        "--step-overhead", value)
     assert code == 2
     assert "--step-overhead" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_summary_names_the_smallest_runnable_layout_beside_the_weights_only_count(capsys):
+    # 78 LPUs hold Llama-3.1-8B's weights, but no runnable layout has 78 chips with KV for the
+    # batch: the summary says which one does.
+    code, out, _ = run(capsys, "--model", "llama-3.1-8b", "--hardware", "lpu", "--tp", "4",
+                       "--pp", "21", "--json")
+    summary = json.loads(out)
+    assert code == 0 and summary["min_chips"] == 78
+    smallest = summary["smallest_layout"]
+    assert (smallest["tp"], smallest["pp"], smallest["chips"]) == (16, 5, 80)
+    assert smallest["kv_tokens"] == 1 * (1024 + 1)
+    model, lpu = load_model("llama-3.1-8b"), load_hardware("lpu")
+    check_layout(model, lpu, 16, 5)
+    assert placement(Deployment(model=model, hardware=lpu, tp=16, pp=5)).kv_capacity_tokens \
+        >= 1025
+    _, table, _ = run(capsys, "--model", "llama-3.1-8b", "--hardware", "lpu", "--tp", "4",
+                      "--pp", "21")
+    assert "smallest runnable layout" in table and "tp 16 × pp 5 = 80 chips" in table

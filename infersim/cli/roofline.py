@@ -28,6 +28,7 @@ from infersim.cost import (
     check_tensor_parallel,
     decode_step_coefficients,
     ridge_point,
+    smallest_layout,
     step_time,
 )
 from infersim.errors import InfersimError
@@ -70,7 +71,9 @@ def roofline(dep: Deployment, *, batch: int, prompt: int, context: int,
     Raises InfersimError, naming the chips needed, when the weights plus ``batch`` sequences of
     ``context`` tokens of KV do not fit.
     """
-    place = check_fits(dep, memory_fraction, min_kv_tokens=batch * (context + 1))
+    kv_tokens = batch * (context + 1)
+    place = check_fits(dep, memory_fraction, min_kv_tokens=kv_tokens)
+    smallest = smallest_layout(dep, memory_fraction, kv_tokens)
     prefill = step_time(dep, StepBatch(prefill_new_tokens=(prompt,)))
     decode = step_time(dep, StepBatch(decode_kv_lens=(context,) * batch))
     a, b = decode_step_coefficients(dep, batch)
@@ -81,6 +84,10 @@ def roofline(dep: Deployment, *, batch: int, prompt: int, context: int,
         "chips": dep.chips, "ideal": dep.ideal, "memory_fraction": memory_fraction,
         "step_overhead_s": dep.effective_step_overhead_s,
         "fits": place.fits, "min_chips": place.min_chips,
+        # the fewest chips as a layout an engine can run, holding this batch's KV
+        "smallest_layout": None if smallest is None else {
+            "tp": smallest.tp, "pp": smallest.pp, "chips": smallest.chips,
+            "kv_tokens": kv_tokens},
         "weight_bytes": place.weight_bytes, "weight_bytes_per_chip": place.weight_bytes_per_chip,
         "kv_bytes_per_token": place.kv_bytes_per_token,
         "kv_capacity_tokens": place.kv_capacity_tokens,
@@ -96,6 +103,13 @@ def roofline(dep: Deployment, *, batch: int, prompt: int, context: int,
                    "step_coefficients": {"a_s": a, "b_s_per_kv_token": b},
                    **_cost_record(decode)},
     }
+
+
+def _layout_text(layout: dict[str, Any] | None) -> str:
+    if layout is None:  # the asked-for layout fits only outside the engine's rules (tp > domain)
+        return "none within one scale-up domain"
+    return (f"tp {layout['tp']} × pp {layout['pp']} = {layout['chips']} chips "
+            f"(weights + {layout['kv_tokens']:,} tokens of KV)")
 
 
 def _print_table(summary: dict[str, Any]) -> None:
@@ -128,7 +142,8 @@ def _print_table(summary: dict[str, Any]) -> None:
         ("KV capacity", f"{summary['kv_capacity_tokens']:,} tokens "
                         f"(batch ≤ {summary['max_batch_at_context']:,} at this context)"),
         ("fits", f"yes (at memory_fraction {summary['memory_fraction']:g}); "
-                 f"fewest chips {summary['min_chips']}"),
+                 f"fewest chips {summary['min_chips']} for the weights"),
+        ("smallest runnable layout", _layout_text(summary.get("smallest_layout"))),
     ]
     for name, value in rows:
         table.add_row(name, value)
