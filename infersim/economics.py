@@ -27,7 +27,7 @@ and its idle power otherwise; joules split between input and output by the same 
 that the chip is saturated: a decode instance stepping a batch of 9 sequences out of 256 is busy
 all the time while its tensor cores idle and its memory streams the weights (the default
 scenario's decode pool, 100 % busy at a mean batch of 9). Real chips draw well under TDP there,
-so joules per token at small batches are overstated, by up to ``TDP / idle`` (H100: 700 / 100 W)
+so joules per token at small batches are overstated, by up to ``TDP / idle`` (H100: 700 / 70 W)
 in the limit of an almost idle chip. A tighter figure would charge ``idle + (TDP − idle) ×
 activity`` with the roofline activity of each step (its compute and memory time over its step
 time); the engine's result records busy seconds per pool but not the steps' roofline terms, so
