@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from strategies import plan_targets
 
 from infersim.api import simulate
@@ -366,3 +367,49 @@ def test_a_scenario_of_the_wrong_type_is_one_line():
         plan_capacity(42, rate=RATE, executor=SerialExecutor())
     assert str(err.value) == ("scenario: expected a scenario file, a Scenario or a mapping of "
                               "scenario fields, got 42")
+
+
+# --- the search space does not shrink as the load falls -----------------------------------------
+
+
+@given(st.floats(min_value=2.0, max_value=120.0))
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_lower_rate_searches_every_cluster_a_higher_rate_would_at_its_prices(base, rate):
+    # A cluster sized for 2R carries R too. Every one the 2R search would try at a price the R
+    # search reaches must be tried by the R search as well — or the R plan can cost more than
+    # the 2R plan, as it did (2x: all-MI300X at 11.94 $/h; 1x: 14.48 $/h).
+    load, slo = load_shape(base), slo_of(base)
+    low, _ = size_candidates(base, load, slo, rate, ["h100", "a100", "mi300x"])
+    high, _ = size_candidates(base, load, slo, 2 * rate, ["h100", "a100", "mi300x"])
+    reach = max(c.cost_per_hour for c in low)
+    keys = {c.key for c in low}
+    missed = [c.label for c in high if c.cost_per_hour <= reach + 1e-9
+              and _same_clusters(c) not in {_same_clusters(x) for x in low}]
+    assert not missed, missed
+    assert keys
+
+
+def _same_clusters(c):
+    # The decode batch limit and chunk size depend on the SLOs, not the rate: pools match on
+    # chip, parallelism and count.
+    return (c.layout, tuple((p.role, p.hardware, p.tp, p.pp, p.instances) for p in c.pools))
+
+
+BIG = {"name": "big", "seed": 1, "model": "llama-3.1-70b", "precision": "bf16",
+       "pools": {"placeholder": {"role": "mixed", "hardware": "h100", "tp": 8}},
+       "workload": {"arrival": {"process": "poisson", "rate": 5.0}, "requests": 200,
+                    "mix": "chat"},
+       "slo": {"ttft_ms": 1000, "itl_ms": 50, "percentile": 99}}
+
+
+def test_the_cheapest_plan_never_gets_cheaper_as_the_load_rises():
+    # Llama-3.1-70B chat on MI300X and B200: at 7 req/s the planner recommended two B200 pairs
+    # (21.00 $/h) while at 8 req/s it found four MI300X pairs (15.92 $/h), which serve 7 too.
+    costs = {}
+    for rate in (7.0, 8.0, 14.0):
+        planned = plan_capacity(BIG, rate=rate, hardware=["mi300x", "b200"],
+                                executor=SerialExecutor())
+        assert planned.best is not None, rate
+        costs[rate] = planned.best.candidate.cost_per_hour
+    assert costs[7.0] <= costs[8.0] + 1e-9 and costs[8.0] <= costs[14.0] + 1e-9, costs

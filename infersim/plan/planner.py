@@ -18,15 +18,18 @@ and decode?" The planner answers it in three stages, cheapest work first.
      prompt tokens/s from a step that fills the token budget;
    * for colocated instances, a chunk size (``max_batch_tokens``) small enough that a decode
      step carrying a prefill chunk still meets the ITL target — the cost of colocation;
-   * the instance counts that carry ``rate × mean prompt`` prefill tokens/s and
-     ``rate × mean output`` decode tokens/s at a target utilisation, for three utilisation
-     targets (0.9, 0.75, 0.6: from "just enough" to "plenty of queueing headroom").
+   * the fewest instances per pool that carry ``rate × mean prompt`` prefill tokens/s and
+     ``rate × mean output`` decode tokens/s at 90% utilisation; every larger pool size is a
+     candidate too, up to a price band (twice the cheapest cluster so sized, widened while
+     nothing in it holds the SLOs). The band is a price, not headroom over the rate, so the
+     search at a lower rate tries every cluster a higher-rate search would try at the prices it
+     reaches: a plan confirmed at 2R is never cheaper than the plan found at R.
 
    Shapes that cannot meet the TTFT target even unloaded, or whose single-sequence decode step
    is slower than the ITL target, are pruned here.
 
 2. **Confirm by simulation, cheapest first.** Candidates are simulated in order of $/h at the
-   target rate; a candidate is *confirmed* when every SLO percentile holds, every request
+   target rate (at most ``max_simulations`` runs in all); a candidate is *confirmed* when every SLO percentile holds, every request
    completed, and at least ``attainment`` (90%) of the requests met every target on their own. The search stops once enough are confirmed (and each layout has its cheapest
    confirmed candidate, so the report can say whether disaggregation won at this load).
 
@@ -41,6 +44,7 @@ Everything is deterministic: the same scenario, rate, options and seed give the 
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -74,7 +78,13 @@ from infersim.scenario import (
 from infersim.workload import build_workload
 
 LAYOUTS = ("colocated", "disaggregated")
-UTILISATION_TARGETS = (0.9, 0.75, 0.6)
+# The highest utilisation the cost model may plan a pool for: queueing grows without bound as
+# utilisation nears 1, and the cost model's rates are means.
+MAX_UTILISATION = 0.9
+# Candidates are every pool size from that minimum up to this multiple of the cheapest sized
+# cluster's price; while no plan is confirmed, the band doubles, up to MAX_PRICE_BAND.
+PRICE_BAND = 2.0
+MAX_PRICE_BAND = 8.0
 TP_CHOICES = (1, 2, 4, 8)
 CHUNK_CHOICES = (8192, 4096, 2048, 1024, 512)
 # The decode step at the *mean* context must leave this share of the ITL target free: the tail
@@ -362,11 +372,14 @@ def _colocated(chip, model, precision, kv_precision, ideal, shape: _Shape, load:
 
 
 def size_candidates(base, load: LoadShape, slo: SLO, rate: float | None, hardware: Sequence[str],
-                    budget: float | None = None) -> tuple[list[Candidate], list[tuple[str, str]]]:
+                    budget: float | None = None, *, band: float = PRICE_BAND,
+                    ) -> tuple[list[Candidate], list[tuple[str, str]]]:
     """Every candidate cluster the cost model admits, and the shapes it ruled out (and why).
 
-    With a ``rate``, each shape is sized for that rate at each utilisation target. With only a
-    ``budget``, each shape is scaled to the largest balanced cluster the budget buys.
+    With a ``rate``, every pool size from the least that carries the rate at
+    ``MAX_UTILISATION`` up to ``band`` times the cheapest such cluster's price (see
+    :func:`_sized_counts`). With only a ``budget``, each shape is scaled to the largest balanced
+    cluster the budget buys.
     """
     # resolve() loads the model the way a run does (shipped name or path beside the scenario).
     model = resolve(base).model
@@ -399,15 +412,10 @@ def size_candidates(base, load: LoadShape, slo: SLO, rate: float | None, hardwar
 
     prefill_load = (rate or 1.0) * load.mean_prompt     # tokens/s (per request/s if no rate)
     decode_load = (rate or 1.0) * load.mean_output
-    out: dict[tuple, Candidate] = {}
-
-    over_budget: dict[tuple, Candidate] = {}
-
-    def add(candidate: Candidate) -> None:
-        if budget is not None and candidate.cost_per_hour > budget + 1e-9:
-            over_budget.setdefault(candidate.key, candidate)
-            return
-        out.setdefault(candidate.key, candidate)
+    # A family is one layout of shapes whose pool sizes are still free: per pool, the busy
+    # instance-seconds per second it must carry at 100% and the price of one instance, and how
+    # to build the candidate for a vector of instance counts.
+    families: list[tuple[tuple[float, ...], tuple[float, ...], Callable[..., Candidate]]] = []
 
     for shape in shapes:
         # Colocated: every instance prefills in chunks and decodes; its busy time per request is
@@ -420,14 +428,17 @@ def size_candidates(base, load: LoadShape, slo: SLO, rate: float | None, hardwar
             pruned.append((f"colocated {shape.hardware} tp{shape.tp}",
                            "a decode step carrying even a 512-token prefill chunk misses the "
                            "ITL target"))
-        else:
-            chunk, batch, busy_per_request = colocated
-            for n, target in _instance_counts(busy_per_request * (rate or 1.0), rate, budget,
-                                              shape.price_per_instance_hour):
-                pool = PoolPlan("serve", "mixed", shape.hardware, shape.tp, shape.pp, n, batch,
-                                chunk)
-                add(Candidate("colocated", (pool,), n * shape.price_per_instance_hour,
-                              capacity_rps=n / busy_per_request, utilisation_target=target))
+            continue
+        chunk, batch, busy_per_request = colocated
+
+        def build_colocated(n: int, shape=shape, batch=batch, chunk=chunk,
+                            busy_per_request=busy_per_request) -> Candidate:
+            pool = PoolPlan("serve", "mixed", shape.hardware, shape.tp, shape.pp, n, batch, chunk)
+            return _candidate("colocated", (pool,), n * shape.price_per_instance_hour,
+                              n / busy_per_request, rate)
+
+        families.append(((busy_per_request * (rate or 1.0),), (shape.price_per_instance_hour,),
+                         build_colocated))
     for pre in shapes:
         for dec in shapes:
             # KV shipped per request must not eat the TTFT target either.
@@ -440,15 +451,8 @@ def size_candidates(base, load: LoadShape, slo: SLO, rate: float | None, hardwar
                                f"tp{dec.tp}", "prefill plus KV transfer of a mean prompt misses "
                                               "the TTFT target"))
                 continue
-            # Prefill-only steps take whole prompts up to the token budget.
-            prefill_busy = prefill_load / pre.prefill_tokens_per_s   # instances at 100%
-            decode_busy = decode_load / dec.decode_tokens_per_s
-            for (n_p, target), (n_d, _) in zip(
-                    _instance_counts(prefill_busy, rate, budget, pre.price_per_instance_hour,
-                                     share=_share(prefill_busy, pre, decode_busy, dec)),
-                    _instance_counts(decode_busy, rate, budget, dec.price_per_instance_hour,
-                                     share=1 - _share(prefill_busy, pre, decode_busy, dec)),
-                    strict=True):
+
+            def build_disaggregated(n_p: int, n_d: int, pre=pre, dec=dec) -> Candidate:
                 pools = (PoolPlan("prefill", "prefill", pre.hardware, pre.tp, pre.pp, n_p,
                                   max_batch_size, max_batch_tokens),
                          PoolPlan("decode", "decode", dec.hardware, dec.tp, dec.pp, n_d,
@@ -456,8 +460,26 @@ def size_candidates(base, load: LoadShape, slo: SLO, rate: float | None, hardwar
                 cost = n_p * pre.price_per_instance_hour + n_d * dec.price_per_instance_hour
                 capacity = min(n_p * pre.prefill_tokens_per_s / load.mean_prompt,
                                n_d * dec.decode_tokens_per_s / load.mean_output)
-                add(Candidate("disaggregated", pools, cost, capacity_rps=capacity,
-                              utilisation_target=target))
+                return _candidate("disaggregated", pools, cost, capacity, rate)
+
+            # Prefill-only steps take whole prompts up to the token budget.
+            families.append(((prefill_load / pre.prefill_tokens_per_s,
+                              decode_load / dec.decode_tokens_per_s),
+                             (pre.price_per_instance_hour, dec.price_per_instance_hour),
+                             build_disaggregated))
+
+    if rate is not None:
+        sized = [build(*counts) for counts, build in _sized_counts(families, band)]
+    else:
+        assert budget is not None
+        sized = [build(*_budget_counts(busy, prices, budget)) for busy, prices, build in families]
+    out: dict[tuple, Candidate] = {}
+    over_budget: dict[tuple, Candidate] = {}
+    for candidate in sized:
+        if budget is not None and candidate.cost_per_hour > budget + 1e-9:
+            over_budget.setdefault(candidate.key, candidate)
+        else:
+            out.setdefault(candidate.key, candidate)
     if over_budget:
         cheapest = min(c.cost_per_hour for c in over_budget.values())
         pruned.append((f"{len(over_budget)} sized clusters",
@@ -466,21 +488,47 @@ def size_candidates(base, load: LoadShape, slo: SLO, rate: float | None, hardwar
     return ranked, pruned
 
 
-def _share(prefill_busy: float, pre: _Shape, decode_busy: float, dec: _Shape) -> float:
-    """The prefill pool's share of a budget split in proportion to the cost of each phase."""
-    p = prefill_busy * pre.price_per_instance_hour
-    d = decode_busy * dec.price_per_instance_hour
-    return p / (p + d)
+def _candidate(layout: str, pools: tuple[PoolPlan, ...], cost: float, capacity: float,
+               rate: float | None) -> Candidate:
+    # Utilisation of the busiest pool at the target rate, as the cost model predicts it.
+    return Candidate(layout, pools, cost, capacity_rps=capacity,
+                     utilisation_target=rate / capacity if rate is not None else math.nan)
 
 
-def _instance_counts(busy: float, rate: float | None, budget: float | None, price: float,
-                     share: float = 1.0) -> list[tuple[int, float]]:
-    """Instance counts for each utilisation target: ``busy`` is instance-seconds per second at
-    100%. Under a budget alone, the count is the largest its ``share`` of the budget buys."""
-    if rate is None:
-        assert budget is not None
-        return [(max(1, math.floor(budget * share / price)), math.nan)]
-    return [(max(1, math.ceil(busy / target - 1e-9)), target) for target in UTILISATION_TARGETS]
+def _sized_counts(families, band: float):
+    """Every instance-count vector worth trying at a target rate, with its family's builder.
+
+    A pool needs at least ``ceil(busy / MAX_UTILISATION)`` instances; above that, every count
+    is a candidate as long as the cluster costs at most ``band`` times the cheapest cluster the
+    cost model sized. The bound is on *price*, not on headroom over this rate: a cluster sized
+    for twice the load also carries this one, and if it is cheaper than what this rate's search
+    confirms it must have been tried here. Minimum counts grow with the rate, so the clusters
+    a higher-rate search tries under a price are a subset of those a lower-rate one tries.
+    """
+    minimal = []
+    for busy, prices, build in families:
+        counts = tuple(max(1, math.ceil(b / MAX_UTILISATION - 1e-9)) for b in busy)
+        minimal.append((counts, prices, build))
+    if not minimal:
+        return
+    ceiling = band * min(sum(n * p for n, p in zip(counts, prices, strict=True))
+                         for counts, prices, _ in minimal) + 1e-9
+    for counts, prices, build in minimal:
+        floor_cost = sum(n * p for n, p in zip(counts, prices, strict=True))
+        ranges = [range(n, n + int((ceiling - floor_cost) // p) + 1)
+                  for n, p in zip(counts, prices, strict=True)]
+        for vector in itertools.product(*ranges):
+            if sum(n * p for n, p in zip(vector, prices, strict=True)) <= ceiling:
+                yield vector, build
+
+
+def _budget_counts(busy: tuple[float, ...], prices: tuple[float, ...],
+                   budget: float) -> tuple[int, ...]:
+    """Under a budget alone, each pool gets the instances its share of the budget buys, the
+    budget split in proportion to what each phase costs per request."""
+    spend = [b * p for b, p in zip(busy, prices, strict=True)]
+    return tuple(max(1, math.floor(budget * (s / sum(spend)) / p))
+                 for s, p in zip(spend, prices, strict=True))
 
 
 # --------------------------------------------------------------------------------------------
@@ -732,7 +780,7 @@ class _Simulator:
 def plan_capacity(scenario: str | Path | Scenario | Mapping[str, Any], *, rate: float | None, hardware: Sequence[str] | None = None,
                   budget: float | None = None, executor: Executor, slo: SLO | None = None,
                   requests: int | None = None, seed: int | None = None, confirm: int = 3,
-                  max_simulations: int = 24, bisection_steps: int = 4,
+                  max_simulations: int = 64, bisection_steps: int = 4,
                   progress: Callable[[str], None] | None = None) -> PlanOutcome:
     """Search pools for the cheapest plan meeting the SLOs at ``rate`` (or, with ``budget``, the
     most goodput per dollar within it). See the module docstring for the three stages.
@@ -772,7 +820,18 @@ def plan_capacity(scenario: str | Path | Scenario | Mapping[str, Any], *, rate: 
                            best=None, pruned=tuple(pruned), simulations=0,
                            notes=("the cost model ruled out every shape; see pruned",))
     if rate is not None:
+        # Cheapest first, in widening price bands: while no candidate of the band holds the
+        # SLOs, every pool size up to twice the price joins (see _sized_counts).
+        band = PRICE_BAND
         evaluations = _confirm(candidates, rate, slo, load, simulator, confirm, max_simulations)
+        while (not any(ev.slo_met for ev in evaluations) and band < MAX_PRICE_BAND
+               and simulator.count < max_simulations):
+            band *= 2
+            candidates, pruned = size_candidates(base, load, slo, rate, hardware, budget,
+                                                 band=band)
+            evaluations = _confirm(candidates, rate, slo, load, simulator, confirm,
+                                   max_simulations, known={ev.candidate.key: ev
+                                                           for ev in evaluations})
     else:
         # Budget only: the candidates that promise the most requests per dollar go first.
         candidates = sorted(candidates, key=lambda c: (-c.capacity_rps / c.cost_per_hour, c.label))
@@ -826,21 +885,29 @@ def load_shape(base, requests: int | None = None) -> LoadShape:
 
 
 def _confirm(candidates: Sequence[Candidate], rate: float, slo: SLO, load: LoadShape,
-             simulator: _Simulator, confirm: int, max_simulations: int) -> list[Evaluation]:
-    """Simulate cheapest-first in waves of the executor's width until enough are confirmed."""
-    evaluations = [Evaluation(candidate=c) for c in candidates]
+             simulator: _Simulator, confirm: int, max_simulations: int,
+             known: Mapping[tuple, Evaluation] | None = None) -> list[Evaluation]:
+    """Simulate cheapest-first in waves of the executor's width until enough are confirmed.
+
+    ``known`` holds verdicts from a narrower price band, kept rather than re-simulated;
+    ``max_simulations`` bounds the planner's simulations in all.
+    """
+    known = known or {}
+    evaluations = [known.get(c.key) or Evaluation(candidate=c) for c in candidates]
     wave = max(1, simulator.executor.workers)
     position = 0
-    simulated = 0
-    while position < len(evaluations) and simulated < max_simulations:
+    while position < len(evaluations) and simulator.count < max_simulations:
         confirmed = [ev for ev in evaluations if ev.slo_met]
         layouts_open = {c.layout for c in candidates} - {ev.candidate.layout for ev in confirmed}
         if len(confirmed) >= confirm and not layouts_open:
             break
         batch = []
-        while position < len(evaluations) and len(batch) < wave:
+        room = max(1, min(wave, max_simulations - simulator.count))
+        while position < len(evaluations) and len(batch) < room:
             ev = evaluations[position]
             position += 1
+            if ev.slo_met is not None:
+                continue
             # Once a layout has enough confirmed plans, pricier plans of it teach nothing new.
             same = sum(1 for c in confirmed if c.candidate.layout == ev.candidate.layout)
             if same >= confirm or (same >= 1 and len(confirmed) >= confirm):
@@ -849,7 +916,6 @@ def _confirm(candidates: Sequence[Candidate], rate: float, slo: SLO, load: LoadS
         if not batch:
             continue
         summaries = simulator.run([(evaluations[i].candidate, rate) for i in batch])
-        simulated += len(batch)
         for i, summary in zip(batch, summaries, strict=True):
             ok, reason = slo_verdict(summary, slo, load.requests)
             evaluations[i] = replace(evaluations[i], summary=summary, slo_met=ok, reason=reason)
