@@ -167,6 +167,36 @@ def test_mixed_chunked_prefill_leaves_room_for_running_decodes():
     assert result.requests.first_token_at[1] == pytest.approx(after[2], rel=1e-12)
 
 
+def test_mixed_pool_busy_time_splits_into_prefill_and_decode_work():
+    """Prompt-only steps are prefill work, decode steps decode work; a step doing both is split
+    by the time its chunk and its decodes would each take as a step of their own."""
+    result = simulate_cluster(mixed_cluster(max_batch_tokens=256), table([0], [1000], [2]),
+                              seed=0)
+    pool = result.pools["mixed"]
+    chunks = [(256, 0), (256, 256), (256, 512), (232, 768)]
+    prefill = sum(step_time(DEP, StepBatch(prefill_new_tokens=(c,), prefill_context=(d,)))
+                  .time_s for c, d in chunks)
+    a, b = decode_step_coefficients(DEP, 1)
+    assert pool["prefill_busy_s"] == pytest.approx(prefill, rel=1e-12)
+    assert pool["busy_s"] - pool["prefill_busy_s"] == pytest.approx(a + b * 1001, rel=1e-9)
+
+    budget = 128  # request 1's prompt shares three steps with request 0's decode
+    result = simulate_cluster(mixed_cluster(max_batch_tokens=budget),
+                              table([0, 0.2], [50, 300], [200, 2]), seed=0)
+    generated = int(np.searchsorted(result.token_times(0), result.requests.prefill_start_at[1],
+                                    side="right"))
+    expect = step_time(DEP, StepBatch(prefill_new_tokens=(50,), prefill_context=(0,))).time_s
+    for i, (c, d) in enumerate([(127, 0), (127, 127), (46, 254)]):
+        kv = 50 + generated + i
+        both = step_time(DEP, StepBatch(prefill_new_tokens=(c,), prefill_context=(d,),
+                                        decode_kv_lens=(kv,))).time_s
+        alone = step_time(DEP, StepBatch(prefill_new_tokens=(c,), prefill_context=(d,))).time_s
+        decode = step_time(DEP, StepBatch(decode_kv_lens=(kv,))).time_s
+        expect += both * alone / (alone + decode)
+    assert result.pools["mixed"]["prefill_busy_s"] == pytest.approx(expect, rel=1e-9)
+    assert 0 < result.pools["mixed"]["prefill_busy_s"] < result.pools["mixed"]["busy_s"]
+
+
 def test_prefill_first_mixed_pool_stalls_decodes_during_prefill():
     result = simulate_cluster(mixed_cluster(chunked=False, max_batch_tokens=4096),
                               table([0, 0.2], [50, 3000], [200, 2]), seed=0)
@@ -328,6 +358,12 @@ def check_invariants(result, workload) -> None:
     assert (done.e2e_s >= done.ttft_s).all()
     # KV memory never over capacity
     assert (result.instances.peak_kv_blocks <= result.instances.kv_blocks_capacity).all()
+    # a mixed pool's prefill work is part of its busy time
+    for pool in result.pools.values():
+        if pool["role"] == "mixed":
+            assert 0 <= pool["prefill_busy_s"] <= pool["busy_s"] * (1 + 1e-12)
+        else:
+            assert "prefill_busy_s" not in pool
     # token times: one per output token, strictly increasing, last one is last_token_at
     for rid in done.request_id.tolist()[:40]:
         times = result.token_times(rid)

@@ -11,6 +11,12 @@ The KV cache never leaves the instance. Two schedulers:
 - **prefill-first** (``chunked_prefill: false``): a step either prefills whole prompts (these take
   priority, up to the budget) or decodes; running sequences emit nothing during a prefill step.
 
+Busy time is split between prefill and decode work (``prefill_busy_s``, for billing input and
+output tokens apart): a step that only computes prompts is all prefill, a pure decode step or
+epoch all decode, and a chunked step that does both is split in proportion to the time its prompt
+chunks and its decodes would each take as a step of their own (the cost model's split of that
+step). Swap stalls count as decode work.
+
 KV memory is paged and shared by the running decodes and the prompts in progress. When it runs out
 the most recently joined decode is preempted; under ``recompute`` it goes back to the head of the
 prefill line and its prompt plus generated tokens are computed again before it resumes (without
@@ -36,6 +42,7 @@ class MixedInstance(DecodeInstance):
         self.prefill_queue: deque[int] = deque()
         self._progress: dict[int, int] = {}  # request -> prompt tokens computed so far
         self.prefill_blocks = 0  # KV blocks held by prompts partly computed
+        self.prefill_busy_s = 0.0  # busy time attributable to prompt tokens (see _step)
         super().__init__(*args, **kwargs)
         self.prefix_cache = self.engine.new_prefix_cache()
 
@@ -187,9 +194,12 @@ class MixedInstance(DecodeInstance):
             self.pool.block_size
         chunks = [chunk for _, chunk, _, _ in plan]
         before = [done for _, _, done, _ in plan]
+        prefill_part = None  # the step's time attributable to its prompt tokens: all of it
         if self.pool.chunked_prefill:
             lens = [batch.kv_len(rid) for rid in batch.members]
             span = self.costs.step_s(chunks, before, lens)
+            if lens:
+                prefill_part = span * self._prefill_fraction(chunks, before, lens)
         elif len(plan) == 1 and chunks[0] > self.pool.max_batch_tokens:
             span = self.costs.chunked_prefill_s(chunks[0], self.pool.max_batch_tokens, before[0])
         else:
@@ -206,6 +216,7 @@ class MixedInstance(DecodeInstance):
         self.peak_blocks = max(self.peak_blocks, used)
         yield self.env.timeout(span)
         end = self.env.now
+        self.prefill_busy_s += span if prefill_part is None else prefill_part
         if self.pool.chunked_prefill and batch.n:
             self._log_epoch(now, batch.steps_done, 1, span, 0.0, batch.kv_tokens(), batch.n)
         else:
@@ -232,6 +243,14 @@ class MixedInstance(DecodeInstance):
                 batch.join(rid, engine.prompt[rid] + 1, engine.output[rid] - 1)
                 records.decode_start_at[rid] = end
                 records.decode_instance[rid] = self.index
+
+    def _prefill_fraction(self, chunks: list[int], before: list[int], lens: list[int]) -> float:
+        """The prompt chunks' share of a mixed step, by the cost model: the time the chunks
+        would take as a step of their own, over that plus the decodes' own step time."""
+        prefill = self.costs.step_s(chunks, before, ())
+        a, b = self.costs.decode_coefficients(len(lens))
+        decode = a + b * sum(lens)  # a pure decode step, exactly (decode_step_coefficients)
+        return prefill / (prefill + decode)
 
     def _preempt(self, rid: int) -> float:
         stall = super()._preempt(rid)

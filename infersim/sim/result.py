@@ -270,6 +270,9 @@ def build_result(engine: Engine, *, duration_s: float) -> SimResult:
             "utilization": busy / (pool.instances * duration_s) if duration_s > 0 else 0.0,
             "kv_blocks_capacity": engine.costs[pool.name].kv_capacity_tokens // pool.block_size,
         }
+        if pool.role == "mixed":  # for billing input and output tokens apart
+            pools[pool.name]["prefill_busy_s"] = float(sum(
+                inst.prefill_busy_s for inst in insts if inst.pool.name == pool.name))
     return SimResult(requests=df, timeseries=timeseries, links=links, instances=instances,
                      pools=pools, duration_s=float(duration_s), seed=engine.seed, epochs=epochs,
                      runs=engine.runs.arrays())
