@@ -43,6 +43,9 @@ from infersim.scenario import load_scenario
 TINY = Path(__file__).resolve().parent / "fixtures" / "plans" / "scenarios" / "tiny-disaggregated.yaml"
 RATE = 40.0
 CHIPS = ["h100", "a100", "b200"]
+# Each planner run spans at least this much of arrivals: short, for speed (200 requests at 40
+# req/s, as the fixture asks); the default of 60 s is tested on its own.
+SPAN = 5.0
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +55,8 @@ def base():
 
 @pytest.fixture(scope="module")
 def outcome():
-    return plan_capacity(TINY, rate=RATE, hardware=CHIPS, executor=SerialExecutor())
+    return plan_capacity(TINY, rate=RATE, hardware=CHIPS,
+                         executor=SerialExecutor(), min_span_s=SPAN)
 
 
 # --- stage 1: the cost model ---------------------------------------------------------------
@@ -136,7 +140,8 @@ def test_impossible_slos_are_pruned_with_reasons(base):
     candidates, pruned = size_candidates(base, load, SLO(ttft_ms=500, itl_ms=1), RATE, ["h100"])
     assert candidates == []
     assert pruned and all("ITL target" in why for _, why in pruned)
-    outcome = plan_capacity(TINY, rate=RATE, hardware=["h100"], executor=SerialExecutor(),
+    outcome = plan_capacity(TINY, rate=RATE, hardware=["h100"],
+                            executor=SerialExecutor(), min_span_s=SPAN,
                             slo=SLO(ttft_ms=500, itl_ms=1))
     assert outcome.best is None and outcome.simulations == 0
 
@@ -197,7 +202,8 @@ def test_both_layouts_are_confirmed_and_the_verdict_names_the_winner(outcome):
 
 
 def test_planning_is_deterministic(tmp_path, outcome):
-    again = plan_capacity(TINY, rate=RATE, hardware=CHIPS, executor=SerialExecutor())
+    again = plan_capacity(TINY, rate=RATE, hardware=CHIPS,
+                          executor=SerialExecutor(), min_span_s=SPAN)
     write_outputs(outcome, tmp_path / "a", str(TINY))
     write_outputs(again, tmp_path / "b", str(TINY))
     for name in ("plans.csv", "best.yaml", "plan.json"):
@@ -206,7 +212,7 @@ def test_planning_is_deterministic(tmp_path, outcome):
 
 def test_budget_mode_maximises_goodput_per_dollar_within_budget():
     outcome = plan_capacity(TINY, rate=None, budget=12.0, hardware=["h100", "a100"],
-                            executor=SerialExecutor())
+                            executor=SerialExecutor(), min_span_s=SPAN)
     assert outcome.best is not None
     assert outcome.best.candidate.cost_per_hour <= 12.0
     searched = [ev for ev in outcome.evaluations if ev.goodput_per_dollar is not None]
@@ -224,7 +230,7 @@ def test_closed_loop_workload_cannot_be_planned_for_a_rate(tmp_path):
     path = tmp_path / "closed.yaml"
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(InfersimError) as err:
-        plan_capacity(path, rate=RATE, executor=SerialExecutor())
+        plan_capacity(path, rate=RATE, executor=SerialExecutor(), min_span_s=SPAN)
     assert str(err.value) == (f"{path}: workload.arrival: expected an open-loop arrival with a "
                               "rate (poisson or gamma) to plan for, got None")
 
@@ -235,7 +241,7 @@ def test_plan_without_any_slo_is_refused(tmp_path):
     path = tmp_path / "no-slo.yaml"
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(InfersimError, match=r"slo: expected at least one target"):
-        plan_capacity(path, rate=RATE, executor=SerialExecutor())
+        plan_capacity(path, rate=RATE, executor=SerialExecutor(), min_span_s=SPAN)
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
@@ -244,7 +250,7 @@ def test_plan_without_any_slo_is_refused(tmp_path):
 ])
 def test_bad_targets_are_one_line(kwargs, message):
     with pytest.raises(InfersimError) as err:
-        plan_capacity(TINY, executor=SerialExecutor(), **kwargs)
+        plan_capacity(TINY, executor=SerialExecutor(), min_span_s=SPAN, **kwargs)
     assert str(err.value) == message
 
 
@@ -252,7 +258,7 @@ def test_plan_command_writes_a_runnable_plan(tmp_path, capsys):
     out = tmp_path / "plan"
     try:
         main(["plan", str(TINY), "--rate", "30", "--hardware", "h100,a100", "--workers", "1",
-              "--out", str(out)])
+              "--out", str(out), "--min-span", "5", "--max-requests", "1000"])
         code = 0
     except SystemExit as exit_info:
         code = exit_info.code or 0
@@ -260,6 +266,9 @@ def test_plan_command_writes_a_runnable_plan(tmp_path, capsys):
     assert code == 0, captured.err
     assert {p.name for p in out.iterdir()} == {"best.yaml", "plans.csv", "plan.json", "pareto.png"}
     assert "wins at 30 req/s" in captured.err
+    # 200 requests would be under 7 s at 30 req/s: the run says how long its runs were
+    assert ("each simulation spans at least 5 s of arrivals (200 requests at 30 req/s, 200 or "
+            "more, scaled with the rate up to 1000)") in " ".join(captured.err.split())
     summary = json.loads((out / "plan.json").read_text())
     table = pd.read_csv(out / "plans.csv")
     assert summary["best"] == table.loc[0, "plan"] and bool(table.loc[0, "slo_met"])
@@ -275,7 +284,8 @@ def test_a_budget_below_every_sized_cluster_says_so(base):
 
 def test_an_unknown_chip_names_the_option():
     with pytest.raises(InfersimError) as err:
-        plan_capacity(TINY, rate=1.0, hardware=["h100", "h1000"], executor=SerialExecutor())
+        plan_capacity(TINY, rate=1.0, hardware=["h100", "h1000"],
+                      executor=SerialExecutor(), min_span_s=SPAN)
     text = str(err.value)
     assert text.startswith("--hardware: expected a known chip (") and "h100" in text
     assert text.endswith(", got 'h1000'")
@@ -288,7 +298,8 @@ def test_best_yaml_describes_the_chosen_plan_not_the_base(tmp_path, outcome):
     data["description"] = "one prefill GPU, two decode GPUs at 8 req/s"
     base_path = tmp_path / "described.yaml"
     base_path.write_text(yaml.safe_dump(data))
-    planned = plan_capacity(base_path, rate=RATE, hardware=CHIPS, executor=SerialExecutor())
+    planned = plan_capacity(base_path, rate=RATE, hardware=CHIPS,
+                            executor=SerialExecutor(), min_span_s=SPAN)
     write_outputs(planned, tmp_path / "out", str(base_path))
     text = (tmp_path / "out" / "best.yaml").read_text()
     best = load_scenario(tmp_path / "out" / "best.yaml")
@@ -348,7 +359,8 @@ def test_plan_from_a_scenario_object_or_a_dict_equals_the_plan_from_its_file(out
     # Notebooks build their base scenario in code: no temporary YAML should be needed.
     as_dict = yaml.safe_load(TINY.read_text())
     for source in (base, as_dict):
-        planned = plan_capacity(source, rate=RATE, hardware=CHIPS, executor=SerialExecutor())
+        planned = plan_capacity(source, rate=RATE, hardware=CHIPS,
+                                executor=SerialExecutor(), min_span_s=SPAN)
         assert plans_table(planned).equals(plans_table(outcome))
         assert planned.simulations == outcome.simulations
         mine, theirs = dict(planned.best_scenario), dict(outcome.best_scenario)
@@ -357,14 +369,15 @@ def test_plan_from_a_scenario_object_or_a_dict_equals_the_plan_from_its_file(out
         assert mine == theirs
         # and the plan it writes runs
         assert slo_verdict(simulate(planned.best_scenario).summary, slo_of(base), 200)[0]
-    from_dict = plan_capacity(as_dict, rate=RATE, hardware=CHIPS, executor=SerialExecutor())
+    from_dict = plan_capacity(as_dict, rate=RATE, hardware=CHIPS,
+                              executor=SerialExecutor(), min_span_s=SPAN)
     assert "planned by infersim plan from scenario 'tiny-disaggregated'" in \
         from_dict.best_scenario["description"]
 
 
 def test_a_scenario_of_the_wrong_type_is_one_line():
     with pytest.raises(InfersimError) as err:
-        plan_capacity(42, rate=RATE, executor=SerialExecutor())
+        plan_capacity(42, rate=RATE, executor=SerialExecutor(), min_span_s=SPAN)
     assert str(err.value) == ("scenario: expected a scenario file, a Scenario or a mapping of "
                               "scenario fields, got 42")
 
@@ -409,7 +422,45 @@ def test_the_cheapest_plan_never_gets_cheaper_as_the_load_rises():
     costs = {}
     for rate in (7.0, 8.0, 14.0):
         planned = plan_capacity(BIG, rate=rate, hardware=["mi300x", "b200"],
-                                executor=SerialExecutor())
+                                executor=SerialExecutor(), min_span_s=SPAN)
         assert planned.best is not None, rate
         costs[rate] = planned.best.candidate.cost_per_hour
     assert costs[7.0] <= costs[8.0] + 1e-9 and costs[8.0] <= costs[14.0] + 1e-9, costs
+
+
+# --- how long each planner simulation runs -----------------------------------------------------
+
+
+@given(st.integers(1, 5000), st.floats(0.0, 600.0), st.integers(1, 20000),
+       st.floats(0.01, 1000.0), st.floats(0.01, 1000.0))
+def test_run_length_covers_the_span_up_to_the_cap(base_requests, span_s, cap, rate, other):
+    from infersim.plan.planner import RunLength
+
+    rule = RunLength(requests=base_requests, min_span_s=span_s, max_requests=cap)
+    n = rule.requests_at(rate)
+    assert n >= base_requests                      # never fewer than asked for
+    assert n <= max(cap, base_requests)            # the cap bounds the scaling
+    if n < max(cap, base_requests):
+        assert n / rate >= span_s * (1 - 1e-12)    # uncapped: the arrivals span the minimum
+    if other > rate:
+        assert rule.requests_at(other) >= n        # more load, never a shorter run
+
+
+def test_max_rate_runs_span_the_stated_minimum_of_arrivals(tmp_path):
+    planned = plan_capacity(TINY, rate=RATE, hardware=["b200"], executor=SerialExecutor(),
+                            min_span_s=8.0, max_requests=5000)
+    best = planned.best
+    assert best.max_rate > RATE
+    # at the maximum rate, the run had rate x 8 s of requests (200 at 25 req/s and below)
+    expected = max(200, math.ceil(best.max_rate * 8.0))
+    assert best.max_rate_summary["completed"] == expected > 200
+    assert planned.run_length.requests_at(best.max_rate) == expected
+    assert planned.best_scenario["workload"]["requests"] == max(200, math.ceil(RATE * 8.0))
+    write_outputs(planned, tmp_path, str(TINY))
+    run_length = json.loads((tmp_path / "plan.json").read_text())["run_length"]
+    assert run_length == {"min_span_s": 8.0, "max_requests": 5000, "base_requests": 200,
+                          "requests_at_rate": 320}
+    capped = plan_capacity(TINY, rate=RATE, hardware=["b200"], executor=SerialExecutor(),
+                           min_span_s=8.0, max_requests=250)
+    assert capped.best.max_rate_summary["completed"] == 250
+    assert any("capped at 250 requests" in note for note in capped.notes), capped.notes

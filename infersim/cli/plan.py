@@ -21,7 +21,14 @@ from rich.table import Table
 from infersim.errors import InfersimError
 from infersim.plan.executors import BACKENDS, make_executor
 from infersim.plan.outputs import verdict, write_outputs
-from infersim.plan.planner import SLO, PlanOutcome, plan_capacity, slo_of
+from infersim.plan.planner import (
+    MAX_REQUESTS,
+    SLO,
+    STEADY_STATE_S,
+    PlanOutcome,
+    plan_capacity,
+    slo_of,
+)
 
 
 def _number(text: str | None, option: str, *, integer: bool = False) -> float | int | None:
@@ -51,7 +58,13 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path | None, typer.Option(
             "--out", "-o", help="output folder (default runs/<scenario name>-plan)")] = None,
         requests: Annotated[str | None, typer.Option(
-            "--requests", help="requests per simulation (default: the scenario's)")] = None,
+            "--requests", help="fewest requests per simulation (default: the scenario's)")] = None,
+        min_span: Annotated[str, typer.Option(
+            "--min-span", help="seconds of arrivals every simulation spans at least: runs at "
+                               "higher rates draw more requests")] = f"{STEADY_STATE_S:g}",
+        max_requests: Annotated[str, typer.Option(
+            "--max-requests", help="most requests one simulation draws to span --min-span")
+        ] = str(MAX_REQUESTS),
         ttft_ms: Annotated[str | None, typer.Option(
             "--ttft-ms", help="TTFT target, ms (default: the scenario's slo)")] = None,
         itl_ms: Annotated[str | None, typer.Option(
@@ -93,6 +106,10 @@ def register(app: typer.Typer) -> None:
                 seed_value = int(seed)
             except ValueError:
                 raise InfersimError(field="--seed", expected="an integer >= 0", given=seed) from None
+        try:
+            span = float(min_span)
+        except ValueError:
+            raise InfersimError(field="--min-span", expected="seconds >= 0", given=min_span) from None
         executor = make_executor(backend, workers=_number(workers, "--workers", integer=True),
                                  address=address)
         err = Console(stderr=True)
@@ -103,7 +120,9 @@ def register(app: typer.Typer) -> None:
                     scenario, rate=_number(rate, "--rate"), hardware=chips,
                     budget=_number(budget, "--budget"), executor=executor, slo=slo,
                     requests=_number(requests, "--requests", integer=True), seed=seed_value,
-                    progress=lambda text: status.update(f"planning: {text}"))
+                    progress=lambda text: status.update(f"planning: {text}"),
+                    min_span_s=span, max_requests=_number(max_requests, "--max-requests",
+                                                          integer=True))
         finally:
             executor.close()
         out_dir = out if out is not None else Path("runs") / f"{base.name}-plan"
@@ -116,6 +135,13 @@ def register(app: typer.Typer) -> None:
         err.print(f"{len(outcome.evaluations)} candidates admitted by the cost model, "
                   f"{len(outcome.pruned)} shapes pruned, {outcome.simulations} simulations, "
                   f"{time.perf_counter() - started:.1f} s")
+        if outcome.run_length is not None:
+            rule = outcome.run_length
+            at = (f"{rule.requests_at(outcome.rate)} requests at {outcome.rate:g} req/s, "
+                  if outcome.rate is not None else "")
+            err.print(f"each simulation spans at least {rule.min_span_s:g} s of arrivals "
+                      f"({at}{rule.requests} or more, scaled with the rate up to "
+                      f"{rule.max_requests})")
         for note in outcome.notes:
             err.print(note)
         for path in paths:

@@ -129,6 +129,13 @@ def write_outputs(outcome: PlanOutcome, out_dir: Path, base_source: str) -> list
         "load": {"mean_prompt_tokens": outcome.load.mean_prompt,
                  "mean_output_tokens": outcome.load.mean_output,
                  "requests_per_simulation": outcome.load.requests},
+        # Each run draws enough requests to span min_span_s of arrivals at its rate.
+        "run_length": None if outcome.run_length is None else {
+            "min_span_s": outcome.run_length.min_span_s,
+            "max_requests": outcome.run_length.max_requests,
+            "base_requests": outcome.run_length.requests,
+            "requests_at_rate": outcome.run_length.requests_at(outcome.rate)
+            if outcome.rate is not None else None},
         "candidates": len(outcome.evaluations), "simulations": outcome.simulations,
         "best": outcome.best.candidate.label if outcome.best else None,
         "best_cost_per_hour": outcome.best.candidate.cost_per_hour if outcome.best else None,

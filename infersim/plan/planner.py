@@ -92,8 +92,10 @@ CHUNK_CHOICES = (8192, 4096, 2048, 1024, 512)
 ITL_STEP_SHARE = 0.8
 TTFT_PREFILL_SHARE = 0.8
 SLO_METRICS = ("ttft", "itl", "tpot", "e2el")
-# Arrivals a maximum-rate measurement should span before its figure is read as sustainable.
+# Arrivals every planner simulation should span before its verdict is read as sustainable, and
+# the most requests one simulation may take to get there.
 STEADY_STATE_S = 60.0
+MAX_REQUESTS = 4000
 
 
 # --------------------------------------------------------------------------------------------
@@ -131,6 +133,30 @@ class SLO:
         """The longest decode step the ITL (or TPOT) target allows."""
         bounds = [v for v in (self.itl_ms, self.tpot_ms) if v is not None]
         return min(bounds) / 1000.0 if bounds else None
+
+
+@dataclass(frozen=True)
+class RunLength:
+    """How many requests a planner simulation at a given rate draws.
+
+    A fixed count covers ever fewer seconds of arrivals as the rate rises — 200 requests are
+    4 s at 50 req/s — and a queue that grows slowly passes the SLOs over a short burst at a rate
+    the cluster could not hold for an hour. So each run takes at least ``requests`` (the
+    scenario's or ``--requests``) and enough to span ``min_span_s`` of arrivals, at most
+    ``max_requests`` (which bounds only the scaling, never the count asked for).
+    """
+
+    requests: int
+    min_span_s: float = STEADY_STATE_S
+    max_requests: int = MAX_REQUESTS
+
+    def requests_at(self, rate: float) -> int:
+        spanning = math.ceil(rate * self.min_span_s - 1e-9)
+        return max(self.requests, min(self.max_requests, spanning))
+
+    def capped(self, rate: float) -> bool:
+        """Whether the cap keeps a run at ``rate`` short of the minimum span."""
+        return self.requests_at(rate) < rate * self.min_span_s - 1e-9
 
 
 @dataclass(frozen=True)
@@ -228,6 +254,7 @@ class PlanOutcome:
     simulations: int
     best_scenario: dict | None = None            # the best plan as scenario data (YAML-ready)
     notes: tuple[str, ...] = field(default=())
+    run_length: RunLength | None = None          # requests per simulation at each rate
 
     def best_of(self, layout: str) -> Evaluation | None:
         for ev in self.evaluations:
@@ -736,14 +763,14 @@ class _Simulator:
     """Runs batches of candidate scenarios on an executor, remembering every result."""
 
     def __init__(self, executor: Executor, base, base_data: Mapping[str, Any], slo: SLO,
-                 seed: int | None, requests: int | None,
+                 seed: int | None, run_length: RunLength,
                  progress: Callable[[str], None] | None) -> None:
         self.executor = executor
         self.slo = slo
         self.base = base
         self.base_data = base_data
         self.seed = seed
-        self.requests = requests
+        self.run_length = run_length
         self.progress = progress
         self.cache: dict[tuple, Mapping[str, Any]] = {}
         self.count = 0
@@ -755,9 +782,13 @@ class _Simulator:
                        "percentile": self.slo.percentile}
         if self.seed is not None:
             data["seed"] = self.seed
-        if self.requests is not None:
-            data["workload"] = {**data["workload"], "requests": self.requests}
+        if rate is not None:
+            data["workload"] = {**data["workload"],
+                                "requests": self.run_length.requests_at(rate)}
         return data
+
+    def verdict(self, summary: Mapping[str, Any], rate: float) -> tuple[bool, str]:
+        return slo_verdict(summary, self.slo, self.run_length.requests_at(rate))
 
     def run(self, jobs: Sequence[tuple[Candidate, float]]) -> list[Mapping[str, Any]]:
         keys = [(c.key, round(r, 9)) for c, r in jobs]
@@ -781,7 +812,9 @@ def plan_capacity(scenario: str | Path | Scenario | Mapping[str, Any], *, rate: 
                   budget: float | None = None, executor: Executor, slo: SLO | None = None,
                   requests: int | None = None, seed: int | None = None, confirm: int = 3,
                   max_simulations: int = 64, bisection_steps: int = 4,
-                  progress: Callable[[str], None] | None = None) -> PlanOutcome:
+                  progress: Callable[[str], None] | None = None,
+                  min_span_s: float = STEADY_STATE_S,
+                  max_requests: int = MAX_REQUESTS) -> PlanOutcome:
     """Search pools for the cheapest plan meeting the SLOs at ``rate`` (or, with ``budget``, the
     most goodput per dollar within it). See the module docstring for the three stages.
 
@@ -810,15 +843,23 @@ def plan_capacity(scenario: str | Path | Scenario | Mapping[str, Any], *, rate: 
         except InfersimError as err:
             raise InfersimError(field="--hardware", expected=err.expected or "a known chip",
                                 given=name) from None
+    if not (min_span_s >= 0 and math.isfinite(min_span_s)):
+        raise InfersimError(field="--min-span", expected="seconds >= 0", given=min_span_s)
+    if isinstance(max_requests, bool) or not isinstance(max_requests, int) or max_requests < 1:
+        raise InfersimError(field="--max-requests", expected="an integer >= 1",
+                            given=max_requests)
     sim_requests = requests or base.workload.requests
     load = load_shape(base, requests=sim_requests)
+    run_length = RunLength(requests=load.requests, min_span_s=float(min_span_s),
+                           max_requests=max_requests)
     candidates, pruned = size_candidates(base, load, slo, rate, hardware, budget)
-    simulator = _Simulator(executor, base, base_data, slo, seed, requests, progress)
+    simulator = _Simulator(executor, base, base_data, slo, seed, run_length, progress)
     notes: list[str] = []
     if not candidates:
         return PlanOutcome(rate=rate, budget=budget, slo=slo, load=load, evaluations=(),
                            best=None, pruned=tuple(pruned), simulations=0,
-                           notes=("the cost model ruled out every shape; see pruned",))
+                           notes=("the cost model ruled out every shape; see pruned",),
+                           run_length=run_length)
     if rate is not None:
         # Cheapest first, in widening price bands: while no candidate of the band holds the
         # SLOs, every pool size up to twice the price joins (see _sized_counts).
@@ -842,12 +883,14 @@ def plan_capacity(scenario: str | Path | Scenario | Mapping[str, Any], *, rate: 
     best = next((ev for ev in ranked if ev.slo_met), None)
     if best is None:
         notes.append("no simulated candidate met the SLOs; widen --hardware or relax the SLOs")
-    elif best.max_rate and load.requests / best.max_rate < STEADY_STATE_S:
+    elif best.max_rate and run_length.capped(best.max_rate):
         # A queue that grows slowly needs time to show: a short burst can pass the SLOs at a
         # rate the cluster could not hold for an hour.
-        notes.append(f"the maximum rates were measured over {load.requests / best.max_rate:.0f} s "
-                     f"of arrivals ({load.requests} requests); raise --requests for "
-                     f"steady-state figures (>= {STEADY_STATE_S:g} s)")
+        span = run_length.requests_at(best.max_rate) / best.max_rate
+        notes.append(f"runs were capped at {max_requests} requests: at the best plan's maximum "
+                     f"rate ({best.max_rate:.4g} req/s) they span {span:.0f} s of arrivals, "
+                     f"under the {min_span_s:g} s asked for; raise --max-requests for "
+                     "steady-state figures")
     best_data = None
     if best is not None:
         best_rate = rate if rate is not None else best.max_rate
@@ -856,12 +899,12 @@ def plan_capacity(scenario: str | Path | Scenario | Mapping[str, Any], *, rate: 
         best_data["name"] = plan_name(base.name, best.candidate)
         best_data["description"] = plan_description(
             best.candidate, rate=rate, slo=slo, source=source_label(base),
-            requests=load.requests, max_rate=best.max_rate, budget=budget)
+            requests=run_length.requests_at(best_rate), max_rate=best.max_rate, budget=budget)
         best_data = {"name": best_data.pop("name"), "description": best_data.pop("description"),
                      **best_data}
     return PlanOutcome(rate=rate, budget=budget, slo=slo, load=load, evaluations=tuple(ranked),
                        best=best, pruned=tuple(pruned), simulations=simulator.count,
-                       best_scenario=best_data, notes=tuple(notes))
+                       best_scenario=best_data, notes=tuple(notes), run_length=run_length)
 
 
 def slo_of(base, attainment: float = 0.9) -> SLO:
@@ -917,7 +960,7 @@ def _confirm(candidates: Sequence[Candidate], rate: float, slo: SLO, load: LoadS
             continue
         summaries = simulator.run([(evaluations[i].candidate, rate) for i in batch])
         for i, summary in zip(batch, summaries, strict=True):
-            ok, reason = slo_verdict(summary, slo, load.requests)
+            ok, reason = simulator.verdict(summary, rate)
             evaluations[i] = replace(evaluations[i], summary=summary, slo_met=ok, reason=reason)
     return evaluations
 
@@ -956,7 +999,7 @@ def _search_max_rate(evaluations: list[Evaluation], rate: float | None, slo: SLO
             break
         results = simulator.run([(evaluations[i].candidate, hi[i]) for i in grow])
         for i, summary in zip(grow, results, strict=True):
-            if slo_verdict(summary, slo, load.requests)[0]:
+            if simulator.verdict(summary, hi[i])[0]:
                 lo[i], lo_summary[i] = hi[i], summary
                 hi[i] *= 2
             else:
@@ -965,7 +1008,7 @@ def _search_max_rate(evaluations: list[Evaluation], rate: float | None, slo: SLO
         mids = {i: (lo[i] + hi[i]) / 2 for i in chosen}
         results = simulator.run([(evaluations[i].candidate, mids[i]) for i in chosen])
         for i, summary in zip(chosen, results, strict=True):
-            if slo_verdict(summary, slo, load.requests)[0]:
+            if simulator.verdict(summary, mids[i])[0]:
                 lo[i], lo_summary[i] = mids[i], summary
             else:
                 hi[i] = mids[i]
