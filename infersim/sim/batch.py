@@ -169,9 +169,13 @@ def boundary_at_or_after(elapsed: float, a: float, b: float, k0: int, n: int, li
     lin = a + b * k0 - quad  # > 0: every sequence attends at least one token
     x = elapsed / lin if quad == 0 else (-lin + math.sqrt(lin * lin + 4 * quad * elapsed)) / (2 * quad)
     k = min(limit, max(0, math.ceil(x)))
-    while k > 0 and epoch_span(k - 1, a, b, k0, n) >= elapsed:
-        k -= 1
-    while k < limit and epoch_span(k, a, b, k0, n) < elapsed:
+    # epoch_span(m, a, b, k0, n), written out: this runs once per cut-short epoch
+    while k > 0:
+        m = k - 1
+        if m * a + b * (m * k0 + n * m * (m - 1) / 2.0) < elapsed:
+            break
+        k = m
+    while k < limit and k * a + b * (k * k0 + n * k * (k - 1) / 2.0) < elapsed:
         k += 1
     return k
 

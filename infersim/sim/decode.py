@@ -173,9 +173,10 @@ class DecodeInstance:
     def _retire(self, now: float) -> None:
         """Sequences whose last token came out at this boundary leave the batch."""
         batch, engine = self.batch, self.engine
-        runs, output, index = engine.runs, engine.output, self.index
+        runs, output, index, done = engine.runs.rows, engine.output, self.index, batch.steps_done
         for rid, join_step in batch.pop_finished():
-            runs.append(rid, index, join_step, batch.steps_done - join_step)
+            if done > join_step:  # engine.runs.append(rid, index, join_step, done - join_step)
+                runs.extend((rid, index, join_step, done - join_step))
             self._add_load(1 - output[rid], -1)  # self._leave_loads(rid)
             engine.finish(rid, now)
 

@@ -88,21 +88,21 @@ def step_end_times(epochs: dict[str, np.ndarray]) -> np.ndarray:
 class RunLog:
     """Decode runs of all requests: (request, instance, first global step, steps)."""
 
-    __slots__ = ("_rows",)
+    __slots__ = ("rows",)
     FIELDS = ("request", "instance", "first_step", "steps")
 
     def __init__(self) -> None:
-        self._rows = array("q")
+        self.rows = array("q")  # flat: FIELDS of run 0, then of run 1, ...
 
     def append(self, request: int, instance: int, first_step: int, steps: int) -> None:
         if steps > 0:
-            self._rows.extend((request, instance, first_step, steps))
+            self.rows.extend((request, instance, first_step, steps))
 
     def __len__(self) -> int:
-        return len(self._rows) // len(self.FIELDS)
+        return len(self.rows) // len(self.FIELDS)
 
     def arrays(self) -> dict[str, np.ndarray]:
-        rows = np.frombuffer(self._rows, dtype=np.int64).reshape(-1, len(self.FIELDS))
+        rows = np.frombuffer(self.rows, dtype=np.int64).reshape(-1, len(self.FIELDS))
         return {name: rows[:, self.FIELDS.index(name)].copy() for name in sorted(self.FIELDS)}
 
 
