@@ -5,7 +5,9 @@ chip each), the ``chat`` mix (Azure conversation lengths: prompt mean ~1155, out
 Poisson arrivals below saturation. Each (size, repeat) runs in a fresh child process so that its
 peak RSS is its own. Prints, per size, the median wall time of the simulation alone (workload
 generation and the summary are timed apart), simulated requests per second, peak RSS, and the
-ratio of time per request to that of the smallest size (1.0 = linear).
+ratio of time per request to that of the smallest size (1.0 = linear), and ends with the issue's
+target and whether this machine meets it (checked on the 1,000,000-request row when it was run;
+otherwise only what the run can say).
 
     .venv/bin/python benchmarks/bench_engine.py --sizes 10000,100000,1000000 --repeats 3
 """
@@ -20,6 +22,13 @@ import statistics
 import subprocess
 import sys
 import time
+
+# The issue's speed target (GitHub issue 3): 1 M requests through this cluster in <= 20 s of wall
+# time on 2 cores (>= 50 k simulated requests/s), peak memory <= 2 GB, cost linear in requests.
+TARGET_REQUESTS = 1_000_000
+TARGET_WALL_S = 20.0
+TARGET_RSS_MB = 2048.0
+LINEAR_TOLERANCE = 1.25  # time per request at the largest size over the smallest's, at most
 
 
 def cluster(prefill: int, decode: int):
@@ -92,6 +101,7 @@ def main() -> None:
           f"{args.repeats}; x linear: sim s per request over the smallest size's; load: 1-min "
           f"load average at the end; python {sys.version.split()[0]}, {os.cpu_count()} cores)")
     base = None
+    rows = {}
     for size in sizes:
         runs = []
         for r in range(1 if args.profile else args.repeats):
@@ -111,10 +121,37 @@ def main() -> None:
               f"{max(run['peak_rss_mb'] for run in runs):>11.0f} {per / base:>8.2f} "
               f"{max(run['load_avg'] for run in runs):>5.1f}",
               flush=True)
+        rows[size] = {"sim_s": sim, "cpu_s": cpu, "linear": per / base,
+                      "rss_mb": max(run["peak_rss_mb"] for run in runs)}
         last = runs[-1]
         print(f"{'':>10} sim duration {last['duration']:.0f} s, completed {last['completed']}, "
               f"util prefill {last['prefill_util']:.2f} decode {last['decode_util']:.2f}, "
               f"p99 TTFT {last['p99_ttft_ms']:.1f} ms, p99 ITL {last['p99_itl_ms']:.2f} ms")
+    if not args.profile:
+        print(verdict(rows))
+
+
+def verdict(rows: dict[int, dict[str, float]]) -> str:
+    """The target, and whether the measured rows meet it (only what they can tell)."""
+    head = (f"target: {TARGET_REQUESTS:,} requests in <= {TARGET_WALL_S:.0f} s wall on 2 cores "
+            f"(>= {TARGET_REQUESTS / TARGET_WALL_S:,.0f} req/s), peak RSS <= "
+            f"{TARGET_RSS_MB / 1024:.0f} GB, time per request within {LINEAR_TOLERANCE}x of the "
+            f"smallest size's ({os.cpu_count()} cores here)")
+    if TARGET_REQUESTS not in rows:
+        largest = max(rows)
+        row = rows[largest]
+        return (f"{head}\n  NOT CHECKED: {TARGET_REQUESTS:,} not in --sizes; at {largest:,}: "
+                f"{largest / row['sim_s']:,.0f} req/s wall ({largest / row['cpu_s']:,.0f} per "
+                f"CPU s), {row['rss_mb']:.0f} MB, {row['linear']:.2f}x linear")
+    row = rows[TARGET_REQUESTS]
+    checks = [("wall", row["sim_s"] <= TARGET_WALL_S,
+               f"{row['sim_s']:.1f} s ({TARGET_REQUESTS / row['sim_s']:,.0f} req/s; "
+               f"{row['cpu_s']:.1f} CPU s)"),
+              ("memory", row["rss_mb"] <= TARGET_RSS_MB, f"{row['rss_mb']:.0f} MB"),
+              ("linear", row["linear"] <= LINEAR_TOLERANCE, f"{row['linear']:.2f}x")]
+    met = all(ok for _, ok, _ in checks)
+    parts = "; ".join(f"{name} {'ok' if ok else 'MISSED'}: {text}" for name, ok, text in checks)
+    return f"{head}\n  {'MET' if met else 'NOT MET'}: {parts}"
 
 
 if __name__ == "__main__":
