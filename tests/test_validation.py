@@ -2,10 +2,12 @@
 
 The full validation (``python benchmarks/validate_published.py``, docs/validation.md) runs every
 published row the simulator can reproduce. Here: the single-stream rows, three TensorRT-LLM offline
-rows at NVIDIA's own request counts, and one vLLM online TPOT, each held to a bound on its error
-against the published figure, and to a tighter bound on its distance from the analytical estimator
-wherever both model the same thing. Bounds sit a little above what the shipped profiles give (see
-the comment at each); a change to the engine or the knobs that moves a figure past them fails.
+rows at NVIDIA's own request counts, vLLM 0.6's offline row 8 and online TPOT (rows 9b, 11b) with
+each scenario's serving-framework step overhead, each held to a bound on its error against the
+published figure, and to a tighter bound on its distance from the analytical estimator (for the
+same deployment, step overhead included) wherever both model the same thing. Bounds sit a little
+above what the shipped profiles give (see the comment at each); a change to the engine, the knobs
+or the scenarios that moves a figure past them fails.
 """
 
 from __future__ import annotations
@@ -56,9 +58,8 @@ def test_single_stream_rows_meet_published(rows, estimator):
         assert _rel(value, PUBLISHED[row]) <= 0.05, (row, value)
         # one request alone is exactly the estimator's single-stream formula: mean decode step
         # over contexts prompt+1 .. prompt+output-1, prefill of the whole prompt in one pass.
-        # Row 13 runs one more pipeline stage (pp10, to hold 4K of KV): one more hop per token.
-        tolerance = 5e-3 if row == "13" else 1e-9
-        assert _rel(value, estimator[row]) <= tolerance, (row, value, estimator[row])
+        # Row 13 included: the calibration and the scenario run the same tp8·pp10 layout.
+        assert _rel(value, estimator[row]) <= 1e-9, (row, value, estimator[row])
 
 
 def test_a_prompt_chunked_by_the_step_budget_costs_a_second_weight_pass():
@@ -95,15 +96,51 @@ def test_without_kv_reservation_the_engine_preempts_and_loses_throughput():
     assert on_demand < 0.97 * reserved
 
 
-# -- online vLLM: row 11b ---------------------------------------------------------------------
+# -- vLLM 0.6.0: rows 8, 9b, 11b with the scenarios' step overhead -----------------------------
 
 
-def test_vllm_online_tpot_meets_published_and_estimator(estimator):
-    case = _case(("11a", "11b"), quick=True)
-    measured = _measure(case)
-    # measured (100 requests, one seed): -5.0 % against published, -4.0 % against the estimator
-    assert _rel(measured["11b"], PUBLISHED["11b"]) <= 0.08
-    assert _rel(measured["11b"], estimator["11b"]) <= 0.06
+def _one_seed(case, *overrides: str):
+    """``case`` on seed 1 alone, with ``overrides`` after the case's own."""
+    runs = vp.run_case(vp.Case(rows=case.rows, scenario=case.scenario,
+                               overrides=(*case.overrides, *overrides), seeds=(1,),
+                               measure=case.measure, steady=case.steady))
+    return {m.row: m for m in runs}
+
+
+@pytest.mark.parametrize(("rows", "overhead_s"), [(("9a", "9b"), 5.5e-3), (("11a", "11b"), 2e-3)])
+def test_vllm_online_tpot_meets_published_and_estimator(rows, overhead_s):
+    """Published request count (500), Poisson 4 req/s, seed 1. The scenario carries vLLM 0.6's
+    host time per step (5.5 ms at TP4 on H100, 2 ms at TP1 on A100: both fitted on these rows,
+    so the published bound checks the scenario keeps the fit; the estimator bound checks the
+    engine keeps the cost model)."""
+    measured = _one_seed(_case(rows))[rows[1]]
+    assert measured.step_overhead_s == pytest.approx(overhead_s)
+    figure = {f.row: f for f in published_figures()}[rows[1]]
+    # measured: +1.1 % (9b), -1.6 % (11b) against published
+    assert _rel(measured.value, PUBLISHED[rows[1]]) <= 0.04
+    # measured: -0.3 % (9b), -0.6 % (11b) against the estimator at the same step overhead
+    assert _rel(measured.value, vp.estimate(figure, measured.step_overhead_s)) <= 0.02
+
+
+def test_vllm_tp4_offline_row_8_meets_published():
+    """Row 8 at the published 5,000 prompts, seed 1, with the scenario's 5.5 ms step overhead."""
+    (measured,) = _one_seed(_case(("8",))).values()
+    # measured: -0.4 % (seeds 1-3: -1.4 .. -0.4 %); at the chip's 2 ms it was +9.4 %
+    assert _rel(measured.value, PUBLISHED["8"]) <= 0.03
+
+
+def test_the_tp4_step_overhead_does_not_carry_over_to_the_a100_rows():
+    """Out of sample: vLLM 0.6's 5.5 ms fitted at TP4 on H100 (rows 8-9) moves the A100 TP1
+    row 11b far past the published TPOT, so the overhead is not one constant of vLLM 0.6
+    (docs/validation.md D2). The engine and the estimator still agree at the new value: the
+    pool override reaches both the same way."""
+    case = _case(("11a", "11b"))
+    measured = _one_seed(case, "pools.gpu.step_overhead=5.5 ms")["11b"]
+    figure = {f.row: f for f in published_figures()}["11b"]
+    assert measured.step_overhead_s == pytest.approx(5.5e-3)
+    # measured: +29.0 % against published (-1.6 % at the A100's own 2 ms)
+    assert measured.value > 1.2 * PUBLISHED["11b"]
+    assert _rel(measured.value, vp.estimate(figure, 5.5e-3)) <= 0.02
 
 
 # -- the harness refuses runs that cannot stand for their row -------------------------------------
