@@ -29,6 +29,7 @@ instance stalls for that time: no token comes out of any sequence meanwhile.
 from __future__ import annotations
 
 from collections import deque
+from heapq import heappush
 from typing import TYPE_CHECKING
 
 import simpy
@@ -39,7 +40,7 @@ from infersim.sim.batch import (
     epoch_span,
     steps_completed_by,
 )
-from infersim.sim.clock import URGENT, call_later
+from infersim.sim.clock import NORMAL, URGENT, call_later
 from infersim.sim.costs import StepCosts
 from infersim.sim.records import EpochLog
 from infersim.sim.router import InstanceLoads
@@ -89,6 +90,7 @@ class DecodeInstance:
         self._truncating = False
         self.sample_due = float("-inf")  # next time this instance may add a time-series row
         self.capacity_tokens = self.capacity_blocks * pool.block_size
+        self._queue, self._eid = env._queue, env._eid  # the clock's queue, for call_later inline
         self._start(env)
 
     @property
@@ -168,7 +170,8 @@ class DecodeInstance:
             # epoch_span(steps, a, b, k0, n), written out
             self._epoch_span = span = steps * a + b * (steps * k0 + n * steps * (steps - 1) / 2.0)
             self._timer = timer = self._timer + 1
-            call_later(env, span, self._epoch_end, timer)
+            # call_later(env, span, self._epoch_end, timer), written out
+            heappush(self._queue, (now + span, NORMAL, next(self._eid), self._epoch_end, timer))
 
     def _retire(self, now: float) -> None:
         """Sequences whose last token came out at this boundary leave the batch."""

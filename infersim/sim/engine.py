@@ -30,12 +30,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from heapq import heappush
 
 import numpy as np
 import simpy
 
 from infersim.errors import InfersimError
-from infersim.sim.clock import URGENT, Clock, call_later, run_until
+from infersim.sim.clock import NORMAL, URGENT, Clock, call_later, run_until
 from infersim.sim.costs import StepCosts
 from infersim.sim.decode import DecodeInstance
 from infersim.sim.link import KVLink
@@ -152,7 +153,9 @@ class Engine:
             now = env._now
             if at > now:
                 self._next_arrival = rid
-                call_later(env, at - now, self._arrivals)
+                # call_later(env, at - now, self._arrivals), written out
+                heappush(env._queue, (now + (at - now), NORMAL, next(env._eid), self._arrivals,
+                                      None))
                 return
             self.arrive(rid)
             rid += 1

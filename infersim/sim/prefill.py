@@ -17,11 +17,12 @@ held up by slow transfers).
 from __future__ import annotations
 
 from collections import deque
+from heapq import heappush
 from typing import TYPE_CHECKING
 
 import simpy
 
-from infersim.sim.clock import URGENT, call_later
+from infersim.sim.clock import NORMAL, URGENT, call_later
 from infersim.sim.costs import StepCosts
 from infersim.sim.router import InstanceLoads
 from infersim.sim.spec import PoolSpec
@@ -163,7 +164,8 @@ class PrefillInstance:
             engine.prefill_started(self, batch, now, now + span)
         self._batch_started_at = now
         self._batch = (batch, sum(prompts), blocks, span)
-        call_later(self.env, span, self._batch_done)
+        env = self.env  # call_later(env, span, self._batch_done), written out
+        heappush(env._queue, (now + span, NORMAL, next(env._eid), self._batch_done, None))
 
     def _batch_done(self, _value) -> None:
         """The step ended: every prompt of the batch has its first token."""
