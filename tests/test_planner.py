@@ -332,6 +332,8 @@ def test_pareto_plot_speaks_in_words_and_marks_the_plan_and_the_slo(outcome):
     fig.canvas.draw()
     left, right = fig.axes[:2]
     assert left.get_ylabel().startswith("p99 time to first token (ms)")
+    assert right.get_ylabel().startswith("requests per dollar within the SLOs")
+    assert all(ax.get_xlabel() == r"cluster cost (\$/h)" for ax in (left, right))
     assert "_" not in left.get_ylabel() and "_" not in right.get_ylabel()
     for ax in (left, right):
         labels = [t.get_text() for t in ax.get_yticklabels() + ax.get_xticklabels()]
@@ -464,3 +466,36 @@ def test_max_rate_runs_span_the_stated_minimum_of_arrivals(tmp_path):
                            min_span_s=8.0, max_requests=250)
     assert capped.best.max_rate_summary["completed"] == 250
     assert any("capped at 250 requests" in note for note in capped.notes), capped.notes
+
+
+def test_plans_at_one_point_of_the_pareto_plot_stay_readable():
+    # Two H100s colocated and one H100 prefilling for one decoding cost the same and, at the
+    # same maximum rate, buy the same requests per dollar: both marks and both labels must show.
+    import matplotlib.pyplot as plt
+
+    from infersim.plan.outputs import pareto_figure
+    from infersim.plan.planner import Candidate, Evaluation, LoadShape, PlanOutcome, PoolPlan
+
+    def plan(layout, roles):
+        pools = tuple(PoolPlan(role, role, "h100", 1, 1, n, 64, 512) for role, n in roles)
+        summary = {"p99_ttft_ms": 300.0, "completed": 10, "request_throughput": 1.0,
+                   "request_goodput": 1.0}
+        return Evaluation(Candidate(layout, pools, 5.98, 40.0, 0.5), summary=summary,
+                          slo_met=True, max_rate=33.75, max_rate_summary=summary)
+
+    colocated = plan("colocated", [("mixed", 2)])
+    disaggregated = plan("disaggregated", [("prefill", 1), ("decode", 1)])
+    outcome = PlanOutcome(rate=30.0, budget=None, slo=SLO(ttft_ms=1000, itl_ms=50),
+                          load=LoadShape(1000, 256, 10), evaluations=(colocated, disaggregated),
+                          best=colocated, pruned=(), simulations=2)
+    fig = pareto_figure(outcome)
+    fig.canvas.draw()
+    right = fig.axes[1]
+    labels = [t for t in right.texts if t.get_text().endswith("req/s")]
+    assert len(labels) == 2
+    boxes = [t.get_window_extent() for t in labels]
+    assert not boxes[0].overlaps(boxes[1])
+    # a filled mark drawn over another lets it show through
+    marks = [c for c in right.collections if c.get_label() in ("colocated", "disaggregated")]
+    assert all(c.get_alpha() is not None and c.get_alpha() < 1 for c in marks)
+    plt.close(fig)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import textwrap
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -222,7 +223,7 @@ def pareto_figure(outcome: PlanOutcome):
             left.scatter([ev.candidate.cost_per_hour for ev in group],
                          [latency_of(ev) for ev in group], marker=markers[layout],
                          facecolors=colours[layout] if met else "none",
-                         edgecolors=colours[layout], s=52,
+                         edgecolors=colours[layout], s=52, alpha=0.8,
                          label=f"{layout}, {'meets the SLOs' if met else 'misses an SLO'}")
     front = _pareto_front([(ev.candidate.cost_per_hour, latency_of(ev)) for ev in simulated
                            if ev.slo_met and math.isfinite(latency_of(ev))])
@@ -250,16 +251,32 @@ def pareto_figure(outcome: PlanOutcome):
     left.grid(True, which="major", alpha=0.3)
 
     searched = [ev for ev in simulated if ev.goodput_per_dollar is not None]
+    # Plans of one price and one maximum rate land on one point (two H100s colocated, or one
+    # prefilling for one decoding): their labels name the layout and stack, not overprint.
+    def spot(ev: Evaluation) -> tuple[float, float]:
+        return round(ev.candidate.cost_per_hour, 6), round(ev.goodput_per_dollar, 6)
+
+    sharing = Counter(spot(ev) for ev in searched)
+    costs = [ev.candidate.cost_per_hour for ev in searched] or [0.0]
+    lo_cost, hi_cost = min(costs), max(costs)
+    stacked: Counter = Counter()
     for layout in LAYOUTS:
         group = [ev for ev in searched if ev.candidate.layout == layout]
         if group:
             right.scatter([ev.candidate.cost_per_hour for ev in group],
                           [ev.goodput_per_dollar for ev in group], marker=markers[layout],
-                          color=colours[layout], s=52, label=layout)
+                          color=colours[layout], s=52, alpha=0.7, label=layout)
             for ev in group:
-                right.annotate(f"{ev.max_rate:.3g} req/s", (ev.candidate.cost_per_hour,
-                                                           ev.goodput_per_dollar),
-                               fontsize=7, xytext=(5, 4), textcoords="offset points")
+                text = f"{ev.max_rate:.3g} req/s"
+                if sharing[spot(ev)] > 1:
+                    text = f"{layout}: {text}"
+                # Labels of the dearest plans sit to the left of their marks, inside the panel.
+                leftward = ev.candidate.cost_per_hour > (lo_cost + hi_cost) / 2
+                right.annotate(text, (ev.candidate.cost_per_hour, ev.goodput_per_dollar),
+                               fontsize=7, ha="right" if leftward else "left",
+                               xytext=(-6 if leftward else 5, 4 + 10 * stacked[spot(ev)]),
+                               textcoords="offset points")
+                stacked[spot(ev)] += 1
     right.set_xlabel("cluster cost ($/h)".replace("$", r"\$"))
     right.set_ylabel("requests per dollar within the SLOs\n(at each plan's maximum rate)")
     _plain_ticks(right.yaxis, [])
