@@ -428,8 +428,9 @@ def ttft_breakdown(quick: bool = False) -> str:
 
 
 def offline_decomposition(quick: bool = False) -> str:
-    """D3: from the calibrated estimator to the engine's makespan figure, one assumption at a
-    time: realised (clipped) lengths, the engine's prefill batch size, steady state, makespan."""
+    """D3: from the calibrated estimator (for the scenario's deployment, its step overhead
+    included) to the engine's makespan figure, one assumption at a time: realised (clipped)
+    lengths, the engine's prefill batch size, steady state, makespan."""
     from infersim.cost import prefill_time
     from infersim.cost.throughput import LengthStats, offline_throughput, vllm_060
 
