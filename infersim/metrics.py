@@ -5,8 +5,12 @@ side: ``completed``, ``failed``, ``duration`` (s), ``request_throughput`` (req/s
 ``output_throughput`` and ``total_token_throughput`` (tok/s), and ``mean_/median_/std_/p90_/p99_``
 (plus ``p50_``) of ``ttft_ms``, ``tpot_ms``, ``itl_ms`` and ``e2el_ms``. As in vLLM:
 
-- latency statistics cover completed requests; ``failed`` counts the rest (rejected by admission
-  control, or still in flight when the run stopped);
+- latency statistics cover completed requests; ``failed`` counts the requests that arrived and
+  did not complete (rejected by admission control, or still in flight when a time limit stopped
+  the run). Requests that had not yet arrived when a time limit stopped the run are neither: they
+  are reported as ``infersim.not_arrived_at_stop``. With requests in flight at the stop, the
+  latency percentiles describe only those that finished (the slowest are missing), so the
+  summary then says so under ``infersim.percentiles_exclude_in_flight``;
 - TPOT of one request is ``(e2e - ttft) / (output_tokens - 1)``; requests with one output token
   have none;
 - ITL pools every gap between consecutive tokens of every completed request (so long requests
@@ -59,10 +63,12 @@ def _weighted_stats(prefix: str, values_s: np.ndarray, counts: np.ndarray) -> di
     total = int(counts.sum(dtype=np.int64))
     if total == 0:
         return _stats(prefix, np.empty(0))
-    mean = float(np.dot(values_s, counts) / total)
+    # np.sum's pairwise summation, not np.dot: BLAS reductions round differently with the
+    # thread count, and the same run must give the same bytes on a laptop and on a Ray worker
+    mean = float(np.sum(values_s * counts) / total)
     spread = values_s - mean
     np.square(spread, out=spread)
-    std = float(np.sqrt(np.dot(spread, counts) / total))
+    std = float(np.sqrt(np.sum(spread * counts) / total))
     del spread
     qs = (50, *PERCENTILES)
     ps = weighted_percentiles(values_s, counts, qs)
@@ -105,9 +111,10 @@ def summarize(result: SimResult, slo: Mapping[str, Any] | None = None) -> dict[s
     e2el_ms = df["e2e_s"].to_numpy()[done] * 1e3
     gaps_s, gap_counts = result.itl_distribution()
 
+    arrived = df["arrival_at"].to_numpy() <= duration  # NaN (never issued) compares False
     summary: dict[str, Any] = {
         "completed": int(done.sum()),
-        "failed": int((~done).sum()),
+        "failed": int((~done & arrived).sum()),
         "duration": float(duration),
         "total_input_tokens": int(prompt.sum()),
         "total_output_tokens": int(output.sum()),
@@ -146,6 +153,7 @@ def summarize(result: SimResult, slo: Mapping[str, Any] | None = None) -> dict[s
 
 def _extras(result: SimResult) -> dict[str, Any]:
     df = result.requests
+    arrived = df["arrival_at"].to_numpy() <= result.duration_s
     transfer = df["transfer_s"].to_numpy()
     transfer = transfer[~np.isnan(transfer)]
     links = {row.link: {"bytes_moved": float(row.bytes_moved), "busy_s": float(row.busy_s),
@@ -157,7 +165,9 @@ def _extras(result: SimResult) -> dict[str, Any]:
     return {
         "seed": result.seed,
         "rejected": int(df["rejected"].sum()),
-        "in_flight_at_stop": int(df["in_flight"].sum()),
+        "in_flight_at_stop": int((df["in_flight"].to_numpy() & arrived).sum()),
+        "not_arrived_at_stop": int((~arrived).sum()),
+        "percentiles_exclude_in_flight": bool((df["in_flight"].to_numpy() & arrived).any()),
         "preemptions": int(df["preemptions"].sum()),
         "preempted_requests": int((df["preemptions"] > 0).sum()),
         "utilization": {name: pool["utilization"] for name, pool in result.pools.items()},

@@ -180,7 +180,12 @@ def test_schema_prints_the_json_schema(tmp_path, capsys):
 def test_a_time_limit_stops_the_clock_and_bills_only_delivered_work():
     s = infersim.simulate("default", overrides=["time_limit=5 s", "workload.requests=200"]).summary
     assert s["duration"] == pytest.approx(5.0)
-    assert s["failed"] > 0 and s["completed"] + s["failed"] == 200
+    extras = s["infersim"]
+    # every request is accounted for: finished, failed (arrived, unfinished) or not yet arrived
+    assert s["failed"] > 0 and extras["not_arrived_at_stop"] > 0
+    assert s["completed"] + s["failed"] + extras["not_arrived_at_stop"] == 200
+    assert s["failed"] == extras["in_flight_at_stop"] + extras["rejected"]
+    assert extras["percentiles_exclude_in_flight"]
     assert s["cost"]["cost_usd"] == pytest.approx(3 * 2.99 * 5.0 / 3600)
     assert s["cost"]["requests"] == s["completed"]
 
