@@ -99,3 +99,20 @@ def parse_quantity(value: object, kind: str, *, field: str | None = None,
                             expected=f"{noun} with its unit, such as {examples} "
                                      f"(a bare number is read as {si_unit})")
     return number
+
+
+_DISPLAY_PREFIXES = ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"),
+                     (1.0, ""))
+
+
+def format_si(value: float, unit: str) -> str:
+    """``3.35e12, 'B/s'`` -> ``'3.35 TB/s'``: decimal prefix, three significant digits.
+
+    The inverse of :func:`parse_quantity` for display (tables, messages).
+    """
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g} {unit}"
+    for factor, prefix in _DISPLAY_PREFIXES:
+        if abs(value) >= factor:
+            return f"{value / factor:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}"

@@ -11,7 +11,6 @@ one chip beside its source, for auditing. All print JSON (SI units) with ``--jso
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import typer
@@ -19,18 +18,10 @@ from rich.console import Console
 from rich.table import Table
 
 from infersim.hardware import list_hardware, load_hardware
+from infersim.units import format_si
 
-_PREFIXES = ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""))
-
-
-def human(value: float, unit: str) -> str:
-    """``3.35e12, 'B/s'`` -> ``'3.35 TB/s'``: decimal prefix, three significant digits."""
-    if value == 0 or not math.isfinite(value):
-        return f"{value:g} {unit}"
-    for factor, prefix in _PREFIXES:
-        if abs(value) >= factor:
-            return f"{value / factor:.3g} {prefix}{unit}"
-    return f"{value:.3g} {unit}"
+# the catalog's name for the shared display formatter
+human = format_si
 
 
 def _billions(params: float) -> str:

@@ -13,7 +13,6 @@ serving framework's (e.g. ``5.5 ms`` for vLLM 0.6 at TP4, the scenario's ``pools
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import typer
@@ -34,19 +33,7 @@ from infersim.cost import (
 from infersim.errors import InfersimError
 from infersim.hardware import load_hardware
 from infersim.model import load_model
-from infersim.units import parse_quantity
-
-_PREFIXES = ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""))
-
-
-def _si(value: float, unit: str) -> str:
-    """``3.35e12, 'B/s'`` -> ``'3.35 TB/s'``."""
-    if value == 0 or not math.isfinite(value):
-        return f"{value:g} {unit}"
-    for factor, prefix in _PREFIXES:
-        if abs(value) >= factor:
-            return f"{value / factor:.3g} {prefix}{unit}"
-    return f"{value:.3g} {unit}"
+from infersim.units import format_si, parse_quantity
 
 
 def _seconds(value: float) -> str:
@@ -136,9 +123,9 @@ def _print_table(summary: dict[str, Any]) -> None:
         ("ridge point (achievable / peak)",
          f"{summary['ridge_point']:.3g} / {summary['ridge_point_peak']:.3g} FLOP/B"),
         ("weights (total / per chip)",
-         f"{_si(summary['weight_bytes'], 'B')} / {_si(summary['weight_bytes_per_chip'], 'B')}"),
+         f"{format_si(summary['weight_bytes'], 'B')} / {format_si(summary['weight_bytes_per_chip'], 'B')}"),
         ("KV per token / of the batch",
-         f"{_si(summary['kv_bytes_per_token'], 'B')} / {_si(d['kv_bytes'], 'B')}"),
+         f"{format_si(summary['kv_bytes_per_token'], 'B')} / {format_si(d['kv_bytes'], 'B')}"),
         ("KV capacity", f"{summary['kv_capacity_tokens']:,} tokens "
                         f"(batch ≤ {summary['max_batch_at_context']:,} at this context)"),
         ("fits", f"yes (at memory_fraction {summary['memory_fraction']:g}); "
