@@ -20,7 +20,10 @@ Modelling choices worth knowing when reading results:
 - a request whose KV could never fit where it would have to live (its prompt on every prefill
   instance, or prompt + output on every decode or mixed instance) is rejected on arrival; so is
   one that finds ``router.queue_limit`` requests already waiting at its instance;
-- all transfers between two pools share one link (``ClusterSpec.links``, or the scale-up fabric);
+- all transfers between two pools joined by an explicit link (``ClusterSpec.links``) share it;
+  over a shared scale-up domain each prefill instance has its own egress link, shared by its
+  transfers only (named ``prefill.3->decode`` in the link rows); a receiving instance's ingress
+  limit is not modelled (see ``ClusterSpec.link_between``);
 - decode admission is first come, first served, with no memory watermark: a request joins when
   its next step fits, and growth beyond memory is handled by preemption (see ``decode``);
 - a preemption's recompute or swap stalls the whole instance for its duration.
@@ -103,15 +106,37 @@ class Engine:
                                         field="router.decode_policy") if self.back else None)
         self.queue_limit = router.queue_limit
 
-        # one shared link per (prefill pool, decode pool) pair
-        self.links: dict[tuple[str, str], KVLink] = {}
+        # KV links, keyed (prefill pool, decode pool) where one link serves the pool pair, and
+        # (prefill pool, instance number) where each sending instance has its own egress (the
+        # scale-up fabric); ``out_links`` maps a prefill instance's slot and a decode pool to the
+        # link its transfers there take
+        self.links: dict[tuple[str, str] | tuple[str, int], KVLink] = {}
+        self.out_links: list[dict[str, KVLink]] = [{} for _ in self.front]
         for p in front_specs:
             if p.role != "prefill":
                 continue
+            senders = [inst for inst in self.front if inst.pool is p]
+            fabric = []  # decode pools this pool reaches over per-instance egress links
             for d in back_specs:
                 spec = cluster.link_between(p, d)
-                self.links[(p.name, d.name)] = KVLink(env, spec.name, spec.bandwidth,
-                                                      spec.latency_s, self.kv_ready)
+                if spec.per_sender_instance:
+                    fabric.append((d, spec))
+                    continue
+                link = KVLink(env, spec.name, spec.bandwidth, spec.latency_s, self.kv_ready)
+                self.links[(p.name, d.name)] = link
+                for inst in senders:
+                    self.out_links[inst.slot][d.name] = link
+            if fabric:
+                # the egress depends on the sending chips only, so one link per instance carries
+                # its transfers to every decode pool it reaches over the fabric
+                spec = fabric[0][1]
+                towards = "+".join(d.name for d, _ in fabric)
+                for inst in senders:
+                    link = KVLink(env, f"{inst.name}->{towards}", spec.bandwidth, spec.latency_s,
+                                  self.kv_ready)
+                    self.links[(p.name, inst.local_index)] = link
+                    for d, _ in fabric:
+                        self.out_links[inst.slot][d.name] = link
 
         # the most KV a request can need where it decodes: reject up front what fits nowhere
         self._front_cap_tokens = max(self._cap_tokens(p) for p in front_specs)
@@ -226,7 +251,7 @@ class Engine:
         for rid in batch:
             if self.output[rid] > 1:
                 decode = self._choose_decode(rid)
-                link = self.links[(inst.pool.name, decode.pool.name)]
+                link = self.out_links[inst.slot][decode.pool.name]
                 nbytes = inst.costs.kv_bytes(self.prompt[rid])
                 last_layer = nbytes / inst.costs.num_layers / link.bandwidth
                 self._send(rid, link, nbytes, decode, start, not_before_at=end + last_layer)
@@ -235,7 +260,7 @@ class Engine:
         records, output, prompt = self.records, self.output, self.prompt
         first_token_at, transfer_start_at = records.first_token_at, records.kv_transfer_start_at
         overlap = self.cluster.layerwise_kv_overlap
-        kv_bytes, links, pool = inst.costs.kv_bytes, self.links, inst.pool.name
+        kv_bytes, links = inst.costs.kv_bytes, self.out_links[inst.slot]
         for rid in batch:
             first_token_at[rid] = now
             if output[rid] == 1:
@@ -244,7 +269,7 @@ class Engine:
             elif not overlap:
                 decode = self._choose_decode(rid)
                 transfer_start_at[rid] = now
-                links[(pool, decode.pool.name)].transfer(kv_bytes(prompt[rid]), rid, decode)
+                links[decode.pool.name].transfer(kv_bytes(prompt[rid]), rid, decode)
 
     def _send(self, rid: int, link: KVLink, nbytes: float, decode: DecodeInstance, now: float,
               *, not_before_at: float = 0.0) -> None:

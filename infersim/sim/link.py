@@ -1,4 +1,9 @@
-"""A KV link: the network path between two pools, shared fairly by every transfer on it.
+"""A KV link: a network path KV caches cross, shared fairly by every transfer on it.
+
+What one link stands for is decided by :meth:`~infersim.sim.spec.ClusterSpec.link_between`: an
+explicit link is the one path between a prefill pool and a decode pool, used by all the sending
+pool's instances; over a scale-up fabric each prefill instance has a link of its own, its egress
+ports, so transfers from different instances do not slow one another.
 
 A link is a processor-sharing server. With k transfers in flight each gets ``bandwidth / k``; a
 burst of transfers therefore slows every one of them. This is computed exactly and event-driven
@@ -25,7 +30,7 @@ from infersim.sim.clock import call_later
 
 
 class KVLink:
-    """Fair-shared bandwidth between two pools; delivers each transfer to a callback."""
+    """Fair-shared bandwidth of one path; delivers each transfer to a callback."""
 
     __slots__ = ("_active", "_heap", "_last_at", "_seq", "_timer", "_virtual", "bandwidth",
                  "busy_s", "bytes_moved", "env", "latency_s", "name", "on_ready",

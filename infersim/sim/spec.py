@@ -10,10 +10,13 @@ is its :class:`~infersim.cost.Deployment`. A pool's *role* says which phase it s
 - ``mixed``: both on one instance, vLLM-style (chunked prefill, or prefill-first without chunks);
   the KV cache never leaves the instance.
 
-A *link* joins two pools and carries KV caches between them; all transfers in flight on one link
-share its bandwidth fairly. Pools placed in one scale-up domain (``scaleup_domain``) may omit the
-link: they talk over the hardware's scale-up fabric. The *router* assigns each arriving request to
-a prefill (or mixed) instance and each prefilled request to a decode instance.
+A *link* carries KV caches from a prefill pool to a decode pool; all transfers in flight on one
+link share its bandwidth fairly. An explicit link (``ClusterSpec.links``) is one network path per
+pool pair, shared by every sending instance (a scale-out NIC path, a switch uplink). Pools placed
+in one scale-up domain (``scaleup_domain``) may omit the link: they talk over the hardware's
+scale-up fabric (NVLink through NVSwitch), where every chip has its own ports, so each sending
+instance gets a link of its own (see :meth:`ClusterSpec.link_between`). The *router* assigns each
+arriving request to a prefill (or mixed) instance and each prefilled request to a decode instance.
 
 These are frozen value objects, validated once here; the engine trusts them afterwards.
 """
@@ -86,17 +89,26 @@ class PoolSpec:
 
 @dataclass(frozen=True)
 class LinkSpec:
-    """A network path between two pools that KV caches cross, shared by all its transfers."""
+    """A network path between two pools that KV caches cross, shared by all its transfers.
+
+    ``per_sender_instance`` says how many such paths there are: ``False`` (explicit links) means
+    one, shared by every instance of the sending pool; ``True`` (the scale-up fabric) means one
+    per sending instance, its own egress, shared only by that instance's transfers.
+    """
 
     a: str
     b: str
     bandwidth: float  # B/s, one direction
     latency_s: float = 0.0
+    per_sender_instance: bool = False
 
     def __post_init__(self) -> None:
         where = f"links.{self.a}-{self.b}"
         _positive_float(self.bandwidth, f"{where}.bandwidth")
         _positive_float(self.latency_s, f"{where}.latency_s", allow_zero=True)
+        if not isinstance(self.per_sender_instance, bool):
+            raise InfersimError(field=f"{where}.per_sender_instance", expected="true or false",
+                                given=self.per_sender_instance)
 
     @property
     def name(self) -> str:
@@ -169,8 +181,21 @@ class ClusterSpec:
     def link_between(self, sender: PoolSpec, receiver: PoolSpec) -> LinkSpec:
         """The link KV takes from ``sender`` to ``receiver``: explicit, else the scale-up fabric.
 
-        Without an explicit link, two pools in the same scale-up domain use the sending chips'
-        scale-up bandwidth (per chip, times the chips of one sending instance) and latency.
+        An explicit link (``links:`` in a scenario) is one path for the whole pool pair: every
+        transfer from every instance of ``sender`` to ``receiver`` shares its bandwidth fairly,
+        as on a scale-out network path of that capacity.
+
+        Without one, two pools in the same scale-up domain talk over its switched fabric
+        (NVSwitch in an NVL72 rack or an HGX node), where each chip has its own ports. The link
+        returned then has ``per_sender_instance=True``: each sending instance gets its own
+        egress of the sending chips' scale-up bandwidth (per chip, times the chips of one
+        instance) and their scale-up latency, shared fairly by that instance's transfers to
+        every pool it reaches over the fabric, and by no other instance's. What this leaves
+        out: a receiving instance's ingress (scale-up bandwidth times its chips) is not a limit,
+        so several senders bursting into one receiver, or one sender with more chips than its
+        receiver, move KV faster than the receiver's ports could take it. Capping each transfer
+        at its fair share at both ends would not be processor sharing (it strands bandwidth a
+        max-min fair fabric would hand out), so no approximate cap is applied.
         """
         for link in self.links:
             if {link.a, link.b} == {sender.name, receiver.name}:
@@ -179,6 +204,6 @@ class ClusterSpec:
             hw = sender.deployment.hardware
             return LinkSpec(a=sender.name, b=receiver.name,
                             bandwidth=hw.scaleup_bandwidth * sender.deployment.chips,
-                            latency_s=hw.scaleup_latency_s)
+                            latency_s=hw.scaleup_latency_s, per_sender_instance=True)
         raise InfersimError(field="links", expected=f"a link between pools {sender.name!r} and "
                             f"{receiver.name!r} (or a shared scaleup_domain)", given="none")
