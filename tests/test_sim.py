@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import numpy as np
@@ -293,6 +294,90 @@ def test_a_missing_link_is_an_error_and_a_shared_domain_is_not():
     apart = (pools[0], PoolSpec("d", "decode", DEP, 1, 4096, 8))
     with pytest.raises(InfersimError, match="links: expected a link between pools 'p' and 'd'"):
         simulate_cluster(ClusterSpec(pools=apart), table([0], [10], [2]), seed=0)
+
+
+def fabric_cluster(*, prefill: int = 2, decode: int = 2, prefill_batch_size: int = 64,
+                   links: tuple = (), chips: int = 1) -> ClusterSpec:
+    """Prefill and decode pools in one scale-up domain (an 8-GPU HGX node), round robin."""
+    dep = dataclasses.replace(DEP, tp=chips)
+    return ClusterSpec(
+        pools=(PoolSpec("prefill", "prefill", dep, prefill, 8192, prefill_batch_size,
+                        scaleup_domain="hgx"),
+               PoolSpec("decode", "decode", DEP, decode, 8192, 64, scaleup_domain="hgx")),
+        links=links, router=RouterSpec(policy="round_robin", decode_policy="round_robin"))
+
+
+def fabric_alone_s(prompt: int, chips: int = 1) -> float:
+    """One transfer alone on a sender's egress: its KV over the sending chips' NVLink."""
+    hw, dep = DEP.hardware, dataclasses.replace(DEP, tp=chips)
+    return kv_cache_bytes(dep, prompt) / (hw.scaleup_bandwidth * chips) + hw.scaleup_latency_s
+
+
+def test_over_the_fabric_senders_do_not_share_bandwidth():
+    """Two prefill instances in one NVSwitch domain each send at their own ports' full speed,
+    concurrently: NVLink bandwidth is per GPU, not per pool pair."""
+    result = simulate_cluster(fabric_cluster(), table([0, 0], [2000, 2000], [3, 3]), seed=0)
+    df = result.requests
+    assert df.prefill_instance.tolist() == [0, 1] and df.decode_instance.tolist() == [0, 1]
+    assert df.kv_transfer_start_at[0] == df.kv_transfer_start_at[1]  # in flight together
+    assert df.transfer_s.tolist() == pytest.approx([fabric_alone_s(2000)] * 2, rel=1e-12)
+    links = result.links.set_index("link")
+    assert links.index.tolist() == ["prefill.0->decode", "prefill.1->decode"]
+    assert links.bandwidth.tolist() == [DEP.hardware.scaleup_bandwidth] * 2
+    assert links.transfers.tolist() == [1, 1] and links.peak_concurrency.tolist() == [1, 1]
+
+
+def test_over_the_fabric_one_senders_transfers_share_its_bandwidth():
+    result = simulate_cluster(fabric_cluster(prefill=1, prefill_batch_size=2),
+                              table([0, 0], [2000, 2000], [3, 3]), seed=0)
+    df = result.requests
+    assert df.decode_instance.tolist() == [0, 1]  # different receivers, the same egress
+    hw = DEP.hardware
+    shared = 2 * kv_cache_bytes(DEP, 2000) / hw.scaleup_bandwidth + hw.scaleup_latency_s
+    assert df.transfer_s.tolist() == pytest.approx([shared] * 2, rel=1e-12)
+    assert result.links.link.tolist() == ["prefill.0->decode"]
+    assert result.links.peak_concurrency[0] == 2
+
+
+def test_fabric_egress_scales_with_the_senders_chips():
+    result = simulate_cluster(fabric_cluster(prefill=1, chips=2), table([0], [2000], [3]),
+                              seed=0)
+    assert result.requests.transfer_s[0] == pytest.approx(fabric_alone_s(2000, chips=2),
+                                                          rel=1e-12)
+    assert result.links.bandwidth[0] == 2 * DEP.hardware.scaleup_bandwidth
+
+
+def test_one_egress_per_sender_serves_every_decode_pool_over_the_fabric():
+    """A GPU's NVLink ports carry all its outbound KV, whichever pool it goes to."""
+    pools = (PoolSpec("p", "prefill", DEP, 1, 8192, 2, scaleup_domain="hgx"),
+             PoolSpec("d1", "decode", DEP, 1, 8192, 64, scaleup_domain="hgx"),
+             PoolSpec("d2", "decode", DEP, 1, 8192, 64, scaleup_domain="hgx"))
+    result = simulate_cluster(ClusterSpec(pools=pools, router=RouterSpec(
+        policy="round_robin", decode_policy="round_robin")), table([0, 0], [2000, 2000], [3, 3]),
+        seed=0)
+    df = result.requests
+    assert sorted(df.decode_pool) == ["d1", "d2"]
+    hw = DEP.hardware
+    shared = 2 * kv_cache_bytes(DEP, 2000) / hw.scaleup_bandwidth + hw.scaleup_latency_s
+    assert df.transfer_s.tolist() == pytest.approx([shared] * 2, rel=1e-12)
+    assert result.links.link.tolist() == ["p.0->d1+d2"]
+
+
+def test_an_explicit_link_stays_one_path_for_the_pool_pair():
+    """Pools in one domain joined by an explicit link use it, shared by every sender."""
+    bandwidth = 20e9
+    cluster = fabric_cluster(links=(LinkSpec("prefill", "decode", bandwidth),))
+    spec = cluster.link_between(cluster.pools[0], cluster.pools[1])
+    assert spec.bandwidth == bandwidth and not spec.per_sender_instance
+    fabric = fabric_cluster()
+    assert fabric.link_between(*fabric.pools).per_sender_instance
+    result = simulate_cluster(cluster, table([0, 0], [2000, 2000], [3, 3]), seed=0)
+    df = result.requests
+    assert df.prefill_instance.tolist() == [0, 1]
+    assert df.transfer_s.tolist() == pytest.approx(
+        [2 * kv_cache_bytes(DEP, 2000) / bandwidth] * 2, rel=1e-12)
+    assert result.links.link.tolist() == ["prefill-decode"]
+    assert result.links.transfers[0] == 2 and result.links.peak_concurrency[0] == 2
 
 
 def test_bad_specs_name_the_field():
