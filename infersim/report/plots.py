@@ -29,7 +29,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+from infersim.sim.result import weighted_percentile as sorted_weighted_percentile
 
 # The phases of a request's life, in order: (column of request_phases(), label, colour).
 PHASES: tuple[tuple[str, str, str], ...] = (
@@ -73,19 +75,18 @@ def cdf_curve(values: np.ndarray, counts: np.ndarray | None = None,
 
 
 def weighted_percentile(values: np.ndarray, counts: np.ndarray, q: float) -> float:
-    """``numpy.percentile(np.repeat(values, counts), q)`` (linear) without the repeat; the
-    summary's ITL percentiles are computed the same way (:mod:`infersim.metrics`)."""
+    """``numpy.percentile(np.repeat(values, counts), q)`` (linear) for unsorted ``values``: the
+    same computation as the summary's ITL percentiles (:mod:`infersim.metrics`)."""
     order = np.argsort(values, kind="stable")
-    values, counts = np.asarray(values, float)[order], np.asarray(counts)[order]
-    cum = np.cumsum(counts)
-    total = int(cum[-1]) if len(cum) else 0
-    if total == 0:
-        return float("nan")
-    h = (total - 1) * q / 100.0
-    lo = int(np.floor(h))
-    v_lo = values[np.searchsorted(cum, lo, side="right")]
-    v_hi = values[np.searchsorted(cum, min(lo + 1, total - 1), side="right")]
-    return float(v_lo + (h - lo) * (v_hi - v_lo))
+    return sorted_weighted_percentile(np.asarray(values, float)[order],
+                                      np.asarray(counts)[order], q)
+
+
+def plain_log_ticks(axis) -> None:
+    """Label a log axis 1, 2, 5, 10, 20, ... instead of powers of ten (for notebooks too)."""
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def _figure(width: float, height: float) -> Figure:

@@ -36,22 +36,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from IPython.display import display
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 import infersim.cost as cost
 from infersim.hardware import load_hardware
 from infersim.model import load_model
+from infersim.report.plots import plain_log_ticks
 
 model = load_model(MODEL)
 hardware = {name: load_hardware(name) for name in CHIPS}
 colors = dict(zip(CHIPS, plt.rcParams["axes.prop_cycle"].by_key()["color"], strict=False))
-
-
-def plain_log_ticks(axis):
-    """Label a log axis 1, 2, 5, 10, 20, ... instead of powers of ten."""
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-    axis.set_minor_formatter(NullFormatter())
 
 
 def precision_for(hw):

@@ -40,9 +40,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from IPython.display import display
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 import infersim
+from infersim.report.plots import plain_log_ticks
 
 unified = infersim.load_scenario(UNIFIED_SCENARIO)
 split = infersim.load_scenario(SPLIT_SCENARIO)
@@ -102,13 +102,6 @@ display(budgets)
 
 # %%
 colors = dict(zip(configs, plt.rcParams["axes.prop_cycle"].by_key()["color"], strict=False))
-
-
-def plain_log_ticks(axis):
-    """Label a log axis 1, 2, 5, 10, 20, ... instead of powers of ten."""
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-    axis.set_minor_formatter(NullFormatter())
 
 
 styles = {name: "--" if name in COLOCATED else "-" for name in configs}

@@ -41,20 +41,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from IPython.display import display
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 import infersim
 import infersim.cost as cost
 from infersim.plan.planner import slo_of, slo_verdict
+from infersim.report.plots import plain_log_ticks
 
 baseline_hw = infersim.load_hardware(BASELINE_CHIP)
-
-
-def plain_log_ticks(axis):
-    """Label a log axis 1, 2, 5, 10, 20, ... instead of powers of ten."""
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-    axis.set_minor_formatter(NullFormatter())
 
 
 def run(scenario, overrides=(), requests=REQUESTS):

@@ -46,25 +46,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from IPython.display import display
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 import infersim
 import infersim.cost as cost
 from infersim.cost.throughput import EngineConfig, LengthStats, offline_throughput
 from infersim.plan.planner import SLO as PlanSLO
 from infersim.plan.planner import slo_verdict
+from infersim.report.plots import plain_log_ticks
 
 model = infersim.load_model(MODEL)
 hardware = {chip: infersim.load_hardware(chip) for chip in CHIPS}
 slo = PlanSLO(**SLO)
 colors = dict(zip(CHIPS, plt.rcParams["axes.prop_cycle"].by_key()["color"], strict=False))
-
-
-def plain_log_ticks(axis):
-    """Label a log axis 1, 2, 5, 10, 20, ... instead of powers of ten."""
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-    axis.set_minor_formatter(NullFormatter())
 
 
 def length_stats(lengths):

@@ -49,21 +49,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from IPython.display import display
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 import infersim
 from infersim.plan.executors import SerialExecutor
 from infersim.plan.outputs import plans_table, verdict
 from infersim.plan.planner import plan_capacity, slo_of, slo_verdict
+from infersim.report.plots import plain_log_ticks
 from infersim.workload import build_workload, parse_workload
-
-
-def plain_log_ticks(axis):
-    """Label a log axis 1, 2, 5, 10, 20, ... instead of powers of ten."""
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-    axis.set_minor_formatter(NullFormatter())
-
 
 trace_file = Path(TRACE_PATH).expanduser().resolve()
 REPLAYED = trace_file.is_file()
