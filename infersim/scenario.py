@@ -46,8 +46,10 @@ registry (``ROUTER_POLICIES``):
 ``kv_aware``               the most free KV memory; the default for ``decode_policy``
 =========================  ===============================================================
 
-The engine's own names are accepted too. A link's ``bandwidth`` is the link's, one direction,
-shared fairly by all transfers in flight on it (not per instance pair).
+The engine's own names are accepted too. A link's ``bandwidth`` is one direction. With
+``per: pool`` (the default) it is the whole link's, shared fairly by all transfers in flight on it
+from every instance of the sending pool; with ``per: instance`` it is each sending instance's
+egress (its chips' scale-out NICs), shared fairly by that instance's transfers only.
 """
 
 from __future__ import annotations
@@ -183,8 +185,10 @@ class PoolConfig(BaseModel):
     _v_precision = field_validator("precision", "kv_precision")(_check_precision)
 
 
-# PoolConfig fields that resolved() leaves out while None (see Scenario.resolved).
+# Fields added after scenarios were first hashed, and the value at which resolved() leaves each
+# out (see Scenario.resolved): pool fields, then link fields.
 _OMITTED_WHEN_UNSET = ("step_overhead",)
+_LINK_OMITTED_AT = {"per": "pool"}
 
 
 class LinkConfig(BaseModel):
@@ -197,6 +201,10 @@ class LinkConfig(BaseModel):
     bandwidth: Bandwidth = Field(description="one direction, shared fairly by every transfer in "
                                              "flight on this link, e.g. '50 GB/s'")
     latency: Duration = Field(0.0, description="one-way latency, e.g. '10 us'")
+    per: Literal["pool", "instance"] = Field(
+        "pool", description="pool: one path for the pool pair, bandwidth shared by every sending "
+                            "instance; instance: each sending instance has its own path of this "
+                            "bandwidth (its NICs), shared by its transfers only")
 
 
 class RouterConfig(BaseModel):
@@ -285,15 +293,19 @@ class Scenario(BaseModel):
     def resolved(self) -> dict:
         """The scenario as plain JSON data, quantities in SI units.
 
-        Optional pool fields added after scenarios were first hashed are left out while unset,
-        so a scenario that does not use them keeps the hash (and the sweep cache and plan
-        baselines) it had.
+        Optional pool and link fields added after scenarios were first hashed are left out
+        while unset or at their default, so a scenario that does not use them keeps the hash
+        (and the sweep cache and plan baselines) it had.
         """
         data = self.model_dump(mode="json")
         for pool in data["pools"].values():
             for key in _OMITTED_WHEN_UNSET:
                 if pool.get(key) is None:
                     pool.pop(key, None)
+        for link in data["links"]:
+            for key, default in _LINK_OMITTED_AT.items():
+                if key in link and link[key] == default:
+                    del link[key]
         return data
 
     @property
@@ -1003,7 +1015,8 @@ def build_cluster(scenario: Scenario, resolved: Resolved | None = None) -> Any:
                  host_bandwidth=pool.host_bandwidth)
         for name, pool in scenario.pools.items())
     links = tuple(LinkSpec(a=link.between[0], b=link.between[1], bandwidth=link.bandwidth,
-                           latency_s=link.latency) for link in scenario.links)
+                           latency_s=link.latency, per_sender_instance=link.per == "instance")
+                  for link in scenario.links)
     router = RouterSpec(policy=ROUTER_POLICIES[scenario.router.policy],
                         decode_policy=DECODE_POLICIES[scenario.router.decode_policy],
                         queue_limit=scenario.router.queue_limit,

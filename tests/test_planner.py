@@ -32,13 +32,17 @@ from infersim.plan.outputs import plans_table, verdict, write_outputs
 from infersim.plan.planner import (
     ITL_STEP_SHARE,
     SLO,
+    Candidate,
+    PoolPlan,
+    base_document,
+    candidate_data,
     load_shape,
     plan_capacity,
     size_candidates,
     slo_of,
     slo_verdict,
 )
-from infersim.scenario import load_scenario
+from infersim.scenario import build_cluster, load_scenario
 
 TINY = Path(__file__).resolve().parent / "fixtures" / "plans" / "scenarios" / "tiny-disaggregated.yaml"
 RATE = 40.0
@@ -499,3 +503,19 @@ def test_plans_at_one_point_of_the_pareto_plot_stay_readable():
     marks = [c for c in right.collections if c.get_label() in ("colocated", "disaggregated")]
     assert all(c.get_alpha() is not None and c.get_alpha() < 1 for c in marks)
     plt.close(fig)
+
+
+def test_a_scaleout_plan_gives_each_prefill_instance_its_own_nics(base):
+    """Across chips (or beyond one scale-up domain) KV goes NIC to NIC: each prefill instance
+    sends over its own chips' NICs (``per: instance``), capped at one receiver's, not one
+    instance's NICs for the whole pool."""
+    pools = (PoolPlan("prefill", "prefill", "h100", 2, 1, 3, 64, 8192),
+             PoolPlan("decode", "decode", "a100", 1, 1, 4, 64, 8192))
+    _, data = base_document(TINY)
+    planned = candidate_data(data, base, Candidate("disaggregated", pools, 1.0, 1.0, 0.5), None)
+    h100, a100 = load_hardware("h100"), load_hardware("a100")
+    (link,) = planned["links"]
+    assert link["per"] == "instance"
+    assert link["bandwidth"] == min(2 * h100.scaleout_bandwidth, a100.scaleout_bandwidth)
+    cluster_link = build_cluster(load_scenario(planned)).links[0]
+    assert cluster_link.per_sender_instance

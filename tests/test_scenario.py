@@ -370,3 +370,26 @@ def test_check_scenario_logs_the_warning_and_the_cli_prints_it_as_one_line(caplo
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith(f"infersim: warning: {path}: pools.decode: a decode step of 64 "
                            "sequences at 105 tokens")
+
+
+def test_a_links_per_field_maps_onto_the_engines_per_sender_instance():
+    pool = build_cluster(load_scenario(SMALL)).links[0]
+    assert pool.per_sender_instance is False
+    sc = load_scenario(SMALL, overrides=["links.0.per=instance"])
+    assert sc.links[0].per == "instance"
+    assert build_cluster(sc).links[0].per_sender_instance is True
+
+
+def test_a_links_per_field_takes_pool_or_instance_only():
+    with pytest.raises(InfersimError, match=r"links\.0\.per: expected .*'pool'.*'instance'"):
+        load_scenario(SMALL, overrides=["links.0.per=chip"])
+
+
+def test_a_default_per_leaves_the_resolved_scenario_and_hash_as_before():
+    sc = load_scenario(SMALL)
+    assert "per" not in sc.resolved()["links"][0]
+    assert load_scenario(SMALL, overrides=["links.0.per=pool"]).hash == sc.hash
+    per_instance = load_scenario(SMALL, overrides=["links.0.per=instance"])
+    assert per_instance.resolved()["links"][0]["per"] == "instance"
+    assert per_instance.hash != sc.hash
+    assert load_scenario(per_instance.resolved()).hash == per_instance.hash

@@ -380,6 +380,51 @@ def test_an_explicit_link_stays_one_path_for_the_pool_pair():
     assert result.links.transfers[0] == 2 and result.links.peak_concurrency[0] == 2
 
 
+def test_an_explicit_per_instance_link_gives_each_sender_its_own_path():
+    """Scale-out NICs belong to each chip: with ``per_sender_instance`` the link's bandwidth is
+    each prefill instance's egress, so two senders transfer at full speed concurrently."""
+    bandwidth = 20e9
+    link = LinkSpec("prefill", "decode", bandwidth, 1e-5, per_sender_instance=True)
+    cluster = fabric_cluster(links=(link,))
+    assert cluster.link_between(*cluster.pools) is link
+    result = simulate_cluster(cluster, table([0, 0], [2000, 2000], [3, 3]), seed=0)
+    df = result.requests
+    assert df.prefill_instance.tolist() == [0, 1]
+    assert df.kv_transfer_start_at[0] == df.kv_transfer_start_at[1]
+    alone = kv_cache_bytes(DEP, 2000) / bandwidth + 1e-5
+    assert df.transfer_s.tolist() == pytest.approx([alone] * 2, rel=1e-12)
+    links = result.links.set_index("link")
+    assert links.index.tolist() == ["prefill.0->decode", "prefill.1->decode"]
+    assert links.bandwidth.tolist() == [bandwidth] * 2 and links.transfers.tolist() == [1, 1]
+
+
+def test_an_explicit_per_instance_link_is_shared_by_its_senders_transfers():
+    link = LinkSpec("prefill", "decode", 20e9, per_sender_instance=True)
+    result = simulate_cluster(fabric_cluster(prefill=1, prefill_batch_size=2, links=(link,)),
+                              table([0, 0], [2000, 2000], [3, 3]), seed=0)
+    shared = 2 * kv_cache_bytes(DEP, 2000) / 20e9
+    assert result.requests.transfer_s.tolist() == pytest.approx([shared] * 2, rel=1e-12)
+    assert result.links.peak_concurrency.tolist() == [2]
+
+
+def test_explicit_per_instance_links_to_two_pools_are_separate_paths():
+    """Each explicit link states its own bandwidth, so a sender's copies of two links (to two
+    decode pools) do not share, unlike its one fabric egress."""
+    pools = (PoolSpec("p", "prefill", DEP, 1, 8192, 2),
+             PoolSpec("d1", "decode", DEP, 1, 8192, 64),
+             PoolSpec("d2", "decode", DEP, 1, 8192, 64))
+    links = (LinkSpec("p", "d1", 20e9, per_sender_instance=True),
+             LinkSpec("p", "d2", 10e9, per_sender_instance=True))
+    result = simulate_cluster(ClusterSpec(pools=pools, links=links, router=RouterSpec(
+        policy="round_robin", decode_policy="round_robin")), table([0, 0], [2000, 2000], [3, 3]),
+        seed=0)
+    df = result.requests.set_index("decode_pool")
+    nbytes = kv_cache_bytes(DEP, 2000)
+    assert df.transfer_s["d1"] == pytest.approx(nbytes / 20e9, rel=1e-12)
+    assert df.transfer_s["d2"] == pytest.approx(nbytes / 10e9, rel=1e-12)
+    assert sorted(result.links.link) == ["p.0->d1", "p.0->d2"]
+
+
 def test_bad_specs_name_the_field():
     with pytest.raises(InfersimError, match=r"pools.p.instances: expected an integer >= 1, got 0"):
         PoolSpec("p", "prefill", DEP, 0, 4096, 8)

@@ -625,12 +625,15 @@ def candidate_data(base_data: Mapping[str, Any], base, candidate: Candidate,
                 pools[name]["scaleup_domain"] = "node0"
             data["links"] = []
             return _with_rate(data, base, rate)
-        # KV goes NIC to NIC (RDMA over the scale-out network); an instance has one NIC per chip.
+        # KV goes NIC to NIC (RDMA over the scale-out network). An instance has one NIC per
+        # chip, so each prefill instance has its own egress (``per: instance``): its chips' NICs,
+        # capped at one decode instance's, since each transfer lands on one receiver whose
+        # ingress the engine does not model.
         bandwidth = min(chips[0].scaleout_bandwidth * pre.tp * pre.pp,
                         chips[1].scaleout_bandwidth * dec.tp * dec.pp)
         latency = max(chips[0].scaleout_latency_s, chips[1].scaleout_latency_s)
         data["links"] = [{"between": ["prefill", "decode"], "bandwidth": float(bandwidth),
-                          "latency": float(latency)}]
+                          "latency": float(latency), "per": "instance"}]
     else:
         data["links"] = []
     return _with_rate(data, base, rate)

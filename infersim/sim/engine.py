@@ -20,10 +20,12 @@ Modelling choices worth knowing when reading results:
 - a request whose KV could never fit where it would have to live (its prompt on every prefill
   instance, or prompt + output on every decode or mixed instance) is rejected on arrival; so is
   one that finds ``router.queue_limit`` requests already waiting at its instance;
-- all transfers between two pools joined by an explicit link (``ClusterSpec.links``) share it;
-  over a shared scale-up domain each prefill instance has its own egress link, shared by its
-  transfers only (named ``prefill.3->decode`` in the link rows); a receiving instance's ingress
-  limit is not modelled (see ``ClusterSpec.link_between``);
+- all transfers between two pools joined by an explicit link (``ClusterSpec.links``) share it,
+  unless it is per sending instance (scale-out NICs): then each prefill instance has its own
+  copy of it, shared by its transfers to that pool only; over a shared scale-up domain each
+  prefill instance has its own egress link, shared by its transfers only (per-instance links are
+  named ``prefill.3->decode`` in the link rows); a receiving instance's ingress limit is not
+  modelled (see ``ClusterSpec.link_between``);
 - decode admission is first come, first served, with no memory watermark: a request joins when
   its next step fits, and growth beyond memory is handled by preemption (see ``decode``);
 - a preemption's recompute or swap stalls the whole instance for its duration.
@@ -106,11 +108,12 @@ class Engine:
                                         field="router.decode_policy") if self.back else None)
         self.queue_limit = router.queue_limit
 
-        # KV links, keyed (prefill pool, decode pool) where one link serves the pool pair, and
-        # (prefill pool, instance number) where each sending instance has its own egress (the
-        # scale-up fabric); ``out_links`` maps a prefill instance's slot and a decode pool to the
-        # link its transfers there take
-        self.links: dict[tuple[str, str] | tuple[str, int], KVLink] = {}
+        # KV links, keyed (prefill pool, decode pool) where one link serves the pool pair,
+        # (prefill pool, instance number) where each sending instance has its own egress to every
+        # pool over the scale-up fabric, and (prefill pool, instance number, decode pool) where an
+        # explicit link is per sending instance; ``out_links`` maps a prefill instance's slot and
+        # a decode pool to the link its transfers there take
+        self.links: dict[tuple, KVLink] = {}
         self.out_links: list[dict[str, KVLink]] = [{} for _ in self.front]
         for p in front_specs:
             if p.role != "prefill":
@@ -119,8 +122,18 @@ class Engine:
             fabric = []  # decode pools this pool reaches over per-instance egress links
             for d in back_specs:
                 spec = cluster.link_between(p, d)
-                if spec.per_sender_instance:
+                if spec.per_sender_instance and not any(spec is e for e in cluster.links):
                     fabric.append((d, spec))
+                    continue
+                if spec.per_sender_instance:
+                    # an explicit per-instance link (scale-out NICs): each sender its own copy,
+                    # towards this decode pool only, since each explicit link states its own
+                    # bandwidth
+                    for inst in senders:
+                        link = KVLink(env, f"{inst.name}->{d.name}", spec.bandwidth,
+                                      spec.latency_s, self.kv_ready)
+                        self.links[(p.name, inst.local_index, d.name)] = link
+                        self.out_links[inst.slot][d.name] = link
                     continue
                 link = KVLink(env, spec.name, spec.bandwidth, spec.latency_s, self.kv_ready)
                 self.links[(p.name, d.name)] = link

@@ -11,11 +11,13 @@ is its :class:`~infersim.cost.Deployment`. A pool's *role* says which phase it s
   the KV cache never leaves the instance.
 
 A *link* carries KV caches from a prefill pool to a decode pool; all transfers in flight on one
-link share its bandwidth fairly. An explicit link (``ClusterSpec.links``) is one network path per
-pool pair, shared by every sending instance (a scale-out NIC path, a switch uplink). Pools placed
-in one scale-up domain (``scaleup_domain``) may omit the link: they talk over the hardware's
-scale-up fabric (NVLink through NVSwitch), where every chip has its own ports, so each sending
-instance gets a link of its own (see :meth:`ClusterSpec.link_between`). The *router* assigns each
+link share its bandwidth fairly. An explicit link (``ClusterSpec.links``) is by default one
+network path per pool pair, shared by every sending instance (a switch uplink, a shared tunnel);
+marked ``per_sender_instance`` it is one path per sending instance, that instance's own egress
+(its chips' scale-out NICs). Pools placed in one scale-up domain (``scaleup_domain``) may omit the
+link: they talk over the hardware's scale-up fabric (NVLink through NVSwitch), where every chip
+has its own ports, so each sending instance gets a link of its own (see
+:meth:`ClusterSpec.link_between`). The *router* assigns each
 arriving request to a prefill (or mixed) instance and each prefilled request to a decode instance.
 
 These are frozen value objects, validated once here; the engine trusts them afterwards.
@@ -91,9 +93,11 @@ class PoolSpec:
 class LinkSpec:
     """A network path between two pools that KV caches cross, shared by all its transfers.
 
-    ``per_sender_instance`` says how many such paths there are: ``False`` (explicit links) means
-    one, shared by every instance of the sending pool; ``True`` (the scale-up fabric) means one
-    per sending instance, its own egress, shared only by that instance's transfers.
+    ``per_sender_instance`` says how many such paths there are: ``False`` means one, shared by
+    every instance of the sending pool, ``bandwidth`` being the whole path's; ``True`` means one
+    per sending instance, its own egress, shared only by that instance's transfers, ``bandwidth``
+    being each instance's. The scale-up fabric is always ``True``; an explicit link is ``False``
+    unless the scenario says ``per: instance`` (scale-out NICs, which belong to each chip).
     """
 
     a: str
@@ -181,9 +185,13 @@ class ClusterSpec:
     def link_between(self, sender: PoolSpec, receiver: PoolSpec) -> LinkSpec:
         """The link KV takes from ``sender`` to ``receiver``: explicit, else the scale-up fabric.
 
-        An explicit link (``links:`` in a scenario) is one path for the whole pool pair: every
-        transfer from every instance of ``sender`` to ``receiver`` shares its bandwidth fairly,
-        as on a scale-out network path of that capacity.
+        An explicit link (``links:`` in a scenario) is returned as given. With
+        ``per_sender_instance=False`` it is one path for the whole pool pair: every transfer from
+        every instance of ``sender`` to ``receiver`` shares its bandwidth fairly, as on one
+        network path of that capacity. With ``per_sender_instance=True`` each instance of
+        ``sender`` has its own copy of it towards ``receiver`` (its NICs), shared by that
+        instance's transfers to ``receiver`` only; as over the fabric, the receiving instance's
+        ingress is not a limit.
 
         Without one, two pools in the same scale-up domain talk over its switched fabric
         (NVSwitch in an NVL72 rack or an HGX node), where each chip has its own ports. The link

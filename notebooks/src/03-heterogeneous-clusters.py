@@ -11,8 +11,8 @@
 # Each pairing is a shipped scenario (`scenarios/*.yaml`). Its baselines spend the same dollars per
 # hour on H100s (rounded down to whole instances): once colocated with chunked prefill, once split
 # in the pairing's own ratio of prefill to decode spending, with the pairing's KV link (or, where
-# the pairing keeps KV inside an NVLink domain, one 400 Gbit/s NIC per prefill GPU). The link study
-# then reruns each pairing with its link bandwidth scaled.
+# the pairing keeps KV inside an NVLink domain, each prefill instance's own NICs, one 400 Gbit/s
+# per GPU). The link study then reruns each pairing with its link bandwidth scaled.
 #
 # At equal hourly cost and equal load the bill is the same, so the comparison that matters is
 # latency at the scenario's load and *capacity*: the highest arrival rate at which every SLO
@@ -147,9 +147,10 @@ def baselines(pairing_result):
     if prefill_n >= 1 and instances - prefill_n >= 1:
         if data["links"]:
             links = [{**data["links"][0], "between": ["prefill", "decode"]}]
-        else:  # the pairing kept KV inside a scale-up domain; H100s ship it over their NICs
+        else:  # the pairing kept KV inside a scale-up domain; H100s ship it over their NICs,
+            # each prefill instance over its own (one per GPU)
             links = [{"between": ["prefill", "decode"], "latency": baseline_hw.scaleout_latency_s,
-                      "bandwidth": baseline_hw.scaleout_bandwidth * prefill_n * tp}]
+                      "bandwidth": baseline_hw.scaleout_bandwidth * tp, "per": "instance"}]
         out[f"{BASELINE_CHIP} split"] = {
             **common, "name": f"{data['name']}-h100-split", "links": links, "pools": {
                 "prefill": {"role": "prefill", "hardware": BASELINE_CHIP, "instances": prefill_n,
@@ -238,7 +239,8 @@ plt.show()
 # *hand-off*: from the first token to the start of decoding, transfer and any wait for a decode
 # slot). Every transfer on a link shares its bandwidth. The pairings with a network link are rerun
 # with that bandwidth scaled; the NVL72 split, whose KV never leaves the rack's NVLink, is rerun
-# once with the KV sent over the GB200s' NICs instead.
+# once with the KV sent over the GB200s' NICs instead (each prefill instance over its own chips'
+# NICs: scale-out bandwidth is per chip).
 
 # %%
 link_rows = []
@@ -256,10 +258,11 @@ for pairing in PAIRINGS:
         prefill = next(name for name, p in data["pools"].items() if p["role"] == "prefill")
         decode = next(name for name, p in data["pools"].items() if p["role"] == "decode")
         hw = infersim.load_hardware(data["pools"][prefill]["hardware"])
-        chips = data["pools"][prefill]["instances"] * data["pools"][prefill]["tp"]
+        # NICs are per chip: each prefill instance sends over its own chips' NICs
+        chips = data["pools"][prefill]["tp"] * data["pools"][prefill]["pp"]
         nic = {**data, "links": [{"between": [prefill, decode],
                                   "bandwidth": hw.scaleout_bandwidth * chips,
-                                  "latency": hw.scaleout_latency_s}],
+                                  "latency": hw.scaleout_latency_s, "per": "instance"}],
                "pools": {name: {**p, "scaleup_domain": None}
                          for name, p in data["pools"].items()}}
         result = run(nic)
@@ -373,7 +376,8 @@ for pairing, part in links.groupby("pairing", sort=False):
         nv = part[part.cluster == "NVLink (shipped)"].iloc[0]
         nic = part[part.cluster == "NICs instead of NVLink"].iloc[0]
         print(f"{pairing}: the KV stream needs {needed / 1e9:.1f} GB/s on average; moving it off "
-              f"NVLink onto the prefill GPUs' NICs ({nic['bandwidth_gb_s']:.0f} GB/s in all) "
+              f"NVLink onto the prefill GPUs' NICs ({nic['bandwidth_gb_s']:.0f} GB/s per "
+              f"prefill instance) "
               f"takes the p99 hand-off from {nv['p99_handoff_ms']:.2f} to "
               f"{nic['p99_handoff_ms']:.2f} ms; goodput {nv['request_goodput']:.2f} → "
               f"{nic['request_goodput']:.2f} requests/s.")
