@@ -119,11 +119,14 @@ pools_st = st.lists(
     st.builds(
         _pool,
         name=st.text("abc", min_size=1, max_size=3),
-        role=st.sampled_from(["prefill", "decode"]),
+        role=st.sampled_from(["prefill", "decode", "mixed"]),
         instances=st.integers(1, 8), chips=st.integers(1, 8),
-        busy_s=st.floats(0, 100), price=st.floats(0.1, 50), tdp=st.floats(100, 2000),
-        idle=st.floats(10, 100)),
+        busy_s=st.floats(0, 1000), price=st.floats(0.1, 50), tdp=st.floats(100, 2000),
+        idle=st.floats(10, 100), share=st.floats(0.0, 1.0)),
     min_size=1, max_size=4)
+
+_INPUT_SHARE = {"prefill": lambda p: 1.0, "decode": lambda p: 0.0,
+                "mixed": lambda p: p.prefill_share}
 
 
 @given(pools=pools_st, duration=st.floats(1.0, 100.0),
@@ -131,11 +134,22 @@ pools_st = st.lists(
 def test_bill_invariants(pools, duration, tokens):
     inp, out, req = tokens
     rep = cluster_economics(pools, duration, [ClassTokens("default", req, inp, out)])
-    # The parts add up to the whole; cost and energy are positive and bounded by physics.
-    assert rep.input_cost_usd + rep.output_cost_usd == pytest.approx(rep.cost_usd)
-    assert rep.cost_usd == pytest.approx(rep.dollars_per_hour * duration / 3600)
+    # Every chip-hour is billed, and each pool's bill goes to input tokens by its role's share
+    # (recomputed here from the pools, not from the report's own totals).
+    bills = [p.chips * p.price_per_chip_hour * duration / 3600 for p in pools]
+    shares = [_INPUT_SHARE[p.role](p) for p in pools]
+    assert rep.cost_usd == pytest.approx(sum(bills))
+    assert rep.input_cost_usd == pytest.approx(
+        sum(b * s for b, s in zip(bills, shares, strict=True)), abs=1e-12)
+    assert rep.output_cost_usd == pytest.approx(
+        sum(b * (1 - s) for b, s in zip(bills, shares, strict=True)), abs=1e-12)
+    assert rep.usd_per_million_input_tokens == pytest.approx(rep.input_cost_usd / inp * 1e6)
+    assert rep.classes[0].cost_usd == pytest.approx(rep.cost_usd)
+    # Energy lies between every chip idle and every chip at TDP for the whole span.
     max_energy = sum(p.chips * max(p.tdp_watts, p.idle_watts) for p in pools) * duration
     min_energy = sum(p.chips * min(p.tdp_watts, p.idle_watts) for p in pools) * duration
     assert min_energy * (1 - 1e-9) <= rep.energy_j <= max_energy * (1 + 1e-9)
-    assert rep.usd_per_request > 0
-    assert all(0.0 <= p.utilization <= 1.0 for p in rep.pools)
+    # Utilisation is busy time over capacity, busy time beyond capacity counted as full.
+    for pe, p in zip(rep.pools, pools, strict=True):
+        capacity = p.instances * duration
+        assert pe.utilization == pytest.approx(min(p.busy_s, capacity) / capacity)
