@@ -95,44 +95,21 @@ def _class_tokens(requests: pd.DataFrame) -> list[ClassTokens]:
     return out
 
 
-def _prefill_share(scenario: Scenario, resolved: Resolved, name: str, stats: Mapping[str, Any],
-                   requests: pd.DataFrame) -> tuple[float | None, str]:
-    """A mixed pool's share of busy time spent on prefill: the engine's figure, else the cost
-    model's token-weighted estimate (see :mod:`infersim.economics`)."""
+def _prefill_share(scenario: Scenario, name: str, stats: Mapping[str, Any]
+                   ) -> tuple[float | None, str]:
+    """A mixed pool's share of busy time spent on prefill, as the engine measured it (the
+    step-time share of prefill work, ``prefill_busy_s`` over ``busy_s``; see
+    :mod:`infersim.economics`). A mixed pool that never ran a step has no busy time to split: its
+    idle cost goes to output tokens, the tokens such a pool holds capacity to decode."""
     if scenario.pools[name].role != "mixed":
         return None, ""
-    busy, prefill_busy = stats.get("busy_s"), stats.get("prefill_busy_s")
-    if prefill_busy is not None and busy:
-        return (min(max(float(prefill_busy) / float(busy), 0.0), 1.0),
-                "engine step-time share of prefill work")
-    from infersim.cost import StepBatch, prefill_time, step_time
-    from infersim.economics import token_weighted_prefill_share
-
-    dep = resolved.deployments[name]
-    served = requests[(requests["prefill_pool"] == name).to_numpy()]
-    if len(served) == 0 or served["prompt_tokens"].sum() == 0:
-        return 0.0, "no prompts served"
-    mean_prompt = max(round(float(served["prompt_tokens"].mean())), 1)
-    mean_output = float(served["output_tokens"].mean())
-    prefill_per_token = prefill_time(dep, [mean_prompt]) / mean_prompt
-    # Decode cost per token at the pool's observed mean batch while it was busy.
-    batch = max(1, round(float(stats.get("mean_batch_size") or 1.0)))
-    context = round(mean_prompt + mean_output / 2)
-    decode_step = step_time(dep, StepBatch(decode_kv_lens=(context,) * batch)).time_s
-    share = token_weighted_prefill_share(float(served["prompt_tokens"].sum()),
-                                         float(served["output_tokens"].sum()),
-                                         prefill_per_token, decode_step / batch)
-    return share, (f"cost-model token-weighted time (prefill at {mean_prompt} tokens, decode at "
-                   f"batch {batch})")
-
-
-def _mean_busy_batch(timeseries: pd.DataFrame) -> dict[str, float]:
-    """Per pool, the mean running batch over samples taken while an instance was busy."""
-    busy = timeseries[timeseries["busy"].to_numpy()]
-    if busy.empty:
-        return {}
-    means = busy.groupby("pool", observed=True)["batch_size"].mean()
-    return {str(k): float(v) for k, v in means.items()}
+    busy = float(stats.get("busy_s", 0.0))
+    if busy <= 0:
+        return 0.0, "pool never busy: idle cost to output tokens"
+    if "prefill_busy_s" not in stats:
+        raise ValueError(f"mixed pool {name!r}: the engine reported busy_s but no prefill_busy_s")
+    return (min(max(float(stats["prefill_busy_s"]) / busy, 0.0), 1.0),
+            "engine step-time share of prefill work")
 
 
 def price_run(scenario: Scenario, resolved: Resolved, pool_stats: Mapping[str, Mapping[str, Any]],
@@ -142,7 +119,7 @@ def price_run(scenario: Scenario, resolved: Resolved, pool_stats: Mapping[str, M
     for name, pool in scenario.pools.items():
         chip = resolved.hardware[name]
         stats = pool_stats.get(name, {})
-        share, share_source = _prefill_share(scenario, resolved, name, stats, requests)
+        share, share_source = _prefill_share(scenario, name, stats)
         usages.append(PoolUsage(
             name=name, role=pool.role, instances=pool.instances,
             chips_per_instance=pool.tp * pool.pp, busy_s=float(stats.get("busy_s", 0.0)),
@@ -201,10 +178,7 @@ def simulate(scenario: ScenarioLike, *, seed: int | None = None, overrides: Sequ
     sim = simulate_cluster(cluster, workload, seed=engine_seed, time_limit_s=sc.time_limit,
                            progress=progress)
     metrics = summarize(sim, sc.slo.model_dump(exclude_none=True))
-    batches = _mean_busy_batch(sim.timeseries)
-    pool_stats = {name: {**stats, "mean_batch_size": batches.get(name)}
-                  for name, stats in sim.pools.items()}
-    cost = price_run(sc, resolved, pool_stats, sim.requests, sim.duration_s)
+    cost = price_run(sc, resolved, sim.pools, sim.requests, sim.duration_s)
     summary = _assemble_summary(sc, metrics, cost)
     summary["classes"] = class_summary(sc, sim.requests, sim.max_token_gap(), sim.duration_s,
                                        cost)

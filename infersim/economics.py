@@ -12,11 +12,11 @@ under ``cost.split_rule``):
 * a ``prefill`` pool's whole cost is charged to input tokens;
 * a ``decode`` pool's whole cost is charged to output tokens;
 * a ``mixed`` pool's cost is split by ``prefill_share``, the fraction of its busy time spent on
-  prefill work. The engine measures it as the step-time share of prefill vs decode work in the
-  pool's steps; where the engine does not report it, the caller estimates it from the cost model
-  as token-weighted time (input tokens × prefill seconds per token against output tokens ×
-  decode seconds per token). The pool's idle time is split in the same proportion as its busy
-  time, since idle capacity is held for both phases alike.
+  prefill work, as the engine measures it: prompt-only steps count as prefill, decode steps as
+  decode, and a chunked step doing both is split by the cost model's time for each part alone.
+  The pool's idle time is split in the same proportion as its busy time, since idle capacity is
+  held for both phases alike; a mixed pool that never ran a step charges its idle cost to output
+  tokens.
 
 ``$/Mtok input = input cost / input tokens × 10⁶`` and likewise for output; the cost of one task of
 a workload class is then its tokens priced at those two rates, so the classes' costs add up to the
@@ -46,8 +46,8 @@ from typing import Literal
 
 SPLIT_RULE = (
     "prefill pools -> input tokens; decode pools -> output tokens; mixed pools split by "
-    "prefill_share (the engine's step-time share of prefill vs decode work, else token-weighted "
-    "cost-model time); idle time splits like busy time; tokens are those of completed requests; "
+    "prefill_share (the engine's step-time share of prefill vs decode work); idle time splits "
+    "like busy time; tokens are those of completed requests; "
     "energy: a chip draws its TDP whenever its instance has a step in progress, whatever the "
     "batch (an upper bound, loosest at small decode batches), and its idle power otherwise"
 )
@@ -253,17 +253,3 @@ def cluster_economics(
         pools=per_pool,
         classes=tuple(class_rows),
     )
-
-
-def token_weighted_prefill_share(input_tokens: float, output_tokens: float,
-                                 prefill_s_per_token: float, decode_s_per_token: float) -> float:
-    """Fallback ``prefill_share`` for a mixed pool: token-weighted cost-model time.
-
-    ``prefill_s_per_token`` and ``decode_s_per_token`` come from the cost model for the pool's
-    deployment (prefill at the workload's prompt length; decode at the pool's batch size).
-    """
-    prefill_s = input_tokens * prefill_s_per_token
-    decode_s = output_tokens * decode_s_per_token
-    total = prefill_s + decode_s
-    return prefill_s / total if total > 0 else 0.5
-

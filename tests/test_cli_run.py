@@ -259,3 +259,21 @@ def test_validate_warns_about_requests_longer_than_a_decode_instances_kv(capsys)
     assert "warning:" in out and "decode instance" in out
     code, out, _ = _main(["validate", "blackwell-prefill-lpu-decode"], capsys)
     assert code == 0 and "warning" not in out
+
+
+def test_a_mixed_pool_is_billed_by_the_engines_prefill_share():
+    from infersim.api import _prefill_share
+
+    result = infersim.simulate("h100-unified", overrides=FEW)
+    for name, stats in result.sim.pools.items():
+        if stats["role"] != "mixed":
+            continue
+        pool = result.cost.to_dict()["pools"][name]
+        assert 0 < stats["prefill_busy_s"] < stats["busy_s"]
+        assert pool["input_share"] == pytest.approx(stats["prefill_busy_s"] / stats["busy_s"])
+        assert pool["input_share_source"] == "engine step-time share of prefill work"
+        # A mixed pool that never ran a step has no busy time to split: output tokens pay.
+        assert _prefill_share(result.scenario, name, {"busy_s": 0.0}) == (
+            0.0, "pool never busy: idle cost to output tokens")
+        with pytest.raises(ValueError, match="no prefill_busy_s"):
+            _prefill_share(result.scenario, name, {"busy_s": 1.0})

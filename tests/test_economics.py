@@ -14,7 +14,6 @@ from infersim.economics import (
     PoolUsage,
     cluster_economics,
     pool_economics,
-    token_weighted_prefill_share,
 )
 
 
@@ -109,10 +108,6 @@ def test_the_coding_agent_and_the_summariser_pay_for_what_they_use():
     d = rep.to_dict()
     assert set(d["classes"]) == {"coding-agent", "summariser"}
     assert set(d["pools"]) == {"prefill", "decode"}
-
-
-def test_token_weighted_share():
-    assert token_weighted_prefill_share(1000, 100, 1e-4, 1e-2) == pytest.approx(0.1 / 1.1)
 
 
 pools_st = st.lists(
