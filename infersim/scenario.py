@@ -181,6 +181,11 @@ class PoolConfig(BaseModel):
         None, description="the serving framework's fixed host time per step (scheduling, launch, "
                           "sampling), e.g. '5.5 ms' for vLLM 0.6 at TP4; none: the chip's "
                           "calibrated step_overhead (TensorRT-LLM-like)")
+    kv_reservation: Literal["on_demand", "full"] = Field(
+        "on_demand", description="decode and mixed pools: on_demand takes KV blocks as sequences "
+                                 "grow and preempts when memory runs out (vLLM); full admits a "
+                                 "request only when KV for its prompt and all its output tokens "
+                                 "is free, and never preempts (TensorRT-LLM GUARANTEED_NO_EVICT)")
 
     _v_precision = field_validator("precision", "kv_precision")(_check_precision)
 
@@ -188,6 +193,7 @@ class PoolConfig(BaseModel):
 # Fields added after scenarios were first hashed, and the value at which resolved() leaves each
 # out (see Scenario.resolved): pool fields, then link fields.
 _OMITTED_WHEN_UNSET = ("step_overhead",)
+_POOL_OMITTED_AT = {"kv_reservation": "on_demand"}
 _LINK_OMITTED_AT = {"per": "pool"}
 
 
@@ -302,6 +308,9 @@ class Scenario(BaseModel):
             for key in _OMITTED_WHEN_UNSET:
                 if pool.get(key) is None:
                     pool.pop(key, None)
+            for key, default in _POOL_OMITTED_AT.items():
+                if key in pool and pool[key] == default:
+                    del pool[key]
         for link in data["links"]:
             for key, default in _LINK_OMITTED_AT.items():
                 if key in link and link[key] == default:
@@ -878,6 +887,12 @@ def check_topology(scenario: Scenario) -> None:
         raise InfersimError(file=file, field=f"pools.{decode[0]}.role",
                             expected="a prefill pool to fill this decode pool's KV cache "
                                      "(or role: mixed)", given="decode")
+    for name, pool in scenario.pools.items():
+        if pool.role == "prefill" and pool.kv_reservation != "on_demand":
+            raise InfersimError(file=file, field=f"pools.{name}.kv_reservation",
+                                expected="on_demand in a prefill pool (it holds no decoding "
+                                         "sequences; set it on the decode pool)",
+                                given=pool.kv_reservation)
     linked: set[frozenset[str]] = set()
     for i, link in enumerate(scenario.links):
         for j, end in enumerate(link.between):
@@ -1012,7 +1027,7 @@ def build_cluster(scenario: Scenario, resolved: Resolved | None = None) -> Any:
                  max_batch_size=pool.max_batch_size, chunked_prefill=pool.chunked_prefill,
                  block_size=pool.block_size, memory_fraction=pool.memory_fraction,
                  preemption=pool.preemption, scaleup_domain=pool.scaleup_domain,
-                 host_bandwidth=pool.host_bandwidth)
+                 host_bandwidth=pool.host_bandwidth, kv_reservation=pool.kv_reservation)
         for name, pool in scenario.pools.items())
     links = tuple(LinkSpec(a=link.between[0], b=link.between[1], bandwidth=link.bandwidth,
                            latency_s=link.latency, per_sender_instance=link.per == "instance")

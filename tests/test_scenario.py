@@ -393,3 +393,24 @@ def test_a_default_per_leaves_the_resolved_scenario_and_hash_as_before():
     assert per_instance.resolved()["links"][0]["per"] == "instance"
     assert per_instance.hash != sc.hash
     assert load_scenario(per_instance.resolved()).hash == per_instance.hash
+
+
+def test_kv_reservation_maps_onto_the_pool_and_is_left_out_of_the_hash_at_its_default():
+    sc = load_scenario(SMALL)
+    assert build_cluster(sc).pools[1].kv_reservation == "on_demand"
+    assert "kv_reservation" not in sc.resolved()["pools"]["decode"]
+    assert load_scenario(SMALL, overrides=["pools.decode.kv_reservation=on_demand"]).hash == \
+        sc.hash
+    full = load_scenario(SMALL, overrides=["pools.decode.kv_reservation=full"])
+    assert build_cluster(full).pools[1].kv_reservation == "full"
+    assert full.resolved()["pools"]["decode"]["kv_reservation"] == "full"
+    assert full.hash != sc.hash and load_scenario(full.resolved()).hash == full.hash
+
+
+def test_kv_reservation_is_one_of_two_and_not_on_a_prefill_pool():
+    with pytest.raises(InfersimError, match=r"pools\.decode\.kv_reservation: expected "
+                                            r".*'on_demand'.*'full'"):
+        load_scenario(SMALL, overrides=["pools.decode.kv_reservation=eager"])
+    with pytest.raises(InfersimError, match=r"pools\.prefill\.kv_reservation: expected "
+                                            r"on_demand in a prefill pool"):
+        check_scenario(load_scenario(SMALL, overrides=["pools.prefill.kv_reservation=full"]))

@@ -529,3 +529,87 @@ def test_invariants_hold_under_memory_pressure(run):
     result = simulate_cluster(cluster, workload, seed=1)
     check_invariants(result, workload)
     assert result.requests.completed.all()
+
+
+# -- whole-request KV reservation (TensorRT-LLM GUARANTEED_NO_EVICT) ---------------------------
+
+
+def fully_reserving(cluster: ClusterSpec) -> ClusterSpec:
+    """The same cluster with every decode and mixed pool reserving whole requests' KV."""
+    pools = tuple(p if p.role == "prefill" else dataclasses.replace(p, kv_reservation="full")
+                  for p in cluster.pools)
+    return dataclasses.replace(cluster, pools=pools)
+
+
+def peak_reserved_blocks(result, block_size: int = 16) -> dict[str, int]:
+    """Per decode/mixed instance (by name), the most blocks its admitted requests' whole
+    reservations (prompt + output tokens) added up to at any instant: a request holds its
+    reservation from joining (decode) or its first prompt chunk (mixed) until its last token."""
+    df = result.requests[result.requests.completed & result.requests.decode_pool.notna()]
+    mixed = (df.prefill_pool.astype(str) == df.decode_pool.astype(str)).to_numpy()
+    start = np.where(mixed, df.prefill_start_at, df.decode_start_at)
+    end = df.last_token_at.to_numpy()
+    where = (df.decode_pool.astype(str) + "."
+             + df.decode_instance.astype(int).astype(str)).to_numpy()
+    blocks = -(-(df.prompt_tokens + df.output_tokens).to_numpy() // block_size)
+    peaks: dict[str, int] = {}
+    for inst in np.unique(where):
+        mine = where == inst
+        peaks[str(inst)] = int(max(blocks[mine & (start <= t) & (end > t)].sum()
+                                   for t in start[mine]))
+    return peaks
+
+
+@pytest.mark.parametrize("make", [
+    lambda: pd_cluster(kv_tokens=1200),
+    lambda: mixed_cluster(kv_tokens=1200, max_batch_tokens=512),
+    lambda: mixed_cluster(kv_tokens=1200, max_batch_tokens=8192, chunked=False),
+], ids=["decode", "mixed-chunked", "mixed-prefill-first"])
+def test_full_reservation_never_preempts_and_admits_only_what_it_can_finish(make):
+    """12 requests of 300 + 200 tokens on 1200 tokens of KV: on demand the batch outgrows memory
+    and preempts; reserving whole requests (32 blocks each of 75) runs two at a time, never
+    preempts, and every token still comes out once, in order."""
+    n, workload = 12, table(np.zeros(12), [300] * 12, [200] * 12)
+    on_demand = simulate_cluster(make(), workload, seed=0)
+    assert on_demand.requests.preemptions.sum() > 0
+    result = simulate_cluster(fully_reserving(make()), workload, seed=0)
+    df = result.requests
+    assert df.completed.all() and df.preemptions.sum() == 0
+    capacity = int(result.instances.kv_blocks_capacity.iloc[-1])
+    assert capacity == 75
+    assert max(peak_reserved_blocks(result).values()) == 2 * 32  # two fit, a third does not
+    assert (result.timeseries.kv_blocks_used <= result.timeseries.kv_blocks_capacity).all()
+    for rid in range(n):
+        times = result.token_times(rid)
+        assert len(times) == 200 and np.all(np.diff(times) > 0)
+
+
+def test_full_reservation_leaves_an_uncrowded_run_unchanged():
+    """While every request's whole KV fits at once the two policies schedule identically."""
+    workload = table([0, 0.01, 0.02], [300, 200, 100], [50, 60, 70])
+    for cluster in (pd_cluster(), mixed_cluster()):
+        a = simulate_cluster(cluster, workload, seed=0).requests
+        b = simulate_cluster(fully_reserving(cluster), workload, seed=0).requests
+        pd.testing.assert_frame_equal(a, b)
+
+
+def test_kv_reservation_is_checked_and_belongs_to_decode_and_mixed_pools():
+    with pytest.raises(InfersimError, match=r"pools.d.kv_reservation: expected on_demand \| full"):
+        PoolSpec("d", "decode", DEP, 1, 4096, 8, kv_reservation="eager")
+    with pytest.raises(InfersimError, match=r"pools.p.kv_reservation: expected on_demand in a "
+                                            r"prefill pool"):
+        PoolSpec("p", "prefill", DEP, 1, 4096, 8, kv_reservation="full")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(run=crowded_runs())
+def test_full_reservation_invariants_under_memory_pressure(run):
+    cluster, workload = run
+    cluster = fully_reserving(cluster)
+    result = simulate_cluster(cluster, workload, seed=1)
+    check_invariants(result, workload)
+    df = result.requests
+    assert df.completed.all() and df.preemptions.sum() == 0
+    capacity = result.instances.set_index("instance").kv_blocks_capacity
+    for inst, peak in peak_reserved_blocks(result).items():
+        assert peak <= capacity[inst]

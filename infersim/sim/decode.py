@@ -19,11 +19,18 @@ epoch cut short gets its new end straight away (no interrupt event), except when
 arrival's own instant: then an urgent event in that instant stands in for SimPy's interrupt, so
 that simultaneous events keep the order a SimPy process would give them.
 
-When the running sequences outgrow KV memory the most recently joined is preempted (vLLM's
+KV memory is taken one of two ways (``PoolSpec.kv_reservation``). ``on_demand`` (vLLM): a sequence
+joins when the blocks of its current KV fit and takes more as it grows; when the running
+sequences outgrow KV memory the most recently joined is preempted (vLLM's
 policy) and goes back to the head of the waiting line. Under ``recompute`` its KV is dropped and
 has to be prefilled again (prompt plus generated tokens) on this instance before it resumes; under
 ``swap`` its KV is copied to host memory and back, at the host link's bandwidth. Either way the
-instance stalls for that time: no token comes out of any sequence meanwhile.
+instance stalls for that time: no token comes out of any sequence meanwhile. ``full``
+(TensorRT-LLM's default ``GUARANTEED_NO_EVICT`` scheduler): a request joins only when blocks for
+its prompt plus all its output tokens are free besides those reserved by the running sequences,
+and keeps them until it leaves; its KV never outgrows them, so nothing is ever preempted, at the
+price of fewer sequences in the batch while their reservations are still mostly empty. The
+router's view of committed memory (``kv_aware``) is then the reservations.
 """
 
 from __future__ import annotations
@@ -80,6 +87,8 @@ class DecodeInstance:
         self.busy_s = 0.0
         self.peak_blocks = 0
         self.pending_blocks = 0  # promised to requests routed here that have not joined yet
+        self.full_reservation = pool.kv_reservation == "full"
+        self.reserved_blocks = 0  # full reservation: blocks reserved by the running sequences
         self.used_blocks = 0  # held at the last step boundary
         self._resume: dict[int, int] = {}  # preempted request -> KV length to resume with
         self._idle = False  # nothing to run: the next work wakes the instance
@@ -102,10 +111,21 @@ class DecodeInstance:
     def assign(self, rid: int) -> None:
         """A request has been routed here; its KV is on its way."""
         engine, loads, slot = self.engine, self.loads, self.slot
-        self.pending_blocks += -(-(engine.prompt[rid] + 1) // self.block_size)
+        if self.full_reservation:
+            self.pending_blocks += self._reservation(rid)
+            committed = self.reserved_blocks
+        else:
+            self.pending_blocks += -(-(engine.prompt[rid] + 1) // self.block_size)
+            committed = self.used_blocks
         self._add_load(engine.output[rid] - 1, 1)
-        loads.kv_committed_fraction[slot] = ((self.used_blocks + self.pending_blocks)
+        loads.kv_committed_fraction[slot] = ((committed + self.pending_blocks)
                                              / self.capacity_blocks)
+
+    def _reservation(self, rid: int) -> int:
+        """Blocks a fully reserving instance sets aside for ``rid``: its prompt and all its output
+        tokens (the most its KV ever holds is one token less: the last token is never fed back)."""
+        engine = self.engine
+        return -(-(engine.prompt[rid] + engine.output[rid]) // self.block_size)
 
     def _add_load(self, tokens: int, requests: int) -> None:
         """Outstanding work changed: keep the count here, publish it to the router."""
@@ -148,7 +168,8 @@ class DecodeInstance:
             admitted_stall, used = self._admit(now, used)
             stall += admitted_stall
         self.used_blocks = used
-        self.loads.kv_committed_fraction[self.slot] = (used + self.pending_blocks) / cap
+        self.loads.kv_committed_fraction[self.slot] = (
+            (self.reserved_blocks if self.full_reservation else used) + self.pending_blocks) / cap
         n = batch.n
         if now >= self.sample_due:
             engine = self.engine
@@ -177,10 +198,13 @@ class DecodeInstance:
         """Sequences whose last token came out at this boundary leave the batch."""
         batch, engine = self.batch, self.engine
         runs, output, index, done = engine.runs.rows, engine.output, self.index, batch.steps_done
+        full = self.full_reservation
         for rid, join_step in batch.pop_finished():
             if done > join_step:  # engine.runs.append(rid, index, join_step, done - join_step)
                 runs.extend((rid, index, join_step, done - join_step))
             self._add_load(1 - output[rid], -1)  # self._leave_loads(rid)
+            if full:
+                self.reserved_blocks -= self._reservation(rid)
             engine.finish(rid, now)
 
     def _start_epoch(self, now: float) -> None:
@@ -279,13 +303,22 @@ class DecodeInstance:
         use; returns the stall this causes and the blocks in use afterwards."""
         batch, engine, waiting = self.batch, self.engine, self.waiting
         block, cap = self.pool.block_size, self.capacity_blocks
+        full = self.full_reservation
         stall = 0.0
         while waiting and batch.n < self.max_seqs:
             rid = waiting[0]
             resumed = self._resume.get(rid)
             kv_len = engine.prompt[rid] + 1 if resumed is None else resumed
             need = -(-kv_len // block)
-            if used + need > cap:
+            if full:
+                # whole-request reservation: what its KV will grow to must fit besides the
+                # reservations of the running sequences (which bound their blocks, so the
+                # blocks in use fit too); it is never preempted, so never resumed
+                reserve = self._reservation(rid)
+                if self.reserved_blocks + reserve > cap:
+                    break
+                self.reserved_blocks += reserve
+            elif used + need > cap:
                 break
             used += need
             waiting.popleft()
@@ -294,7 +327,7 @@ class DecodeInstance:
             if resumed is None:
                 engine.records.decode_start_at[rid] = now
                 engine.records.decode_instance[rid] = self.index
-                self.pending_blocks -= -(-kv_len // block)
+                self.pending_blocks -= reserve if full else need
             else:
                 del self._resume[rid]
                 if self.pool.preemption == "swap":

@@ -27,7 +27,9 @@ Modelling choices worth knowing when reading results:
   named ``prefill.3->decode`` in the link rows); a receiving instance's ingress limit is not
   modelled (see ``ClusterSpec.link_between``);
 - decode admission is first come, first served, with no memory watermark: a request joins when
-  its next step fits, and growth beyond memory is handled by preemption (see ``decode``);
+  its next step fits, and growth beyond memory is handled by preemption (see ``decode``); a pool
+  with ``kv_reservation="full"`` instead admits a request only when its whole KV (prompt + output)
+  is free besides the others' reservations, and never preempts;
 - a preemption's recompute or swap stalls the whole instance for its duration.
 """
 

@@ -20,7 +20,11 @@ step). Swap stalls count as decode work.
 KV memory is paged and shared by the running decodes and the prompts in progress. When it runs out
 the most recently joined decode is preempted; under ``recompute`` it goes back to the head of the
 prefill line and its prompt plus generated tokens are computed again before it resumes (without
-emitting a token), under ``swap`` it waits in host memory and comes back first.
+emitting a token), under ``swap`` it waits in host memory and comes back first. That is
+``kv_reservation: on_demand``; under ``full`` (TensorRT-LLM's ``GUARANTEED_NO_EVICT``) a prompt
+starts only when blocks for all of its prompt and output tokens are free besides the other
+admitted requests' reservations, which it keeps until it finishes, so memory never runs out and
+nothing is preempted.
 """
 
 from __future__ import annotations
@@ -56,17 +60,38 @@ class MixedInstance(DecodeInstance):
         self.process = env.process(self.serve())
 
     def enqueue(self, rid: int) -> None:
-        engine, block = self.engine, self.pool.block_size
+        engine = self.engine
         self.prefill_queue.append(rid)
-        self.pending_blocks += -(-engine.prompt[rid] // block)
+        self.pending_blocks += self._pending(rid)
         self._add_load(engine.prompt[rid] + engine.output[rid] - 1, 1)
-        self.loads.kv_committed_fraction[self.slot] = ((self._blocks_used() + self.pending_blocks)
+        self.loads.kv_committed_fraction[self.slot] = ((self._committed() + self.pending_blocks)
                                                        / self.capacity_blocks)
         if self.batch.n < min(self.pool.max_batch_size, self.pool.max_batch_tokens):
             self._wake()
 
     def _blocks_used(self) -> int:
         return self.batch.blocks() + self.prefill_blocks
+
+    def _pending(self, rid: int) -> int:
+        """Blocks promised to ``rid`` while it waits for its first chunk: its prompt's, or under
+        full reservation all it will reserve."""
+        if self.full_reservation:
+            return self._reservation(rid)
+        return -(-self.engine.prompt[rid] // self.pool.block_size)
+
+    def _committed(self) -> int:
+        """KV blocks taken by admitted requests, as the router sees them."""
+        return self.reserved_blocks if self.full_reservation else self._blocks_used()
+
+    def _reserve_fits(self, rid: int, planned: int) -> int | None:
+        """Full reservation: the blocks ``rid`` would reserve if they fit besides the reserved
+        ones and ``planned`` more for this step, else None; 0 once it has its reservation
+        (started) or when memory is taken on demand."""
+        if not self.full_reservation or self.engine.records.prefill_instance[rid] >= 0:
+            return 0
+        reserve = self._reservation(rid)
+        return reserve if self.reserved_blocks + planned + reserve <= self.capacity_blocks \
+            else None
 
     def _target(self, rid: int) -> int:
         """Tokens to compute before ``rid`` decodes: its prompt, or all of it after a recompute."""
@@ -88,7 +113,8 @@ class MixedInstance(DecodeInstance):
             if self.waiting:  # swapped-out sequences come back before new prompts
                 admitted_stall, used = self._admit(now, used)
                 stall += admitted_stall
-            self.loads.kv_committed_fraction[self.slot] = ((used + self.pending_blocks)
+            committed = self.reserved_blocks if self.full_reservation else used
+            self.loads.kv_committed_fraction[self.slot] = ((committed + self.pending_blocks)
                                                            / self.capacity_blocks)
             if now >= self.sample_due:
                 self.sample_due = now + self.engine.timeseries.interval_s
@@ -150,9 +176,12 @@ class MixedInstance(DecodeInstance):
         budget = self.pool.max_batch_tokens - batch.n
         seqs = self.pool.max_batch_size - batch.n
         free = self.capacity_blocks - self._blocks_used()
-        plan = []
+        plan, reserving = [], 0
         for rid in self.prefill_queue:
             if budget <= 0 or seqs <= 0:
+                break
+            reserve = self._reserve_fits(rid, reserving)
+            if reserve is None:
                 break
             done = self._progress.get(rid)
             if done is None:  # first chunk: the cached prefix comes in with it
@@ -166,6 +195,7 @@ class MixedInstance(DecodeInstance):
                 break
             plan.append((rid, chunk, done, extra))
             free -= extra
+            reserving += reserve
             budget -= chunk
             seqs -= 1
         return plan
@@ -175,16 +205,18 @@ class MixedInstance(DecodeInstance):
         block = self.pool.block_size
         seqs = self.pool.max_batch_size - self.batch.n
         free = self.capacity_blocks - self._blocks_used()
-        plan, tokens = [], 0
+        plan, tokens, reserving = [], 0, 0
         for rid in self.prefill_queue:
             target = self._target(rid)
             cached = self._cached(rid)
             need = -(-target // block)
-            if len(plan) >= seqs or need > free or (plan and tokens + target - cached >
-                                                    self.pool.max_batch_tokens):
+            reserve = self._reserve_fits(rid, reserving)
+            if reserve is None or len(plan) >= seqs or need > free or (
+                    plan and tokens + target - cached > self.pool.max_batch_tokens):
                 break
             plan.append((rid, target - cached, cached, need))
             free -= need
+            reserving += reserve
             tokens += target - cached
         return plan
 
@@ -209,7 +241,9 @@ class MixedInstance(DecodeInstance):
                 records.prefill_start_at[rid] = now
                 records.prefill_instance[rid] = self.index
                 records.cached_prompt_tokens[rid] = done
-                self.pending_blocks -= -(-engine.prompt[rid] // block)
+                self.pending_blocks -= self._pending(rid)
+                if self.full_reservation:
+                    self.reserved_blocks += self._reservation(rid)
             self.prefill_blocks += extra
             self._progress[rid] = done + chunk
         used = self._blocks_used()
@@ -237,6 +271,8 @@ class MixedInstance(DecodeInstance):
             records.first_token_at[rid] = end
             if engine.output[rid] == 1:
                 self._add_load(-engine.prompt[rid], -1)
+                if self.full_reservation:
+                    self.reserved_blocks -= self._reservation(rid)
                 engine.finish(rid, end)
             else:
                 self._add_load(-engine.prompt[rid], 0)

@@ -32,6 +32,7 @@ from infersim.errors import InfersimError
 
 ROLES: tuple[str, ...] = ("prefill", "decode", "mixed")
 PREEMPTION_MODES: tuple[str, ...] = ("recompute", "swap")
+KV_RESERVATIONS: tuple[str, ...] = ("on_demand", "full")
 
 # PCIe 5.0 x16, one direction, per chip: what a GPU can push to host memory when it swaps KV out.
 DEFAULT_HOST_BANDWIDTH = 64e9
@@ -66,6 +67,10 @@ class PoolSpec:
     preemption: Literal["recompute", "swap"] = "recompute"
     scaleup_domain: str | None = None  # pools sharing a domain name talk over scale-up links
     host_bandwidth: float = DEFAULT_HOST_BANDWIDTH  # B/s per chip to host memory (swap)
+    # when a decode or mixed instance takes a request's KV memory: ``on_demand`` block by block
+    # as it grows, preempting when it runs out (vLLM); ``full`` all of prompt + output up front,
+    # admitting only what fits, so it never preempts (TensorRT-LLM's GUARANTEED_NO_EVICT)
+    kv_reservation: Literal["on_demand", "full"] = "on_demand"
 
     def __post_init__(self) -> None:
         where = f"pools.{self.name}"
@@ -84,6 +89,13 @@ class PoolSpec:
             raise InfersimError(field=f"{where}.preemption",
                                 expected=" | ".join(PREEMPTION_MODES), given=self.preemption)
         _positive_float(self.host_bandwidth, f"{where}.host_bandwidth")
+        if self.kv_reservation not in KV_RESERVATIONS:
+            raise InfersimError(field=f"{where}.kv_reservation",
+                                expected=" | ".join(KV_RESERVATIONS), given=self.kv_reservation)
+        if self.role == "prefill" and self.kv_reservation != "on_demand":
+            raise InfersimError(field=f"{where}.kv_reservation", expected="on_demand in a "
+                                "prefill pool (it holds no decoding sequences)",
+                                given=self.kv_reservation)
         if self.scaleup_domain is not None and not isinstance(self.scaleup_domain, str):
             raise InfersimError(field=f"{where}.scaleup_domain", expected="a string or null",
                                 given=self.scaleup_domain)
