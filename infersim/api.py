@@ -145,6 +145,19 @@ def oversized_requests(scenario: Scenario, resolved: Resolved, workload: Any) ->
             for name, pool in scenario.pools.items() if pool.role in ("decode", "mixed")}
 
 
+def beyond_context_requests(resolved: Resolved, workload: Any) -> int:
+    """How many requests are longer (prompt + output tokens) than the model's context window
+    (``max_position_embeddings``): a serving engine refuses them (vLLM checks prompt plus
+    ``max_tokens`` against ``max_model_len``), while the simulator would serve them. 0 when the
+    model's config gives no window."""
+    window = resolved.model.max_context_tokens
+    if window <= 0:
+        return 0
+    table = getattr(workload, "requests", workload)  # a ClosedLoop wraps its table
+    lengths = np.asarray(table.prompt_tokens) + np.asarray(table.output_tokens)
+    return int((lengths > window).sum())
+
+
 def _build_workload(scenario: Scenario, rng: np.random.Generator) -> Any:
     """The scenario's workload; an error names the scenario field (or the trace file)."""
     from infersim.workload import build_workload

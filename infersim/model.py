@@ -104,6 +104,9 @@ class ModelSpec:
     qk_rope_head_dim: int = 0         # MLA: rotary part of each query/key head (key shared)
     qk_nope_head_dim: int = 0         # MLA: non-rotary part of each query/key head
     v_head_dim: int = 0               # MLA: value head width
+    # the longest sequence (prompt + output tokens) the checkpoint's positions cover:
+    # max_position_embeddings; 0 where the config does not say
+    max_context_tokens: int = 0
     # provenance
     native_precision: str = "bf16"    # the precision the checkpoint ships in
     source: str = ""                  # file or URL the spec was read from
@@ -416,6 +419,7 @@ def from_hf_config(config: Mapping[str, Any], *, name: str, file: str | Path | N
     kv_heads = num("num_key_value_heads", default=heads)  # absent: plain multi-head attention
     intermediate = num("intermediate_size")
     vocab = num("vocab_size")
+    context = num("max_position_embeddings", default=0)
     tie = cfg.get("tie_word_embeddings", top.get("tie_word_embeddings", False))
     if not isinstance(tie, bool):
         raise InfersimError(file=src, field=prefix + "tie_word_embeddings",
@@ -487,6 +491,7 @@ def from_hf_config(config: Mapping[str, Any], *, name: str, file: str | Path | N
         name=name, hidden_size=hidden, num_layers=layers, num_attention_heads=heads,
         num_kv_heads=kv_heads, head_dim=head_dim, intermediate_size=intermediate,
         vocab_size=vocab, tie_word_embeddings=tie, attention="mla" if mla else "gqa",
+        max_context_tokens=context,
         native_precision=_native_precision(cfg, top), source=src or "",
         reported_params_total=reported_params_total,
         reported_params_active=reported_params_active, **moe, **mla_fields)

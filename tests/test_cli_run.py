@@ -277,3 +277,21 @@ def test_a_mixed_pool_is_billed_by_the_engines_prefill_share():
             0.0, "pool never busy: idle cost to output tokens")
         with pytest.raises(ValueError, match="no prefill_busy_s"):
             _prefill_share(result.scenario, name, {"busy_s": 1.0})
+
+
+def test_validate_warns_about_requests_longer_than_the_models_context_window(capsys):
+    from infersim.api import build_scenario_workload
+    from infersim.scenario import load_scenario
+
+    sets = ["model=llama-2-7b", "workload.requests=200", "workload.prompt_tokens.mean=3000"]
+    table = build_scenario_workload(load_scenario("default", overrides=sets))
+    longer = int(((table.prompt_tokens + table.output_tokens) > 4096).sum())  # Llama-2: 4K
+    assert 0 < longer < 200
+    code, out, err = _main(["validate", "default", *[a for s in sets for a in ("--set", s)]],
+                           capsys)
+    assert code == 0, err
+    assert (f"warning: {longer:,} of 200 requests are longer (prompt + output) than llama-2-7b's "
+            "4,096-token context window") in out
+    code, out, _ = _main(["validate", "default", "--set", "workload.prompt_tokens.mean=3000"],
+                         capsys)
+    assert code == 0 and "context window" not in out  # Llama-3.1-8B: 128K

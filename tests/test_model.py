@@ -331,3 +331,12 @@ def test_spec_is_frozen():
     assert isinstance(model, ModelSpec)
     with pytest.raises(dataclasses.FrozenInstanceError):
         model.num_layers = 1  # type: ignore[misc]
+
+
+def test_context_window_comes_from_max_position_embeddings():
+    assert load_model("llama-2-7b").max_context_tokens == 4096
+    assert load_model("llama-3.1-8b").max_context_tokens == 131072
+    cfg = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+           "intermediate_size": 128, "vocab_size": 100}
+    assert from_hf_config(cfg, name="no-window").max_context_tokens == 0  # the config is silent
+

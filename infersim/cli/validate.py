@@ -5,7 +5,8 @@ model fits each pool's instance (and if not, how many chips it needs), that ever
 can ship KV cache to every decode pool (a link or a shared scale-up domain), that a scale-up
 domain holds no more chips than one rack has, and that the workload builds (a trace file exists
 and has rows). Prints one line per pool on success, and a warning where some requests are longer
-than a decode instance's KV cache; one error line and exit status 2 otherwise.
+than a decode instance's KV cache or than the model's context window; one error line and exit
+status 2 otherwise.
 """
 
 from __future__ import annotations
@@ -29,7 +30,11 @@ def register(app: typer.Typer) -> None:
                         typer.Option("--set", metavar="KEY=VALUE", help=SET_HELP)] = None,
     ) -> None:
         """Check a scenario (schema, chips, model fit, links, workload) without simulating."""
-        from infersim.api import build_scenario_workload, oversized_requests
+        from infersim.api import (
+            beyond_context_requests,
+            build_scenario_workload,
+            oversized_requests,
+        )
         from infersim.scenario import check_scenario, load_scenario
 
         loaded = load_scenario(scenario, overrides=sets or (), seed=parse_seed(seed))
@@ -49,3 +54,10 @@ def register(app: typer.Typer) -> None:
                 console.print(f"  warning: {count:,} of {requests:,} requests need more KV cache "
                               f"than one {name} instance holds; the engine will reject them",
                               style="yellow")
+        beyond = beyond_context_requests(resolved, workload)
+        if beyond:
+            console.print(f"  warning: {beyond:,} of {requests:,} requests are longer (prompt + "
+                          f"output) than {resolved.model.name}'s "
+                          f"{resolved.model.max_context_tokens:,}-token context window; a "
+                          "serving engine would refuse them, the simulation serves them",
+                          style="yellow")
