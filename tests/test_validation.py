@@ -16,6 +16,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from infersim.cost.calibration import calibration_report, published_figures
@@ -87,13 +89,31 @@ def test_trtllm_offline_rows_meet_published(row, isl, osl, n, estimator):
 
 
 def test_without_kv_reservation_the_engine_preempts_and_loses_throughput():
-    """Row 3 (1000/1000) at max_batch_size 2048: the engine admits more sequences than their
-    final KV fits, then recomputes the evicted ones; reserving whole requests (TensorRT-LLM's
-    GUARANTEED_NO_EVICT, emulated by the batch cap) avoids it. Smaller N keeps it fast."""
+    """Row 3 (1000/1000) at max_batch_size 2048: on demand the engine admits more sequences than
+    their final KV fits, then recomputes the evicted ones; reserving whole requests (TensorRT-LLM's
+    GUARANTEED_NO_EVICT, the scenario's kv_reservation: full) avoids it. Smaller N keeps it fast."""
     reserved = vp.run_case(vp.trtllm_case("3", 1000, 1000, 1500))[0].value
     on_demand = vp.run_case(vp.trtllm_case("3", 1000, 1000, 1500, reserve=False))[0].value
-    assert vp.reservation_batch_cap(1000, 1000) == 488  # 61,006 blocks // 125 blocks
     assert on_demand < 0.97 * reserved
+
+
+def test_full_reservation_at_fixed_lengths_is_the_whole_request_batch_cap():
+    """With fixed lengths GUARANTEED_NO_EVICT runs exactly the whole requests that fit at once:
+    the scenario's kv_reservation: full gives row 3 the very schedule of on-demand KV with
+    max_batch_size capped at that count (the emulation the validation used before), with no
+    preemption, and never more than that many requests admitted."""
+    case = vp.trtllm_case("3", 1000, 1000, 1500)
+    cap = vp.reservation_batch_cap(1000, 1000)
+    assert cap == 488  # 61,006 blocks // 125 blocks
+    scenario = vp.SCENARIOS / case.scenario
+    full = vp.infersim.simulate(scenario, seed=1, overrides=list(case.overrides)).requests
+    capped = vp.infersim.simulate(scenario, seed=1, overrides=[
+        *case.overrides, "pools.gpu.kv_reservation=on_demand",
+        f"pools.gpu.max_batch_size={cap}"]).requests
+    assert full["completed"].all() and full["preemptions"].sum() == 0
+    pd.testing.assert_frame_equal(full, capped)
+    starts, ends = full["prefill_start_at"].to_numpy(), full["last_token_at"].to_numpy()
+    assert max(int(((starts <= t) & (ends > t)).sum()) for t in np.unique(starts)) == cap
 
 
 # -- vLLM 0.6.0: rows 8, 9b, 11b with the scenarios' step overhead -----------------------------
