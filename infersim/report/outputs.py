@@ -1,18 +1,11 @@
 """Writing a run's results to disk, byte for byte the same for the same scenario and seed.
 
-A run folder holds:
-
-* ``summary.json``: the vLLM-bench keys (``completed``, ``duration``, ``p99_ttft_ms``, ...) with
-  ``backend: "infersim"``, the ``cost`` block, the resolved scenario, its hash, the seed and the
-  infersim version. Non-finite numbers (a p99 of no requests) are written as ``null``, since JSON
-  has no NaN.
-* ``requests.parquet``: one row per request.
-* ``token_gaps.parquet``: every inter-token gap, exactly as simulated (float64 seconds), with the
-  request it belongs to; this is what ITL percentiles are computed from, kept apart from the
-  request table so that a million requests do not drag a list column around.
-* ``timeseries.parquet`` (queue length, batch size, KV use per pool over time) and
-  ``links.parquet`` (KV transfers).
-* PNG plots (see :mod:`infersim.report.plots`).
+``summary.json`` holds the vLLM-bench keys (``completed``, ``duration``, ``p99_ttft_ms``, ...)
+with ``backend: "infersim"``, the ``cost`` block, the resolved scenario, its hash, the seed and the
+infersim version. Non-finite numbers (a p99 of no requests) are written as ``null``, since JSON has
+no NaN. The tables (one row per request, the inter-token gaps as distinct values with their counts,
+the decode clock, time series, links, instances) are written as parquet; which file holds what is
+listed in :mod:`infersim.report.save`.
 
 Parquet files are written without wall-clock metadata, so two runs of the same scenario and seed
 produce identical bytes.
@@ -67,22 +60,8 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def token_gaps_frame(request_ids: np.ndarray, gaps_per_request: np.ndarray,
-                     gaps_s: np.ndarray) -> pd.DataFrame:
-    """A long table of inter-token gaps: ``request_id`` repeated per gap, ``gap_s`` exact.
-
-    ``gaps_per_request[i]`` gaps of ``gaps_s`` (in order) belong to ``request_ids[i]``.
-    """
-    counts = np.asarray(gaps_per_request, dtype=np.int64)
-    gaps = np.asarray(gaps_s, dtype=np.float64)
-    if counts.sum() != len(gaps):
-        raise ValueError(f"{counts.sum()} gaps announced, {len(gaps)} given")
-    return pd.DataFrame({"request_id": np.repeat(np.asarray(request_ids, dtype=np.int64), counts),
-                         "gap_s": gaps})
-
-
 def write_frames(out_dir: Path, frames: Mapping[str, pd.DataFrame | None]) -> list[Path]:
-    """Write each non-empty frame as ``<name>.parquet``; returns the paths written."""
+    """Write each frame that is not None as ``<name>.parquet``; returns the paths written."""
     written = []
     for name, frame in frames.items():
         if frame is not None:
