@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     _register_all()
     try:
-        code = app(args=argv, standalone_mode=False)
+        code = app(args=argv, prog_name="infersim", standalone_mode=False)
     except InfersimError as err:
         _fail(str(err))
     except click_errors.NoArgsIsHelpError as err:
@@ -63,14 +63,35 @@ def main(argv: list[str] | None = None) -> None:
         print(err.ctx.get_help())
         sys.exit(2)
     except click_errors.UsageError as err:
-        # click's own messages (bad option values, missing arguments) as one line too
+        # click's own messages (bad option values, missing arguments) as one line too, with the
+        # value given where click's message leaves it out
         where = f"{err.ctx.command_path}: " if err.ctx is not None else ""
-        _fail(where + " ".join(err.format_message().split()))
+        message = " ".join(err.format_message().split())
+        given = _given(err, sys.argv[1:] if argv is None else argv)
+        _fail(where + message + (f"; got {given}" if given is not None else ""))
     except click_errors.ClickException as err:
         _fail(" ".join(err.format_message().split()))
     except typer.Abort:
         _fail("aborted")
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _given(err: click_errors.UsageError, argv: list[str]) -> str | None:
+    """The text the user gave for the option a BadParameter names (``--batch 0`` or
+    ``--batch=0``, the last one given), or None where there is no such option."""
+    param = getattr(err, "param", None)
+    if not isinstance(err, click_errors.BadParameter) or param is None:
+        return None
+    given = None
+    for i, arg in enumerate(argv):
+        for opt in getattr(param, "opts", ()):
+            if not opt.startswith("-"):
+                continue
+            if arg == opt and i + 1 < len(argv):
+                given = argv[i + 1]
+            elif arg.startswith(opt + "="):
+                given = arg[len(opt) + 1:]
+    return given
 
 
 def _fail(message: str) -> None:
