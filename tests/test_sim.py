@@ -613,3 +613,18 @@ def test_full_reservation_invariants_under_memory_pressure(run):
     capacity = result.instances.set_index("instance").kv_blocks_capacity
     for inst, peak in peak_reserved_blocks(result).items():
         assert peak <= capacity[inst]
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(workload=workloads())
+def test_with_one_sender_a_per_instance_link_is_the_pool_link(workload):
+    """A prefill pool of one instance has one egress either way: the runs are identical."""
+    pool_link = pd_cluster(bandwidth=5e9)
+    per_instance = dataclasses.replace(pool_link, links=(dataclasses.replace(
+        pool_link.links[0], per_sender_instance=True),))
+    a = simulate_cluster(pool_link, workload, seed=3)
+    b = simulate_cluster(per_instance, workload, seed=3)
+    pd.testing.assert_frame_equal(a.requests, b.requests)
+    assert a.links.link.tolist() == ["prefill-decode"]
+    assert b.links.link.tolist() == ["prefill.0->decode"]
+    assert a.links.bytes_moved.tolist() == b.links.bytes_moved.tolist()
