@@ -19,6 +19,7 @@ from infersim.cost import (
     prefill_time,
     ridge_point,
     step_time,
+    step_time_s,
 )
 from infersim.errors import InfersimError
 from infersim.hardware import load_hardware
@@ -274,6 +275,17 @@ def test_more_work_never_takes_less_time(dep, ks, new, extra):
     assert step_time(dep, longer_kv).time_s >= t
     assert step_time(dep, more_seqs).time_s >= t
     assert step_time(dep, more_prefill).time_s >= t
+
+
+@settings(max_examples=100, deadline=None)
+@given(dep=deployments(), ks=st.lists(st.integers(0, 50_000), max_size=16),
+       new=st.lists(st.integers(1, 4096), max_size=4), data=st.data())
+def test_a_step_from_the_summed_kv_is_the_step_bit_for_bit(dep, ks, new, data):
+    context = data.draw(st.lists(st.integers(0, 8192), min_size=len(new), max_size=len(new))
+                        | st.just([]))
+    batch = StepBatch(prefill_new_tokens=tuple(new), prefill_context=tuple(context),
+                      decode_kv_lens=tuple(ks))
+    assert step_time_s(dep, new, context, len(ks), sum(ks)) == step_time(dep, batch).time_s
 
 
 @settings(max_examples=100, deadline=None)

@@ -24,6 +24,7 @@ from infersim.cost.step import (
     prefill_time,
     ridge_point,
     step_time,
+    step_time_s,
 )
 from infersim.cost.throughput import (
     TENSORRT_LLM,
@@ -73,6 +74,7 @@ __all__ = [
     "single_stream",
     "smallest_layout",
     "step_time",
+    "step_time_s",
     "valid_tensor_parallel",
     "vllm_060",
 ]

@@ -374,6 +374,27 @@ def decode_step_coefficients(dep: Deployment, batch_size: int) -> tuple[float, f
     return (fixed[0] + fixed[5] + (c.step_overhead_s + c.floor_s)), c.decode_seconds_per_pair
 
 
+def step_time_s(dep: Deployment, prefill_new_tokens: Sequence[int],
+                prefill_context: Sequence[int], decodes: int, decode_kv_sum: int) -> float:
+    """``step_time(dep, batch).time_s`` for a batch whose ``decodes`` decoding sequences attend to
+    ``decode_kv_sum`` KV entries in all, bit for bit.
+
+    Only the sum of the decode KV lengths enters a step's time (decode attention is linear in
+    it), so an engine that keeps that sum need not build the per-sequence tuple of every running
+    sequence at every mixed step. ``prefill_context`` may be empty (no cached context).
+    """
+    c = deployment_constants(dep)
+    tokens = sum(prefill_new_tokens) + decodes
+    if tokens == 0:
+        return 0.0
+    context = prefill_context if prefill_context else (0,) * len(prefill_new_tokens)
+    fixed = _fixed_part(c, dep.model, tokens, len(prefill_new_tokens) + decodes,
+                        prefill_new_tokens, context)
+    # The same association order as step_time: (groups + comm + fixed) + b·S.
+    return ((fixed[0] + fixed[5] + (c.step_overhead_s + c.floor_s))
+            + c.decode_seconds_per_pair * decode_kv_sum)
+
+
 def prefill_time(dep: Deployment, prompt_tokens: Sequence[int]) -> float:
     """Seconds of one step that prefills every prompt of ``prompt_tokens`` from an empty cache."""
     prompts = tuple(int(n) for n in prompt_tokens)
@@ -397,4 +418,4 @@ def decode_time(dep: Deployment, batch_size: int, kv_len: int) -> float:
 
 __all__ = ["ACTIVATION_BYTES", "ROOFLINE_OVERLAP_EXPONENT", "combine", "decode_step_coefficients",
            "decode_time", "deployment_constants", "expected_distinct_experts", "prefill_time",
-           "ridge_point", "step_time"]
+           "ridge_point", "step_time", "step_time_s"]
