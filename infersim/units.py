@@ -113,6 +113,8 @@ def format_si(value: float, unit: str) -> str:
     if value == 0 or not math.isfinite(value):
         return f"{value:g} {unit}"
     for factor, prefix in _DISPLAY_PREFIXES:
-        if abs(value) >= factor:
-            return f"{value / factor:.3g} {prefix}{unit}"
+        # the prefix is chosen on the rounded figure: 999.6 GB shows as 1 TB, not '1e+03 GB'
+        text = f"{value / factor:.3g}"
+        if abs(float(text)) >= 1:
+            return f"{text} {prefix}{unit}"
     return f"{value:.3g} {unit}"

@@ -3,7 +3,7 @@
 import pytest
 
 from infersim.errors import InfersimError
-from infersim.units import parse_quantity
+from infersim.units import format_si, parse_quantity
 
 
 @pytest.mark.parametrize(
@@ -74,3 +74,12 @@ def test_error_names_file_field_expected_given():
     assert str(err.with_prefix("scenario")) == (
         "s.yaml: scenario.pools.decode.instances: expected an integer >= 1, got -3")
 
+
+
+@pytest.mark.parametrize("value, text", [
+    (3.35e12, "3.35 TB/s"), (141e9, "141 GB/s"), (999.4e9, "999 GB/s"),
+    (999.6e9, "1 TB/s"),  # rounds up to the next prefix, never '1e+03 GB/s'
+    (999.5, "1 kB/s"), (0.5, "0.5 B/s"), (0.0, "0 B/s"),
+])
+def test_format_si_picks_the_prefix_of_the_rounded_figure(value, text):
+    assert format_si(value, "B/s") == text
