@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from infersim.cost.layout import valid_tensor_parallel
 from infersim.cost.types import Deployment
 from infersim.errors import InfersimError
+from infersim.units import format_si
 
 # KV room a chip-count advice provides when the caller asks only that the weights fit: one 4K
 # context, so the proposed layout can serve a request rather than hold one token.
@@ -65,15 +66,6 @@ def _kv_bytes_per_token_per_chip(dep: Deployment) -> float:
     layers = model.num_layers
     layers_on_stage = math.ceil(layers / dep.pp) if dep.pp <= layers else layers / dep.pp
     return per_shard * layers_on_stage / layers
-
-
-def _bytes(value: float) -> str:
-    """``141e9`` -> ``'141 GB'``; ``207e6`` -> ``'207 MB'``: the unit a reader expects."""
-    for factor, unit in ((1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB")):
-        if value >= factor:
-            return f"{value / factor:.3g} {unit}" if value < 100 * factor else \
-                f"{value / factor:.0f} {unit}"
-    return f"{value:.0f} B"
 
 
 def chips_for_kv(dep: Deployment, memory_fraction: float, kv_tokens: int) -> int:
@@ -234,17 +226,16 @@ def check_fits(dep: Deployment, memory_fraction: float = 0.9, *, field: str | No
     if place.kv_capacity_tokens >= max(1, min_kv_tokens):
         return place
     name = f"{dep.model.name} {dep.precision}"
-    holds = (f"{dep.chips}× {dep.hardware.name} holds "
-             f"{_bytes(dep.chips * place.usable_bytes_per_chip)}")
+    room = format_si(dep.chips * place.usable_bytes_per_chip, "B")
+    weights = format_si(place.weight_bytes, "B")
     if place.weight_bytes_per_chip >= place.usable_bytes_per_chip:
         advice = _advice(dep, memory_fraction, max(min_kv_tokens, ADVICE_KV_TOKENS))
         raise InfersimError(
-            f"{name} needs {_bytes(place.weight_bytes)} of weights; {holds} at "
+            f"{name} needs {weights} of weights; {dep.chips}× {dep.hardware.name} holds {room} at "
             f"memory_fraction {memory_fraction:g}: {advice}", field=field)
     raise InfersimError(
-        f"{name} on {dep.chips}× {dep.hardware.name} "
-        f"({_bytes(dep.chips * place.usable_bytes_per_chip)} at memory_fraction "
+        f"{name} on {dep.chips}× {dep.hardware.name} ({room} at memory_fraction "
         f"{memory_fraction:g}) has room for {place.kv_capacity_tokens:,} tokens of KV after "
-        f"{_bytes(place.weight_bytes)} of weights, fewer than the {min_kv_tokens:,} required: "
+        f"{weights} of weights, fewer than the {min_kv_tokens:,} required: "
         f"{_advice(dep, memory_fraction, min_kv_tokens)}",
         field=field)
