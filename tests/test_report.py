@@ -47,7 +47,7 @@ def test_phases_add_up_to_end_to_end_latency():
 
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.tuples(*[st.floats(0, 10)] * 6), min_size=1, max_size=20))
-def test_phases_sum_to_e2e_for_any_ordered_instants(rows):
+def test_phases_are_their_intervals_and_sum_to_e2e_for_any_ordered_instants(rows):
     instants = []
     for row in rows:
         a, q, p, t0, t, d = row
@@ -62,8 +62,16 @@ def test_phases_sum_to_e2e_for_any_ordered_instants(rows):
             "kv_transfer_end_at", "decode_start_at", "last_token_at"]
     req = pd.DataFrame(instants, columns=cols)
     phases = plots.request_phases(req)
+    # The four phases telescope to e2e whatever the formulas; what must hold besides is that
+    # each is the interval it names: the queue and the wait for a link or for decode room are
+    # waiting, the transfer is the transfer, decode runs from decode start to the last token.
     np.testing.assert_allclose(phases.sum(axis=1), req["last_token_at"] - req["arrival_at"],
                                rtol=1e-9, atol=1e-9)
+    q, p, t0, t, d = (np.array([row[i] for row in rows]) for i in range(1, 6))
+    np.testing.assert_allclose(phases["wait_s"], q + t0 + d, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(phases["prefill_s"], p, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(phases["transfer_s"], t, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(phases["decode_s"], 1.0, rtol=1e-9, atol=1e-9)
 
 
 def _timeseries() -> pd.DataFrame:
