@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from infersim.cost import (
     StepBatch,
@@ -19,6 +20,7 @@ from infersim.cost import (
 )
 from infersim.errors import InfersimError
 from infersim.sim import ClusterSpec, LinkSpec, PoolSpec, RouterSpec, simulate_cluster
+from infersim.sim.costs import StepCosts
 from infersim.workload.table import ClosedLoop
 from tests.strategies import (
     clusters,
@@ -166,6 +168,18 @@ def test_mixed_chunked_prefill_leaves_room_for_running_decodes():
     after = ends[generated:generated + 3]
     np.testing.assert_allclose(np.diff(np.concatenate([[start], after])), expect, rtol=1e-9)
     assert result.requests.first_token_at[1] == pytest.approx(after[2], rel=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(chunks=st.lists(st.tuples(st.integers(1, 4096), st.integers(0, 8192)), max_size=4),
+       kv_lens=st.lists(st.integers(1, 32768), max_size=64))
+def test_a_mixed_steps_time_needs_only_the_count_and_sum_of_the_decodes_kv(chunks, kv_lens):
+    """Decode attention is linear in the KV attended, so the engine's O(1) form (count and sum
+    of the running sequences' KV lengths) is the per-sequence step time bit for bit."""
+    costs = StepCosts(DEP, 0.9, field="pools.mixed")
+    new, context = [c for c, _ in chunks], [d for _, d in chunks]
+    assert (costs.mixed_step_s(new, context, len(kv_lens), sum(kv_lens))
+            == costs.step_s(new, context, kv_lens))
 
 
 def test_mixed_pool_busy_time_splits_into_prefill_and_decode_work():

@@ -67,6 +67,14 @@ class StepCosts:
                                      decode_kv_lens=tuple(decode_kv_lens))
         return float(self._cost.step_time(self.deployment, batch).time_s)
 
+    def mixed_step_s(self, new_tokens: Sequence[int], contexts: Sequence[int], decodes: int,
+                     decode_kv_sum: int) -> float:
+        """:meth:`step_s` bit for bit, given the decodes as a count and the sum of their KV
+        lengths: the running batch keeps both, so a chunked step costs O(prompt chunks), not
+        O(running sequences) (:func:`infersim.cost.step_time_s`)."""
+        return float(self._cost.step_time_s(self.deployment, new_tokens, contexts, decodes,
+                                            decode_kv_sum))
+
     def chunked_prefill_s(self, tokens: int, budget: int, cached: int = 0) -> float:
         """A prompt longer than the step budget: consecutive chunks of ``budget`` tokens, the
         first attending to ``cached`` tokens already in the KV cache."""

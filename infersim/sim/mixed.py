@@ -228,10 +228,9 @@ class MixedInstance(DecodeInstance):
         before = [done for _, _, done, _ in plan]
         prefill_part = None  # the step's time attributable to its prompt tokens: all of it
         if self.pool.chunked_prefill:
-            lens = [batch.kv_len(rid) for rid in batch.members]
-            span = self.costs.step_s(chunks, before, lens)
-            if lens:
-                prefill_part = span * self._prefill_fraction(chunks, before, lens)
+            span = self.costs.mixed_step_s(chunks, before, batch.n, batch.kv_tokens())
+            if batch.n:
+                prefill_part = span * self._prefill_fraction(chunks, before)
         elif len(plan) == 1 and chunks[0] > self.pool.max_batch_tokens:
             span = self.costs.chunked_prefill_s(chunks[0], self.pool.max_batch_tokens, before[0])
         else:
@@ -280,12 +279,13 @@ class MixedInstance(DecodeInstance):
                 records.decode_start_at[rid] = end
                 records.decode_instance[rid] = self.index
 
-    def _prefill_fraction(self, chunks: list[int], before: list[int], lens: list[int]) -> float:
+    def _prefill_fraction(self, chunks: list[int], before: list[int]) -> float:
         """The prompt chunks' share of a mixed step, by the cost model: the time the chunks
-        would take as a step of their own, over that plus the decodes' own step time."""
+        would take as a step of their own, over that plus the running batch's own decode step."""
         prefill = self.costs.step_s(chunks, before, ())
-        a, b = self.costs.decode_coefficients(len(lens))
-        decode = a + b * sum(lens)  # a pure decode step, exactly (decode_step_coefficients)
+        a, b = self.costs.decode_coefficients(self.batch.n)
+        # a pure decode step, exactly (decode_step_coefficients): a + b * sum of the KV lengths
+        decode = a + b * self.batch.kv_tokens()
         return prefill / (prefill + decode)
 
     def _preempt(self, rid: int) -> float:
