@@ -59,7 +59,7 @@ import numpy as np
 
 import infersim
 from infersim.cost import Deployment, placement
-from infersim.cost.calibration import PublishedFigure
+from infersim.cost.calibration import LPU_ROW13_OUTPUT, LPU_ROW13_PROMPT, PublishedFigure
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios" / "validation"
 
@@ -241,7 +241,7 @@ def cases(quick: bool = False) -> list[Case]:
                     seeds=(1,), measure=_user_tok_s("12"), note="1,000 in / 200 out"))
     out.append(Case(rows=("13",), scenario="single-stream-lpu-llama2-7b.yaml", overrides=(),
                     seeds=(1,), measure=_user_tok_s("13"),
-                    note="3,840 in / 512 out, tp8·pp10 (holds the 4K context)"))
+                    note="3,584 in / 512 out (the 4K window), tp8·pp10 (holds it)"))
     out.append(Case(rows=("14a", "14b"), scenario="single-stream-trn2-llama31-70b.yaml",
                     overrides=(), seeds=(1,), measure=_trn2("14a", "14b"),
                     note="10,000 in / 1,500 out, prompt in one pass"))
@@ -525,7 +525,7 @@ def lpu_context_fit() -> str:
     """D4 (resolved): KV room of the calibrated row-13 layout, and of one stage fewer, against the
     row's context."""
     figure = _figures()["13"]
-    need = 3840 + 512
+    need = LPU_ROW13_PROMPT + LPU_ROW13_OUTPUT
     lines = []
     for pp in (figure.pp - 1, figure.pp):
         dep = dataclasses.replace(figure.deployment(), pp=pp)

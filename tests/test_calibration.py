@@ -63,10 +63,13 @@ def test_single_stream_rows_are_laid_out_to_hold_their_own_context():
     # (docs/validation.md D4), so the estimator predicts a deployment that can serve the request.
     from infersim.cost import placement
 
-    contexts = {"12": 1000 + 200, "13": 3840 + 512, "14a": 10_000 + 1500, "14b": 10_000 + 1500}
+    contexts = {"12": 1000 + 200, "13": 3584 + 512, "14a": 10_000 + 1500, "14b": 10_000 + 1500}
     for fig in published_figures():
         if fig.row in contexts:
-            assert placement(fig.deployment()).kv_capacity_tokens >= contexts[fig.row], fig.row
+            dep = fig.deployment()
+            assert placement(dep).kv_capacity_tokens >= contexts[fig.row], fig.row
+            # and the request fits the model's own window, or a real engine would refuse it
+            assert contexts[fig.row] <= dep.model.max_context_tokens, fig.row
     row13 = next(f for f in published_figures() if f.row == "13")
     assert (row13.tp, row13.pp) == (8, 10)  # 9 GroqNodes hold the weights, not the 4K context
 

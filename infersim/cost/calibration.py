@@ -119,12 +119,18 @@ def _trtllm(row: str, isl: int, osl: int, published: float) -> PublishedFigure:
 # pipelined over as many nodes as the weights need.
 LPU_TP = 8
 
+# Row 13's "4K context" as one request: Llama-2-7B's whole 4,096-token window (its
+# max_position_embeddings), 3,584 prompt tokens then 512 output tokens. A longer request would be
+# refused by a real engine, so the figure cannot have been measured on one.
+LPU_ROW13_PROMPT = 3584
+LPU_ROW13_OUTPUT = 512
+
 
 def _lpu_stages(model: str, precision: str, kv_tokens: int) -> int:
     """Fewest GroqNode stages (``LPU_TP`` chips each) that hold the weights *and* the KV cache of
     ``kv_tokens`` tokens: an LPU keeps both in SRAM, so a layout sized for the weights alone
     cannot serve the row's context (Llama-2-7B fp16: 9 stages for the weights leave 2,419 tokens
-    of KV; the 4K row needs 4,352, which takes 10)."""
+    of KV; the 4K row needs 4,096, which takes 10)."""
     from infersim.hardware import load_hardware
     from infersim.model import load_model
 
@@ -171,10 +177,13 @@ def published_figures() -> tuple[PublishedFigure, ...]:
                         pp=1, kind="USER", conditions="single stream, 1,000-token prompt",
                         published=1800.0, unit="tok/s", predict=_user_tokens_per_s(1000, 200)),
         PublishedFigure(row="13", hardware="lpu", model="llama-2-7b", precision="fp16",
-                        tp=LPU_TP, pp=_lpu_stages("llama-2-7b", "fp16", 3840 + 512),
+                        tp=LPU_TP,
+                        pp=_lpu_stages("llama-2-7b", "fp16", LPU_ROW13_PROMPT + LPU_ROW13_OUTPUT),
                         kind="USER",
-                        conditions="single stream, 4K context, 8 LPUs per stage",
-                        published=750.0, unit="tok/s", predict=_user_tokens_per_s(3840, 512)),
+                        conditions="single stream, 4K context (3,584 in / 512 out), "
+                                   "8 LPUs per stage",
+                        published=750.0, unit="tok/s",
+                        predict=_user_tokens_per_s(LPU_ROW13_PROMPT, LPU_ROW13_OUTPUT)),
         PublishedFigure(row="14a", hardware="trainium2", model="llama-3.1-70b", precision="bf16",
                         tp=16, pp=1, kind="ITL",
                         conditions="batch 1, 10,000 in / 1,500 out (Llama-3.3-70B: same shape)",
