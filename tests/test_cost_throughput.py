@@ -89,19 +89,19 @@ def test_single_stream_is_prefill_then_decode_at_the_mean_context():
 
 def test_single_stream_refuses_a_request_whose_kv_does_not_fit():
     # Llama-2-7B fp16 on 9 GroqNodes (72 LPUs): the weights fit with 2,419 tokens of KV to
-    # spare, so a 4K context (3,840 + 512) cannot be served; 10 nodes hold 4,704 tokens.
+    # spare, so its full 4K context (3,584 + 512) cannot be served; 10 nodes hold 4,704 tokens.
     lpu = load_hardware("lpu")
     tight = Deployment(model=load_model("llama-2-7b"), hardware=lpu, precision="fp16", tp=8, pp=9)
     assert placement(tight).kv_capacity_tokens == 2419
-    with pytest.raises(InfersimError, match=r"room for 2,419 tokens .* fewer than the 4,352 "
+    with pytest.raises(InfersimError, match=r"room for 2,419 tokens .* fewer than the 4,096 "
                                             r"required: use at least 80 chips"):
-        single_stream(tight, 3840, 512)
+        single_stream(tight, 3584, 512)
     assert single_stream(tight, 2000, 419)[1] > 0  # exactly at the room: fine
     roomy = dataclasses.replace(tight, pp=10)
-    assert single_stream(roomy, 3840, 512)[1] > 0
+    assert single_stream(roomy, 3584, 512)[1] > 0
     # the memory fraction is the engine's: less of it, less room
-    with pytest.raises(InfersimError, match="fewer than the 4,352 required"):
-        single_stream(roomy, 3840, 512, memory_fraction=0.85)
+    with pytest.raises(InfersimError, match="fewer than the 4,096 required"):
+        single_stream(roomy, 3584, 512, memory_fraction=0.85)
 
 
 def test_lognormal_moments():
