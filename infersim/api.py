@@ -53,6 +53,8 @@ class Result:
     token_gaps: pd.DataFrame  # gap_s, count: every inter-token gap of completed requests, exact
     cost: CostReport
     sim: Any = field(repr=False)  # the engine's SimResult (token_times(request_id), epochs, ...)
+    # one line each: what the run did that a real deployment would not (infersim run prints them)
+    warnings: tuple[str, ...] = ()
 
     def token_times(self, request_id: int) -> np.ndarray:
         """Instants (s) of every output token of one request, rebuilt exactly."""
@@ -158,6 +160,14 @@ def beyond_context_requests(resolved: Resolved, workload: Any) -> int:
     return int((lengths > window).sum())
 
 
+def beyond_context_warning(resolved: Resolved, beyond: int, requests: int) -> str:
+    """The one-line warning about ``beyond`` of ``requests`` requests being longer than the
+    model's context window, as ``infersim validate`` and ``infersim run`` print it."""
+    return (f"{beyond:,} of {requests:,} requests are longer (prompt + output) than "
+            f"{resolved.model.name}'s {resolved.model.max_context_tokens:,}-token context window; "
+            "a serving engine would refuse them, the simulation serves them")
+
+
 def _build_workload(scenario: Scenario, rng: np.random.Generator) -> Any:
     """The scenario's workload; an error names the scenario field (or the trace file)."""
     from infersim.workload import build_workload
@@ -188,11 +198,15 @@ def simulate(scenario: ScenarioLike, *, seed: int | None = None, overrides: Sequ
     cluster = build_cluster(sc, resolved)
     workload_rng, engine_seed = _derive_seeds(sc.seed)
     workload = _build_workload(sc, workload_rng)
+    # Served as if the model had no window: counted in the summary and warned about, not refused.
+    beyond = beyond_context_requests(resolved, workload)
+    warnings = (beyond_context_warning(resolved, beyond, len(workload)),) if beyond else ()
     sim = simulate_cluster(cluster, workload, seed=engine_seed, time_limit_s=sc.time_limit,
                            progress=progress)
     metrics = summarize(sim, sc.slo.model_dump(exclude_none=True))
     cost = price_run(sc, resolved, sim.pools, sim.requests, sim.duration_s)
     summary = _assemble_summary(sc, metrics, cost)
+    summary["infersim"]["beyond_context_requests"] = beyond
     summary["classes"] = class_summary(sc, sim.requests, sim.max_token_gap(), sim.duration_s,
                                        cost)
     gap_values, gap_counts = sim.itl_distribution()
@@ -200,7 +214,7 @@ def simulate(scenario: ScenarioLike, *, seed: int | None = None, overrides: Sequ
                                "count": np.asarray(gap_counts, dtype=np.int64)})
     return Result(scenario=sc, summary=summary, requests=sim.requests,
                   timeseries=sim.timeseries, links=sim.links, token_gaps=token_gaps, cost=cost,
-                  sim=sim)
+                  sim=sim, warnings=warnings)
 
 
 def _class_slos(sc: Scenario) -> dict[str, dict[str, float]]:

@@ -295,3 +295,27 @@ def test_validate_warns_about_requests_longer_than_the_models_context_window(cap
     code, out, _ = _main(["validate", "default", "--set", "workload.prompt_tokens.mean=3000"],
                          capsys)
     assert code == 0 and "context window" not in out  # Llama-3.1-8B: 128K
+
+
+def test_run_warns_about_and_counts_requests_longer_than_the_context_window(tmp_path, capsys):
+    """The run serves them (a real engine would refuse them), so it says so as validate does."""
+    sets = ["model=llama-2-7b", "workload.requests=40", "workload.prompt_tokens.mean=3000"]
+    argv = [a for s in sets for a in ("--set", s)]
+    code, out, err = _main(["validate", "default", *argv], capsys)
+    assert code == 0, err
+    warning = next(line.strip() for line in out.splitlines() if "context window" in line)
+    longer = int(warning.split()[1])
+    assert 0 < longer < 40
+    code, out, err = _main(["run", "default", *argv, "--out", str(tmp_path / "a"), "--quiet",
+                            "--no-plots"], capsys)
+    assert code == 0, err
+    assert [line for line in err.splitlines() if line.startswith("warning:")] == [warning]
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert summary["infersim"]["beyond_context_requests"] == longer
+    assert summary["completed"] == 40  # served all the same
+
+    code, out, err = _main(["run", "default", "--set", "workload.requests=40", "--out",
+                            str(tmp_path / "b"), "--quiet", "--no-plots"], capsys)
+    assert code == 0 and "warning" not in err
+    summary = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert summary["infersim"]["beyond_context_requests"] == 0

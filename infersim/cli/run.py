@@ -5,7 +5,9 @@
     infersim run h100-disaggregated --set workload.arrival.rate=40 --set pools.decode.instances=6
 
 Writes ``summary.json``, ``requests.parquet``, ``token_gaps.parquet``, ``timeseries.parquet``,
-``links.parquet`` and PNG plots to ``--out`` (default ``runs/<scenario name>/``).
+``links.parquet`` and PNG plots to ``--out`` (default ``runs/<scenario name>/``). What the run
+did that a real deployment would not (requests longer than the model's context window, served
+all the same) is one ``warning:`` line each on stderr, ``--quiet`` or not.
 """
 
 from __future__ import annotations
@@ -96,6 +98,10 @@ def register(app: typer.Typer) -> None:
         loaded = load_scenario(scenario, overrides=sets or (), seed=parse_seed(seed))
         with progress_bar(f"simulating {loaded.name}", quiet=quiet) as update:
             result = simulate(loaded, progress=update)
+        if result.warnings:
+            warn = Console(stderr=True, highlight=False, soft_wrap=True)
+            for line in result.warnings:
+                warn.print(f"warning: {line}", style="yellow")
         target = out if out is not None else Path("runs") / loaded.name
         written = result.save(target, plots=plots)
         if not quiet:

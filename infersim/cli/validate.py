@@ -32,6 +32,7 @@ def register(app: typer.Typer) -> None:
         """Check a scenario (schema, chips, model fit, links, workload) without simulating."""
         from infersim.api import (
             beyond_context_requests,
+            beyond_context_warning,
             build_scenario_workload,
             oversized_requests,
         )
@@ -56,8 +57,5 @@ def register(app: typer.Typer) -> None:
                               style="yellow")
         beyond = beyond_context_requests(resolved, workload)
         if beyond:
-            console.print(f"  warning: {beyond:,} of {requests:,} requests are longer (prompt + "
-                          f"output) than {resolved.model.name}'s "
-                          f"{resolved.model.max_context_tokens:,}-token context window; a "
-                          "serving engine would refuse them, the simulation serves them",
+            console.print(f"  warning: {beyond_context_warning(resolved, beyond, requests)}",
                           style="yellow")
