@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+import pydantic
 import pytest
 import yaml
 from hypothesis import given, settings
@@ -61,8 +62,14 @@ def test_defaults_are_the_documented_vllm_ones():
 
 def test_scenario_is_frozen():
     sc = load_scenario(SMALL)
-    with pytest.raises(Exception, match="frozen"):
+    with pytest.raises(pydantic.ValidationError) as top:
         sc.seed = 4
+    with pytest.raises(pydantic.ValidationError) as nested:
+        sc.pools["prefill"].instances = 4
+    for caught, field in ((top, "seed"), (nested, "instances")):
+        assert [(e["type"], e["loc"]) for e in caught.value.errors()] == [
+            ("frozen_instance", (field,))]
+    assert sc == load_scenario(SMALL)
 
 
 def test_overrides_reach_any_field_and_parse_yaml_scalars():
