@@ -34,12 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from infersim.errors import InfersimError
 from infersim.paths import find_data_file, list_names, shipped_dir
 from infersim.precision import PRECISIONS
 from infersim.units import parse_quantity
+from infersim.yamlfile import parse_yaml
 
 MemoryKind = Literal["hbm", "sram"]
 MEMORY_KINDS: tuple[str, ...] = ("hbm", "sram")
@@ -218,37 +217,6 @@ def _load_file(resolved: str, mtime_ns: int, size: int, display: str) -> Hardwar
                             given=type(err).__name__) from None
     raw = parse_yaml(text, display)
     return profile_from_dict(raw, name=Path(resolved).stem, file=display)
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe YAML loader that refuses a key given twice (PyYAML would keep the last silently)."""
-
-
-def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode,
-                              deep: bool = False) -> dict[Any, Any]:
-    mapping: dict[Any, Any] = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in mapping:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark)
-        mapping[key] = loader.construct_object(value_node, deep=deep)
-    return mapping
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-                                 _construct_unique_mapping)
-
-
-def parse_yaml(text: str, file: str) -> Any:
-    """Parse YAML text; a syntax error or a duplicate key is one line naming the file and line."""
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        problem = getattr(err, "problem", None) or str(err)
-        raise InfersimError(file=file, line=(mark.line + 1) if mark is not None else None,
-                            expected="valid YAML", given=problem) from None
 
 
 # ---- the schema ------------------------------------------------------------------------------

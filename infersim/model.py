@@ -53,11 +53,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from infersim.errors import InfersimError
 from infersim.paths import find_data_file, list_names, search_dirs
 from infersim.precision import bytes_per_element
+from infersim.yamlfile import read_yaml
 
 # Keys of a model YAML file; anything else is a typo the user should hear about.
 _YAML_KEYS = ("name", "description", "source", "reported_params", "hf_config", "notes")
@@ -513,18 +512,7 @@ def _read_json(path: Path) -> Any:
 
 
 def _read_yaml(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InfersimError(file=path, expected="a readable UTF-8 model YAML",
-                            given=type(exc).__name__) from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or "syntax error"
-        raise InfersimError(f"not valid YAML ({problem})", file=path, line=line) from None
+    return read_yaml(path, what="model YAML")
 
 
 def _reported(doc: Mapping[str, Any], path: Path) -> tuple[float | None, float | None]:

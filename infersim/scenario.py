@@ -85,6 +85,7 @@ from infersim.paths import find_data_file, list_names
 from infersim.precision import PRECISIONS
 from infersim.units import parse_quantity
 from infersim.workload.config import WorkloadConfig
+from infersim.yamlfile import read_yaml
 
 # Router policy names a scenario may use -> the engine's registry (infersim.sim.router.POLICIES).
 # ``policy`` routes a new request to an instance of its first pool (prefill or mixed);
@@ -605,50 +606,6 @@ def error_from_validation(err: ValidationError, data: Any, file: str | Path | No
 def attributed(err: InfersimError, file: str | Path | None) -> InfersimError:
     """``err`` naming ``file`` unless it already names one (or there is none to name)."""
     return err.with_file(file) if file is not None else err
-
-
-class _DuplicateKey(yaml.YAMLError):
-    def __init__(self, key: Any, mark: Any) -> None:
-        super().__init__(f"duplicate key {key!r}")
-        self.key, self.problem_mark = key, mark
-        self.problem = f"duplicate key {key!r} (the earlier value would be silently lost)"
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """Safe YAML that refuses a key given twice in one mapping instead of keeping the last."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: set = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, (str, int, float, bool)) and key in seen:
-                raise _DuplicateKey(key, key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-def read_yaml(path: Path, label: str | None = None) -> Any:
-    """Parse a YAML file; a missing file or bad syntax is one InfersimError line."""
-    label = label or str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InfersimError(file=label, expected="an existing file", given=str(path)) from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as err:
-        raise InfersimError(file=label, expected="a readable UTF-8 YAML file",
-                            given=type(err).__name__) from None
-    try:
-        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: no arbitrary objects
-    except _DuplicateKey as err:
-        raise InfersimError(file=label, line=err.problem_mark.line + 1, field=str(err.key),
-                            expected="each key once per mapping (YAML would keep only the last)",
-                            given=f"{err.key} twice") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        problem = getattr(err, "problem", None) or "malformed YAML"
-        raise InfersimError(f"malformed YAML: {problem}", file=label,
-                            line=(mark.line + 1) if mark is not None else None,
-                            expected="valid YAML") from None
 
 
 def find_scenario(name_or_path: str | Path) -> Path:

@@ -347,8 +347,8 @@ def test_missing_file(tmp_path):
 @pytest.mark.parametrize(("text", "message"), [
     ("description: x\nmemory: [unclosed\nfoo: 1\n",  # the parser trips on line 3's colon
      ":3: expected valid YAML, got \"expected ',' or ']', but got ':'\""),
-    ("description: x\ndescription: y\n", ":2: expected valid YAML, got \"duplicate key "
-     "'description'\""),
+    ("description: x\ndescription: y\n", ":2: description: expected each key once per mapping "
+     "(YAML would keep only the last), got 'description twice'"),
     ("- just\n- a list\n", ": expected a mapping of hardware fields, got ['just', 'a list']"),
 ])
 def test_malformed_yaml(tmp_path, text, message):

@@ -235,7 +235,7 @@ def test_unknown_model_name_lists_known_names():
          "hf_config.text_config.num_hidden_layers: expected an integer >= 1, got 0"),
         ("name: x\nreported_params: {total: lots}\nhf_config: {}\n",
          "reported_params.total: expected a positive parameter count such as 8.03e9, got 'lots'"),
-        ("name: [x\n", "not valid YAML"),
+        ("name: [x\n", "expected valid YAML"),
     ],
 )
 def test_bad_model_yaml(tmp_path, yaml_text, message):

@@ -36,12 +36,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from infersim.errors import InfersimError
 from infersim.paths import find_data_file
 from infersim.plan.junit import TestCase, TestSuite
 from infersim.plan.sweep import flatten_summary, override_text
+from infersim.yamlfile import read_yaml
 
 PLAN_KEYS = ("name", "scenario", "load", "set", "seed", "assert", "baseline")
 LOAD_KEYS = {"rate": "workload.arrival.rate"}
@@ -167,14 +166,7 @@ def _number(value: Any, *, file: Path, field_path: str) -> float:
 def load_plan(path: str | Path, known_metrics: Sequence[str] | None = None) -> PlanFile:
     """Read and validate a plan file; every mistake is one line naming the file and the field."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise InfersimError(file=path, expected="an existing plan file", given=str(path)) from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        raise InfersimError(file=path, line=mark.line + 1 if mark else None, expected="valid YAML",
-                            given=str(getattr(err, "problem", err))) from None
+    data = read_yaml(path, what="plan file")
     if not isinstance(data, dict):
         raise InfersimError(file=path, expected="a mapping with scenario: and assert:", given=data)
     for key in data:

@@ -39,6 +39,7 @@ from infersim import __version__
 from infersim.errors import InfersimError
 from infersim.plan.executors import Executor, RunFailure
 from infersim.plan.store import RunStore
+from infersim.yamlfile import read_yaml
 
 # Sweeping the seed itself would defeat the derivation above; replicas are the way to vary it.
 _RESERVED_KEYS = ("seed",)
@@ -162,14 +163,7 @@ def make_spec(scenario: str, grid: Sequence[tuple[str, Sequence[str]]], *, repli
 def load_sweep_file(path: str | Path) -> SweepSpec:
     """Read a sweep YAML: ``scenario`` (relative to the file), ``grid``, ``seeds``, ``seed``, ``set``."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise InfersimError(file=path, expected="an existing sweep file", given=str(path)) from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        raise InfersimError(file=path, line=mark.line + 1 if mark else None,
-                            expected="valid YAML", given=str(getattr(err, "problem", err))) from None
+    data = read_yaml(path, what="sweep file")
     if not isinstance(data, dict):
         raise InfersimError(file=path, expected="a mapping with scenario: and grid:", given=data)
     unknown = sorted(set(data) - set(SWEEP_FILE_KEYS))

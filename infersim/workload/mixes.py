@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-import yaml
 from pydantic import ValidationError
 
 from infersim.errors import InfersimError
 from infersim.paths import find_data_file, list_names
 from infersim.workload.config import MixSpec, validation_error
 from infersim.workload.lengths import LengthDist
+from infersim.yamlfile import read_yaml
 
 _MAX_DEPTH = 8
 
@@ -57,13 +57,7 @@ def load_mix(name: str, *, base_dir: Path | None = None) -> tuple[MixSpec, Path]
         known = ", ".join(list_mixes()) or "none found"
         raise InfersimError(field="mix", expected=f"a shipped mix ({known}) or a YAML file",
                             given=name)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InfersimError(file=path, line=None if mark is None else mark.line + 1,
-                            expected="valid YAML", given=str(getattr(exc, "problem", exc))
-                            ) from None
+    data = read_yaml(path, what="mix file")
     if not isinstance(data, dict):
         raise InfersimError(file=path, expected="a mapping with prompt_tokens and "
                             "output_tokens, or classes", given=type(data).__name__)
