@@ -49,6 +49,7 @@ from infersim.sim.batch import (
 )
 from infersim.sim.clock import NORMAL, URGENT, call_later
 from infersim.sim.costs import StepCosts
+from infersim.sim.instance import Instance
 from infersim.sim.records import EpochLog
 from infersim.sim.router import InstanceLoads
 from infersim.sim.spec import PoolSpec
@@ -57,26 +58,14 @@ if TYPE_CHECKING:
     from infersim.sim.engine import Engine
 
 
-class DecodeInstance:
+class DecodeInstance(Instance):
     """One decode engine: a waiting line and a continuously batched running set."""
 
     role = "decode"
 
     def __init__(self, env: simpy.Environment, engine: Engine, pool: PoolSpec, costs: StepCosts,
                  index: int, local_index: int, loads: InstanceLoads, slot: int) -> None:
-        self.env = env
-        self.engine = engine
-        self.pool = pool
-        self.costs = costs
-        self.index = index
-        self.local_index = local_index
-        self.name = f"{pool.name}.{local_index}"
-        self.loads = loads
-        self.slot = slot
-        self.block_size = pool.block_size
-        self.capacity_blocks = costs.kv_capacity_tokens // pool.block_size
-        self.load_tokens = 0  # outstanding work, as published in ``loads``
-        self.load_requests = 0
+        super().__init__(env, engine, pool, costs, index, local_index, loads, slot)
         self.batch = DecodeBatch(pool.block_size, self.capacity_blocks)
         self.max_seqs = min(pool.max_batch_size, pool.max_batch_tokens)
         self.host_bandwidth = pool.host_bandwidth * pool.deployment.chips
@@ -84,8 +73,6 @@ class DecodeInstance:
         self.epochs = EpochLog()
         self._epoch_rows = self.epochs.rows  # appended to directly on the hot path
         self._decode_coefficients = costs.decode_cache  # batch size -> (a, b), filled by costs
-        self.busy_s = 0.0
-        self.peak_blocks = 0
         self.pending_blocks = 0  # promised to requests routed here that have not joined yet
         self.full_reservation = pool.kv_reservation == "full"
         self.reserved_blocks = 0  # full reservation: blocks reserved by the running sequences
@@ -97,8 +84,6 @@ class DecodeInstance:
         self._epoch_span = 0.0  # and their duration
         self._timer = 0  # token of the call that ends the epoch in progress
         self._truncating = False
-        self.sample_due = float("-inf")  # next time this instance may add a time-series row
-        self.capacity_tokens = self.capacity_blocks * pool.block_size
         self._queue, self._eid = env._queue, env._eid  # the clock's queue, for call_later inline
         self._start(env)
 

@@ -24,6 +24,7 @@ import simpy
 
 from infersim.sim.clock import NORMAL, URGENT, call_later
 from infersim.sim.costs import StepCosts
+from infersim.sim.instance import Instance
 from infersim.sim.router import InstanceLoads
 from infersim.sim.spec import PoolSpec
 
@@ -31,37 +32,21 @@ if TYPE_CHECKING:
     from infersim.sim.engine import Engine
 
 
-class PrefillInstance:
+class PrefillInstance(Instance):
     """One prefill engine: a FCFS queue and one batched step at a time."""
 
     role = "prefill"
 
     def __init__(self, env: simpy.Environment, engine: Engine, pool: PoolSpec, costs: StepCosts,
                  index: int, local_index: int, loads: InstanceLoads, slot: int) -> None:
-        self.env = env
-        self.engine = engine
-        self.pool = pool
-        self.costs = costs
-        self.index = index  # global instance number (records, timeseries)
-        self.local_index = local_index  # number within its pool
-        self.name = f"{pool.name}.{local_index}"
-        self.loads = loads
-        self.slot = slot  # this instance's row in the router's load arrays
-        self.block_size = pool.block_size
-        self.capacity_blocks = costs.kv_capacity_tokens // pool.block_size
-        self.load_tokens = 0  # outstanding work, as published in ``loads``
-        self.load_requests = 0
-        self.capacity_tokens = self.capacity_blocks * pool.block_size
+        super().__init__(env, engine, pool, costs, index, local_index, loads, slot)
         self.queue: deque[int] = deque()
         self._prefill_cache = costs.prefill_cache  # prompt length -> step time, one-prompt steps
         self.committed_blocks = 0  # KV blocks of the prompts queued or being computed
-        self.busy_s = 0.0
         self.running = 0
-        self.peak_blocks = 0
         self._idle = False  # waiting for work (no batch in progress, nothing queued)
         self._batch: tuple[list[int], int, int, float] | None = None  # in progress
         self._batch_started_at: float | None = None
-        self.sample_due = float("-inf")  # next time this instance may add a time-series row
         self.prefix_cache = engine.new_prefix_cache()
         # the first look at the queue, where SimPy would start a process
         call_later(env, 0.0, self._wake, priority=URGENT)
