@@ -154,7 +154,7 @@ def test_tables_show_missing_numbers_as_a_dash():
     console = Console(width=120, record=True)
     console.print(summary_table(SUMMARY))
     text = console.export_text()
-    assert "123.4" in text and "8.97" in text and "—" in text and "50 % busy" in text
+    assert "123.4" in text and "8.97" in text and "—" in text and "50 % of time with work" in text
     console.print(compare_table([SUMMARY, SUMMARY], ["a", "b"]))
     rows = compare_rows([SUMMARY], ["a"])
     assert rows["a"]["p99_ttft_ms"] == 123.4

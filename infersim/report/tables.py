@@ -66,7 +66,7 @@ def summary_table(summary: Mapping[str, Any], *, title: str | None = None) -> Ta
     pools = lookup(summary, "cost.pools") or {}
     for name, pool in pools.items():
         util = pool.get("utilization")
-        util_text = f"{100 * util:.0f} % busy" if isinstance(util, (int, float)) else "—"
+        util_text = f"{100 * util:.0f} % of time with work" if isinstance(util, (int, float)) else "—"
         chips = pool.get("chips")
         noun = "chip" if chips == 1 else "chips"
         table.add_row(f"pool {name} ({pool.get('role')}, {chips} {noun})", util_text)
