@@ -27,21 +27,14 @@ from infersim.cost import Deployment, decode_time
 from infersim.errors import InfersimError
 from infersim.hardware import load_hardware
 from infersim.model import load_model
+from infersim.plan.candidate import Candidate, PoolPlan
+from infersim.plan.confirm import slo_verdict
 from infersim.plan.executors import SerialExecutor
 from infersim.plan.outputs import plans_table, verdict, write_outputs
-from infersim.plan.planner import (
-    ITL_STEP_SHARE,
-    SLO,
-    Candidate,
-    PoolPlan,
-    base_document,
-    candidate_data,
-    load_shape,
-    plan_capacity,
-    size_candidates,
-    slo_of,
-    slo_verdict,
-)
+from infersim.plan.planned import base_document, candidate_data
+from infersim.plan.planner import plan_capacity
+from infersim.plan.sizing import ITL_STEP_SHARE, size_candidates
+from infersim.plan.target import SLO, load_shape, slo_of
 from infersim.scenario import build_cluster, load_scenario
 
 TINY = Path(__file__).resolve().parent / "fixtures" / "plans" / "scenarios" / "tiny-disaggregated.yaml"
@@ -440,7 +433,7 @@ def test_the_cheapest_plan_never_gets_cheaper_as_the_load_rises():
 @given(st.integers(1, 5000), st.floats(0.0, 600.0), st.integers(1, 20000),
        st.floats(0.01, 1000.0), st.floats(0.01, 1000.0))
 def test_run_length_covers_the_span_up_to_the_cap(base_requests, span_s, cap, rate, other):
-    from infersim.plan.planner import RunLength
+    from infersim.plan.target import RunLength
 
     rule = RunLength(requests=base_requests, min_span_s=span_s, max_requests=cap)
     n = rule.requests_at(rate)
@@ -477,8 +470,9 @@ def test_plans_at_one_point_of_the_pareto_plot_stay_readable():
     # same maximum rate, buy the same requests per dollar: both marks and both labels must show.
     import matplotlib.pyplot as plt
 
+    from infersim.plan.candidate import Candidate, Evaluation, PlanOutcome, PoolPlan
     from infersim.plan.outputs import pareto_figure
-    from infersim.plan.planner import Candidate, Evaluation, LoadShape, PlanOutcome, PoolPlan
+    from infersim.plan.target import LoadShape
 
     def plan(layout, roles):
         pools = tuple(PoolPlan(role, role, "h100", 1, 1, n, 64, 512) for role, n in roles)

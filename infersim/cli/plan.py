@@ -19,16 +19,11 @@ from rich.console import Console
 from rich.table import Table
 
 from infersim.errors import InfersimError
+from infersim.plan.candidate import PlanOutcome
 from infersim.plan.executors import BACKENDS, make_executor
 from infersim.plan.outputs import verdict, write_outputs
-from infersim.plan.planner import (
-    MAX_REQUESTS,
-    SLO,
-    STEADY_STATE_S,
-    PlanOutcome,
-    plan_capacity,
-    slo_of,
-)
+from infersim.plan.planner import plan_capacity
+from infersim.plan.target import MAX_REQUESTS, SLO, STEADY_STATE_S, slo_of
 
 
 def _number(text: str | None, option: str, *, integer: bool = False) -> float | int | None:

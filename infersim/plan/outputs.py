@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from infersim.plan.planner import LAYOUTS, Evaluation, PlanOutcome
+from infersim.plan.candidate import LAYOUTS, Evaluation, PlanOutcome
 
 
 def _metric(summary, key: str) -> float:

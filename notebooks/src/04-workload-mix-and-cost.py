@@ -50,8 +50,8 @@ from IPython.display import display
 import infersim
 import infersim.cost as cost
 from infersim.cost.throughput import EngineConfig, LengthStats, offline_throughput
-from infersim.plan.planner import SLO as PlanSLO
-from infersim.plan.planner import slo_verdict
+from infersim.plan.confirm import slo_verdict
+from infersim.plan.target import SLO as PlanSLO
 from infersim.report.plots import plain_log_ticks
 
 model = infersim.load_model(MODEL)

@@ -1,0 +1,112 @@
+"""What the planner plans for: the latency targets, the workload's length as the cost model sees
+it, and how long each planner simulation runs."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from infersim.workload import build_workload
+
+SLO_METRICS = ("ttft", "itl", "tpot", "e2el")
+# Arrivals every planner simulation should span before its verdict is read as sustainable, and
+# the most requests one simulation may take to get there.
+STEADY_STATE_S = 60.0
+MAX_REQUESTS = 4000
+
+
+@dataclass(frozen=True)
+class SLO:
+    """Latency targets (ms) at one percentile; ``None`` targets are not checked.
+
+    ``attainment`` is the share of requests that must meet every target on their own (each
+    request's TTFT, TPOT and E2E, and its *largest* token gap): percentiles over pooled token gaps
+    can hold while every request stalls once — a decode slot that frees up seconds after the
+    first token is one gap in hundreds — so a plan must also keep most users inside the SLO, as
+    DistServe's goodput does (90% by default).
+    """
+
+    ttft_ms: float | None = None
+    itl_ms: float | None = None
+    tpot_ms: float | None = None
+    e2el_ms: float | None = None
+    percentile: float = 99.0
+    attainment: float = 0.9
+
+    def targets(self) -> dict[str, float]:
+        return {m: getattr(self, f"{m}_ms") for m in SLO_METRICS
+                if getattr(self, f"{m}_ms") is not None}
+
+    def summary_key(self, metric: str) -> str:
+        p = self.percentile
+        return f"p{int(p) if float(p).is_integer() else p}_{metric}_ms"
+
+    @property
+    def step_budget_s(self) -> float | None:
+        """The longest decode step the ITL (or TPOT) target allows."""
+        bounds = [v for v in (self.itl_ms, self.tpot_ms) if v is not None]
+        return min(bounds) / 1000.0 if bounds else None
+
+
+@dataclass(frozen=True)
+class RunLength:
+    """How many requests a planner simulation at a given rate draws.
+
+    A fixed count covers ever fewer seconds of arrivals as the rate rises — 200 requests are
+    4 s at 50 req/s — and a queue that grows slowly passes the SLOs over a short burst at a rate
+    the cluster could not hold for an hour. So each run takes at least ``requests`` (the
+    scenario's or ``--requests``) and enough to span ``min_span_s`` of arrivals, at most
+    ``max_requests`` (which bounds only the scaling, never the count asked for).
+    """
+
+    requests: int
+    min_span_s: float = STEADY_STATE_S
+    max_requests: int = MAX_REQUESTS
+
+    def requests_at(self, rate: float) -> int:
+        spanning = math.ceil(rate * self.min_span_s - 1e-9)
+        return max(self.requests, min(self.max_requests, spanning))
+
+    def capped(self, rate: float) -> bool:
+        """Whether the cap keeps a run at ``rate`` short of the minimum span."""
+        return self.requests_at(rate) < rate * self.min_span_s - 1e-9
+
+
+@dataclass(frozen=True)
+class LoadShape:
+    """The workload as the cost model sees it: mean lengths of a draw of its requests."""
+
+    mean_prompt: float
+    mean_output: float
+    requests: int
+
+    @property
+    def mean_context(self) -> float:
+        """Average KV length a decoding sequence attends to over its life."""
+        return self.mean_prompt + self.mean_output / 2.0
+
+    @property
+    def full_length(self) -> float:
+        return self.mean_prompt + self.mean_output
+
+
+def slo_of(base, attainment: float = 0.9) -> SLO:
+    """The scenario's SLO (``slo:``), else the workload's (``workload.slo``)."""
+    s = base.slo
+    targets = {f"{m}_ms": getattr(s, f"{m}_ms") for m in SLO_METRICS}
+    if not any(v is not None for v in targets.values()) and base.workload.slo is not None:
+        targets = {f"{m}_ms": getattr(base.workload.slo, f"{m}_ms") for m in SLO_METRICS}
+    return SLO(**targets, percentile=float(s.percentile), attainment=attainment)
+
+
+def load_shape(base, requests: int | None = None) -> LoadShape:
+    """Mean prompt and output lengths of the workload, drawn as a run would draw them."""
+
+    rng = np.random.default_rng(np.random.SeedSequence(base.seed).spawn(1)[0])
+    workload = build_workload(base.workload, rng, base_dir=base.base_dir)
+    table = getattr(workload, "requests", workload)
+    return LoadShape(mean_prompt=float(np.mean(table.prompt_tokens)),
+                     mean_output=float(np.mean(table.output_tokens)),
+                     requests=int(requests or len(table.prompt_tokens)))
