@@ -29,6 +29,8 @@ from infersim.scenario import (
     check_scenario,
     load_scenario,
 )
+from infersim.scenario.seeds import run_streams
+from infersim.scenario.seeds import workload_rng as derive_workload_rng
 
 ScenarioLike = Scenario | str | Path | Mapping[str, Any]
 
@@ -71,11 +73,6 @@ def _version() -> str:
     from infersim import __version__
 
     return __version__
-
-
-def _derive_seeds(seed: int) -> tuple[np.random.Generator, int]:
-    workload_seq, engine_seq = np.random.SeedSequence(seed).spawn(2)
-    return np.random.default_rng(workload_seq), int(engine_seq.generate_state(1, np.uint64)[0])
 
 
 def _class_tokens(requests: pd.DataFrame) -> list[ClassTokens]:
@@ -134,7 +131,7 @@ def price_run(scenario: Scenario, resolved: Resolved, pool_stats: Mapping[str, M
 def build_scenario_workload(scenario: Scenario) -> Any:
     """The scenario's workload exactly as a run builds it (same seed stream); a trace must exist
     and have rows. The engine is not started."""
-    workload_rng, _ = _derive_seeds(scenario.seed)
+    workload_rng = derive_workload_rng(scenario.seed)
     return _build_workload(scenario, workload_rng)
 
 
@@ -196,7 +193,7 @@ def simulate(scenario: ScenarioLike, *, seed: int | None = None, overrides: Sequ
     sc = load_scenario(scenario, overrides=overrides, seed=seed)
     resolved = check_scenario(sc)
     cluster = build_cluster(sc, resolved)
-    workload_rng, engine_seed = _derive_seeds(sc.seed)
+    workload_rng, engine_seed = run_streams(sc.seed)
     workload = _build_workload(sc, workload_rng)
     # Served as if the model had no window: counted in the summary and warned about, not refused.
     beyond = beyond_context_requests(resolved, workload)

@@ -22,11 +22,10 @@ A stored result is reused only if the same infersim version produced it.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -39,6 +38,7 @@ from infersim import __version__
 from infersim.errors import InfersimError
 from infersim.plan.executors import Executor, RunFailure
 from infersim.plan.store import RunStore
+from infersim.scenario.seeds import derive_seed
 from infersim.yamlfile import read_yaml
 
 # Sweeping the seed itself would defeat the derivation above; replicas are the way to vary it.
@@ -68,18 +68,6 @@ def typed_value(text: str) -> Any:
     except yaml.YAMLError:
         return text
     return value if isinstance(value, (int, float, bool, str)) and value is not None else text
-
-
-def derive_seed(base_seed: int, overrides: Iterable[str], replica: int = 0) -> int:
-    """The seed of one run: a function of the base seed, the sorted overrides and the replica.
-
-    Returns a non-negative 63-bit integer (fits numpy, pandas int64 and JSON without loss).
-    """
-    key = "\n".join(sorted(overrides)).encode()
-    digest = hashlib.sha256(key).digest()
-    words = [int.from_bytes(digest[i : i + 4], "little") for i in range(0, len(digest), 4)]
-    sequence = np.random.SeedSequence([int(base_seed) & 0xFFFFFFFFFFFFFFFF, *words, int(replica)])
-    return int(sequence.generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from infersim.scenario.seeds import workload_rng
 from infersim.workload import build_workload
 
 SLO_METRICS = ("ttft", "itl", "tpot", "e2el")
@@ -104,8 +105,7 @@ def slo_of(base, attainment: float = 0.9) -> SLO:
 def load_shape(base, requests: int | None = None) -> LoadShape:
     """Mean prompt and output lengths of the workload, drawn as a run would draw them."""
 
-    rng = np.random.default_rng(np.random.SeedSequence(base.seed).spawn(1)[0])
-    workload = build_workload(base.workload, rng, base_dir=base.base_dir)
+    workload = build_workload(base.workload, workload_rng(base.seed), base_dir=base.base_dir)
     table = getattr(workload, "requests", workload)
     return LoadShape(mean_prompt=float(np.mean(table.prompt_tokens)),
                      mean_output=float(np.mean(table.output_tokens)),
