@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _EXPORTS = {
     "simulate": "infersim.api",
-    "Result": "infersim.api",
+    "Result": "infersim.result",
     "load_scenario": "infersim.scenario",
     "Scenario": "infersim.scenario",
     "load_hardware": "infersim.hardware",

@@ -40,9 +40,11 @@ Everything here is a pure function of busy seconds, token counts and chip data, 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Any, Literal
+
+import numpy as np
 
 SPLIT_RULE = (
     "prefill pools -> input tokens; decode pools -> output tokens; mixed pools split by "
@@ -170,6 +172,35 @@ class CostReport:
         data["classes"] = {c["name"]: {k: v for k, v in c.items() if k != "name"}
                            for c in data["classes"]}
         return data
+
+
+def mixed_prefill_share(name: str, stats: Mapping[str, Any]) -> tuple[float, str]:
+    """A mixed pool's share of busy time spent on prefill, as the engine measured it (the
+    step-time share of prefill work, ``prefill_busy_s`` over ``busy_s``), and where it came from.
+    A mixed pool that never ran a step has no busy time to split: its idle cost goes to output
+    tokens, the tokens such a pool holds capacity to decode."""
+    busy = float(stats.get("busy_s", 0.0))
+    if busy <= 0:
+        return 0.0, "pool never busy: idle cost to output tokens"
+    if "prefill_busy_s" not in stats:
+        raise ValueError(f"mixed pool {name!r}: the engine reported busy_s but no prefill_busy_s")
+    return (min(max(float(stats["prefill_busy_s"]) / busy, 0.0), 1.0),
+            "engine step-time share of prefill work")
+
+
+def class_tokens(class_names: Sequence[str], class_index: np.ndarray, completed: np.ndarray,
+                 prompt_tokens: np.ndarray, output_tokens: np.ndarray) -> list[ClassTokens]:
+    """Delivered work (completed requests only) of every class of a workload, in its own order,
+    even one that finished no request; ``class_index`` numbers each request's class."""
+    done = np.asarray(completed, dtype=bool)
+    index = np.asarray(class_index)[done]
+    n = len(class_names)
+    requests = np.bincount(index, minlength=n)
+    # float sums of integers below 2**53 are exact, whatever the order
+    prompt = np.bincount(index, weights=np.asarray(prompt_tokens)[done], minlength=n)
+    output = np.bincount(index, weights=np.asarray(output_tokens)[done], minlength=n)
+    return [ClassTokens(str(name), int(requests[i]), int(prompt[i]), int(output[i]))
+            for i, name in enumerate(class_names)]
 
 
 def _per(numerator: float, denominator: float, scale: float = 1.0) -> float:

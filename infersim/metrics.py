@@ -18,12 +18,10 @@ side: ``completed``, ``failed``, ``duration`` (s), ``request_throughput`` (req/s
   engine rebuilds from its epoch logs (never from per-request averages);
 - ``request_goodput`` counts completed requests per second that meet *every* given SLO (``<=``).
 
-SLOs: ``{ttft_ms, tpot_ms, itl_ms, e2el_ms, percentile}``, any subset. A request meets the TTFT,
-TPOT and E2EL targets on its own values. For ITL, a request meets the target when its *largest*
-inter-token gap does (the strictest reading: one stall the user sees is a miss). ``percentile``
-(default 99) is the fleet-level reading: ``slo_attainment`` reports, per target, the
-``percentile``-th percentile of that metric over completed requests (pooled gaps for ITL) and
-whether it meets the target.
+SLOs: ``{ttft_ms, tpot_ms, itl_ms, e2el_ms, percentile}``, any subset, judged by
+:mod:`infersim.slo` (a request meets the ITL target when its *largest* gap does).
+``slo_attainment`` reports, per target, the ``percentile``-th percentile of that metric over
+completed requests (pooled gaps for ITL) and whether it meets the target.
 
 Everything the simulator knows beyond vLLM's keys sits under one key, ``infersim``: utilisation
 and busy seconds per pool, KV-transfer statistics per link, preemptions, rejections and requests
@@ -37,10 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from infersim.errors import InfersimError
 from infersim.sim.result import SimResult, weighted_percentile, weighted_percentiles
+from infersim.slo import DEFAULT_PERCENTILE, check_slo, meets, request_latencies_ms, target_met
 
-SLO_KEYS = ("ttft_ms", "tpot_ms", "itl_ms", "e2el_ms")
 PERCENTILES = (90, 99)
 
 
@@ -78,26 +75,6 @@ def _weighted_stats(prefix: str, values_s: np.ndarray, counts: np.ndarray) -> di
     return out
 
 
-def _check_slo(slo: Mapping[str, Any]) -> dict[str, float]:
-    unknown = sorted(set(slo) - {*SLO_KEYS, "percentile"})
-    if unknown:
-        raise InfersimError(field=f"slo.{unknown[0]}",
-                            expected="one of " + ", ".join((*SLO_KEYS, "percentile")),
-                            given=unknown[0])
-    checked = {}
-    for key, value in slo.items():
-        if value is None:
-            continue
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
-        if key == "percentile":
-            ok = ok and value <= 100
-        if not ok:
-            raise InfersimError(field=f"slo.{key}", expected="a number > 0" + (
-                " and <= 100" if key == "percentile" else ""), given=value)
-        checked[key] = float(value)
-    return checked
-
-
 def summarize(result: SimResult, slo: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """vLLM-bench-style summary of a run (see the module docstring for every key)."""
     df = result.requests
@@ -128,23 +105,22 @@ def summarize(result: SimResult, slo: Mapping[str, Any] | None = None) -> dict[s
     summary.update(_stats("e2el_ms", e2el_ms))
 
     if slo is not None:
-        targets = _check_slo(slo)
-        percentile = targets.pop("percentile", 99.0)
-        meets = np.ones(int(done.sum()), dtype=bool)
-        per_request = {"ttft_ms": ttft_ms, "e2el_ms": e2el_ms,
-                       "tpot_ms": np.nan_to_num(tpot_ms, nan=0.0),  # 1-token requests: no TPOT
-                       "itl_ms": np.nan_to_num(result.max_token_gap()[done] * 1e3, nan=0.0)}
+        targets = check_slo(slo)
+        percentile = targets.pop("percentile", DEFAULT_PERCENTILE)
+        per_request = request_latencies_ms(df["ttft_s"].to_numpy(), df["tpot_s"].to_numpy(),
+                                           df["e2e_s"].to_numpy(), result.max_token_gap())
+        meets_all = meets(per_request, targets, among=done)
         attainment = {}
-        for key, target in targets.items():
-            meets &= per_request[key] <= target
+        for key in targets:
             if key == "itl_ms":
                 fleet = weighted_percentile(gaps_s, gap_counts, percentile) * 1e3
             else:
-                values = per_request[key] if key != "tpot_ms" else tpot_ms[~np.isnan(tpot_ms)]
+                values = {"ttft_ms": ttft_ms, "e2el_ms": e2el_ms,
+                          "tpot_ms": tpot_ms[~np.isnan(tpot_ms)]}[key]
                 fleet = float(np.percentile(values, percentile)) if len(values) else float("nan")
-            attainment[key] = {"target": target, "percentile": percentile, "value": fleet,
-                               "met": bool(fleet <= target)}
-        summary["request_goodput"] = per_s(float(meets.sum()))
+            attainment[key] = {"target": targets[key], "percentile": percentile, "value": fleet,
+                               "met": target_met(fleet, targets[key])}
+        summary["request_goodput"] = per_s(float(meets_all.sum()))
         summary["slo_attainment"] = attainment
 
     summary["infersim"] = _extras(result)

@@ -15,9 +15,10 @@ from strategies import scenario_dicts
 
 import infersim
 from infersim import cli
-from infersim.api import VLLM_KEYS
 from infersim.paths import shipped_dir
 from infersim.report.outputs import dumps_summary
+from infersim.report.save import save_result
+from infersim.summary import VLLM_KEYS
 
 SEED_SCENARIOS = sorted(p.stem for p in shipped_dir("scenarios").glob("*.yaml"))
 FEW = ["workload.requests=120"]
@@ -38,9 +39,9 @@ def default_run(tmp_path_factory):
     """The default scenario, run twice into two folders by the Python API."""
     base = tmp_path_factory.mktemp("runs")
     first = infersim.simulate("default", overrides=["workload.requests=200"])
-    first.save(base / "a")
+    save_result(first, base / "a")
     second = infersim.simulate("default", overrides=["workload.requests=200"])
-    second.save(base / "b", plots=False)
+    save_result(second, base / "b", plots=False)
     return first, base
 
 
@@ -262,7 +263,7 @@ def test_validate_warns_about_requests_longer_than_a_decode_instances_kv(capsys)
 
 
 def test_a_mixed_pool_is_billed_by_the_engines_prefill_share():
-    from infersim.api import _prefill_share
+    from infersim.economics import mixed_prefill_share
 
     result = infersim.simulate("h100-unified", overrides=FEW)
     for name, stats in result.sim.pools.items():
@@ -273,15 +274,15 @@ def test_a_mixed_pool_is_billed_by_the_engines_prefill_share():
         assert pool["input_share"] == pytest.approx(stats["prefill_busy_s"] / stats["busy_s"])
         assert pool["input_share_source"] == "engine step-time share of prefill work"
         # A mixed pool that never ran a step has no busy time to split: output tokens pay.
-        assert _prefill_share(result.scenario, name, {"busy_s": 0.0}) == (
+        assert mixed_prefill_share(name, {"busy_s": 0.0}) == (
             0.0, "pool never busy: idle cost to output tokens")
         with pytest.raises(ValueError, match="no prefill_busy_s"):
-            _prefill_share(result.scenario, name, {"busy_s": 1.0})
+            mixed_prefill_share(name, {"busy_s": 1.0})
 
 
 def test_validate_warns_about_requests_longer_than_the_models_context_window(capsys):
-    from infersim.api import build_scenario_workload
     from infersim.scenario import load_scenario
+    from infersim.scenario.preflight import build_scenario_workload
 
     sets = ["model=llama-2-7b", "workload.requests=200", "workload.prompt_tokens.mean=3000"]
     table = build_scenario_workload(load_scenario("default", overrides=sets))

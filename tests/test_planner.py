@@ -28,14 +28,14 @@ from infersim.errors import InfersimError
 from infersim.hardware import load_hardware
 from infersim.model import load_model
 from infersim.plan.candidate import Candidate, PoolPlan
-from infersim.plan.confirm import slo_verdict
 from infersim.plan.executors import SerialExecutor
 from infersim.plan.outputs import plans_table, verdict, write_outputs
 from infersim.plan.planned import base_document, candidate_data
 from infersim.plan.planner import plan_capacity
 from infersim.plan.sizing import ITL_STEP_SHARE, size_candidates
-from infersim.plan.target import SLO, load_shape, slo_of
+from infersim.plan.target import load_shape
 from infersim.scenario import build_cluster, load_scenario
+from infersim.slo import SLO, slo_of, slo_verdict
 
 TINY = Path(__file__).resolve().parent / "fixtures" / "plans" / "scenarios" / "tiny-disaggregated.yaml"
 RATE = 40.0

@@ -167,8 +167,8 @@ def test_the_tp4_step_overhead_does_not_carry_over_to_the_a100_rows():
 
 
 def _beyond_context(scenario: str, overrides: tuple[str, ...], seed: int) -> int:
-    from infersim.api import beyond_context_requests, build_scenario_workload
     from infersim.scenario import check_scenario, load_scenario
+    from infersim.scenario.preflight import beyond_context_requests, build_scenario_workload
 
     loaded = load_scenario(vp.SCENARIOS / scenario, overrides=list(overrides), seed=seed)
     return beyond_context_requests(check_scenario(loaded), build_scenario_workload(loaded))

@@ -23,7 +23,8 @@ from infersim.plan.candidate import PlanOutcome
 from infersim.plan.executors import BACKENDS, make_executor
 from infersim.plan.outputs import verdict, write_outputs
 from infersim.plan.planner import plan_capacity
-from infersim.plan.target import MAX_REQUESTS, SLO, STEADY_STATE_S, slo_of
+from infersim.plan.target import MAX_REQUESTS, STEADY_STATE_S
+from infersim.slo import SLO, slo_of
 
 
 def _number(text: str | None, option: str, *, integer: bool = False) -> float | int | None:

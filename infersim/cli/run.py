@@ -92,6 +92,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Simulate a scenario; print the summary; write summary.json, parquet and plots."""
         from infersim.api import simulate
+        from infersim.report.save import save_result
         from infersim.report.tables import summary_table
         from infersim.scenario import load_scenario
 
@@ -103,7 +104,7 @@ def register(app: typer.Typer) -> None:
             for line in result.warnings:
                 warn.print(f"warning: {line}", style="yellow")
         target = out if out is not None else Path("runs") / loaded.name
-        written = result.save(target, plots=plots)
+        written = save_result(result, target, plots=plots)
         if not quiet:
             console = Console()
             if loaded.description:

@@ -30,13 +30,13 @@ def register(app: typer.Typer) -> None:
                         typer.Option("--set", metavar="KEY=VALUE", help=SET_HELP)] = None,
     ) -> None:
         """Check a scenario (schema, chips, model fit, links, workload) without simulating."""
-        from infersim.api import (
+        from infersim.scenario import check_scenario, load_scenario
+        from infersim.scenario.preflight import (
             beyond_context_requests,
             beyond_context_warning,
             build_scenario_workload,
             oversized_requests,
         )
-        from infersim.scenario import check_scenario, load_scenario
 
         loaded = load_scenario(scenario, overrides=sets or (), seed=parse_seed(seed))
         resolved = check_scenario(loaded)

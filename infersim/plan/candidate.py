@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from infersim.plan.target import SLO, LoadShape, RunLength
+from infersim.plan.target import LoadShape, RunLength
+from infersim.slo import SLO
 
 LAYOUTS = ("colocated", "disaggregated")
 

@@ -15,8 +15,9 @@ from infersim.plan.candidate import LAYOUTS, Candidate, Evaluation
 from infersim.plan.executors import Executor, RunFailure
 from infersim.plan.planned import candidate_data, source_label
 from infersim.plan.runner import plain
-from infersim.plan.target import SLO, LoadShape, RunLength
+from infersim.plan.target import LoadShape, RunLength
 from infersim.scenario import validate_data
+from infersim.slo import SLO, slo_verdict
 
 
 @dataclass(frozen=True)
@@ -35,30 +36,6 @@ def simulate_task(task: SimTask) -> dict[str, Any]:
     summary = plain(simulate(scenario).summary)
     summary.pop("scenario", None)
     return summary
-
-
-def slo_verdict(summary: Mapping[str, Any], slo: SLO, requests: int) -> tuple[bool, str]:
-    """Whether a run met every SLO percentile, completed every request and kept the required
-    share of requests inside every SLO; the reason if not."""
-    completed = int(summary.get("completed", 0))
-    if completed < requests:
-        return False, f"{requests - completed} of {requests} requests did not complete"
-    for metric, target in slo.targets().items():
-        key = slo.summary_key(metric)
-        if key not in summary:
-            raise InfersimError(field=f"slo.{metric}_ms", expected=f"a percentile the summary "
-                                f"reports ({key} is missing; use percentile 90 or 99)",
-                                given=slo.percentile)
-        value = float(summary[key])
-        if not value <= target:
-            return False, f"{key} {value:.1f} > {target:g}"
-    # request_goodput and request_throughput share a denominator (the run's duration), so their
-    # ratio is the share of completed requests that met every target.
-    throughput = float(summary.get("request_throughput", 0.0))
-    share = float(summary.get("request_goodput", 0.0)) / throughput if throughput > 0 else 0.0
-    if share < slo.attainment - 1e-12:
-        return False, f"{share:.0%} of requests within every SLO < {slo.attainment:.0%}"
-    return True, ""
 
 
 class Simulator:

@@ -11,8 +11,8 @@ from typing import Any
 from infersim.errors import InfersimError
 from infersim.hardware import load_hardware
 from infersim.plan.candidate import Candidate
-from infersim.plan.target import SLO
 from infersim.scenario import Scenario, find_scenario, load_scenario
+from infersim.slo import SLO
 from infersim.yamlfile import read_yaml
 
 POOL_FIELDS_SET = ("role", "hardware", "instances", "tp", "pp", "max_batch_size",

@@ -55,15 +55,9 @@ from infersim.plan.confirm import Simulator, confirm_cheapest, rank, search_max_
 from infersim.plan.executors import Executor
 from infersim.plan.planned import base_document, plan_description, plan_name, source_label
 from infersim.plan.sizing import MAX_PRICE_BAND, PRICE_BAND, size_candidates
-from infersim.plan.target import (
-    MAX_REQUESTS,
-    SLO,
-    STEADY_STATE_S,
-    RunLength,
-    load_shape,
-    slo_of,
-)
+from infersim.plan.target import MAX_REQUESTS, STEADY_STATE_S, RunLength, load_shape
 from infersim.scenario import Scenario
+from infersim.slo import SLO, slo_of
 
 
 def plan_capacity(scenario: str | Path | Scenario | Mapping[str, Any], *, rate: float | None, hardware: Sequence[str] | None = None,

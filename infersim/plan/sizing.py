@@ -27,8 +27,9 @@ from infersim.errors import InfersimError
 from infersim.hardware import load_hardware
 from infersim.plan.candidate import Candidate, PoolPlan
 from infersim.plan.planned import batch_limits, template_pool
-from infersim.plan.target import SLO, LoadShape
+from infersim.plan.target import LoadShape
 from infersim.scenario import resolve
+from infersim.slo import SLO
 
 # The highest utilisation the cost model may plan a pool for: queueing grows without bound as
 # utilisation nears 1, and the cost model's rates are means.

@@ -1,5 +1,5 @@
-"""What the planner plans for: the latency targets, the workload's length as the cost model sees
-it, and how long each planner simulation runs."""
+"""What the planner plans for: the workload's length as the cost model sees it and how long each
+planner simulation runs (the latency targets are :class:`infersim.slo.SLO`)."""
 
 from __future__ import annotations
 
@@ -11,44 +11,10 @@ import numpy as np
 from infersim.scenario.seeds import workload_rng
 from infersim.workload import build_workload
 
-SLO_METRICS = ("ttft", "itl", "tpot", "e2el")
 # Arrivals every planner simulation should span before its verdict is read as sustainable, and
 # the most requests one simulation may take to get there.
 STEADY_STATE_S = 60.0
 MAX_REQUESTS = 4000
-
-
-@dataclass(frozen=True)
-class SLO:
-    """Latency targets (ms) at one percentile; ``None`` targets are not checked.
-
-    ``attainment`` is the share of requests that must meet every target on their own (each
-    request's TTFT, TPOT and E2E, and its *largest* token gap): percentiles over pooled token gaps
-    can hold while every request stalls once — a decode slot that frees up seconds after the
-    first token is one gap in hundreds — so a plan must also keep most users inside the SLO, as
-    DistServe's goodput does (90% by default).
-    """
-
-    ttft_ms: float | None = None
-    itl_ms: float | None = None
-    tpot_ms: float | None = None
-    e2el_ms: float | None = None
-    percentile: float = 99.0
-    attainment: float = 0.9
-
-    def targets(self) -> dict[str, float]:
-        return {m: getattr(self, f"{m}_ms") for m in SLO_METRICS
-                if getattr(self, f"{m}_ms") is not None}
-
-    def summary_key(self, metric: str) -> str:
-        p = self.percentile
-        return f"p{int(p) if float(p).is_integer() else p}_{metric}_ms"
-
-    @property
-    def step_budget_s(self) -> float | None:
-        """The longest decode step the ITL (or TPOT) target allows."""
-        bounds = [v for v in (self.itl_ms, self.tpot_ms) if v is not None]
-        return min(bounds) / 1000.0 if bounds else None
 
 
 @dataclass(frozen=True)
@@ -91,15 +57,6 @@ class LoadShape:
     @property
     def full_length(self) -> float:
         return self.mean_prompt + self.mean_output
-
-
-def slo_of(base, attainment: float = 0.9) -> SLO:
-    """The scenario's SLO (``slo:``), else the workload's (``workload.slo``)."""
-    s = base.slo
-    targets = {f"{m}_ms": getattr(s, f"{m}_ms") for m in SLO_METRICS}
-    if not any(v is not None for v in targets.values()) and base.workload.slo is not None:
-        targets = {f"{m}_ms": getattr(base.workload.slo, f"{m}_ms") for m in SLO_METRICS}
-    return SLO(**targets, percentile=float(s.percentile), attainment=attainment)
 
 
 def load_shape(base, requests: int | None = None) -> LoadShape:

@@ -1,4 +1,4 @@
-"""Writing a whole :class:`~infersim.api.Result` to a run folder (what ``infersim run`` does).
+"""Writing a whole :class:`~infersim.result.Result` to a run folder (what ``infersim run`` does).
 
 Files: ``summary.json``; ``requests.parquet`` (one row per request); ``token_gaps.parquet``
 (every inter-token gap of every completed request, exact, as distinct values with their counts:
@@ -20,7 +20,7 @@ from infersim.errors import InfersimError
 from infersim.report.outputs import write_frames, write_summary
 
 if TYPE_CHECKING:
-    from infersim.api import Result
+    from infersim.result import Result
 
 
 def _epochs_frame(epochs: dict) -> pd.DataFrame:

@@ -5,6 +5,11 @@ and links make a KV path from every prefill pool to a decode pool, the model fit
 instance, the TP/PP layout is one an engine can run, a scale-up domain holds no more chips than
 the rack has. Sizing that runs but cannot meet the ITL SLO is a warning, not an error.
 ``infersim validate`` and ``infersim run`` both call it before anything is simulated.
+
+Then the workload, drawn exactly as a run draws it (:func:`build_scenario_workload`): how many
+of its requests no decode instance can hold (:func:`oversized_requests`, the engine rejects
+them) and how many are longer than the model's context window (:func:`beyond_context_requests`,
+served all the same, and warned about).
 """
 
 from __future__ import annotations
@@ -14,10 +19,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from infersim.errors import InfersimError
 from infersim.paths import find_data_file
 from infersim.scenario.loading import attributed
 from infersim.scenario.schema import Scenario
+from infersim.scenario.seeds import workload_rng
 
 # The logger keeps the name it had when the scenario was one module: users filter on it.
 _log = logging.getLogger("infersim.scenario")
@@ -263,3 +271,57 @@ def check_scenario(scenario: Scenario) -> Resolved:
     for line in decode_slo_warnings(scenario, resolved):
         _log.warning("infersim: warning: %s", line)
     return resolved
+
+
+def build_workload_for(scenario: Scenario, rng: np.random.Generator) -> Any:
+    """The scenario's workload drawn from ``rng``; an error names the scenario field (or the
+    trace file)."""
+    from infersim.workload import build_workload
+
+    try:
+        return build_workload(scenario.workload, rng, base_dir=scenario.base_dir)
+    except InfersimError as err:
+        if err.field is None and scenario.workload.trace is not None:
+            # The trace loader names the trace file; say which scenario field points at it.
+            raise err.with_prefix("workload.trace.path") from None
+        if err.file is None:
+            raise attributed(err.with_prefix("workload"), scenario.source) from None
+        raise
+
+
+def build_scenario_workload(scenario: Scenario) -> Any:
+    """The scenario's workload exactly as a run builds it (same seed stream); a trace must exist
+    and have rows. The engine is not started."""
+    return build_workload_for(scenario, workload_rng(scenario.seed))
+
+
+def _lengths(workload: Any) -> np.ndarray:
+    table = getattr(workload, "requests", workload)  # a ClosedLoop wraps its table
+    return np.asarray(table.prompt_tokens) + np.asarray(table.output_tokens)
+
+
+def oversized_requests(scenario: Scenario, resolved: Resolved, workload: Any) -> dict[str, int]:
+    """Per decode or mixed pool, how many requests need more KV cache (prompt + output tokens)
+    than one of its instances holds: the engine can only reject them."""
+    lengths = _lengths(workload)
+    return {name: int((lengths > resolved.placements[name].kv_capacity_tokens).sum())
+            for name, pool in scenario.pools.items() if pool.role in ("decode", "mixed")}
+
+
+def beyond_context_requests(resolved: Resolved, workload: Any) -> int:
+    """How many requests are longer (prompt + output tokens) than the model's context window
+    (``max_position_embeddings``): a serving engine refuses them (vLLM checks prompt plus
+    ``max_tokens`` against ``max_model_len``), while the simulator would serve them. 0 when the
+    model's config gives no window."""
+    window = resolved.model.max_context_tokens
+    if window <= 0:
+        return 0
+    return int((_lengths(workload) > window).sum())
+
+
+def beyond_context_warning(resolved: Resolved, beyond: int, requests: int) -> str:
+    """The one-line warning about ``beyond`` of ``requests`` requests being longer than the
+    model's context window, as ``infersim validate`` and ``infersim run`` print it."""
+    return (f"{beyond:,} of {requests:,} requests are longer (prompt + output) than "
+            f"{resolved.model.name}'s {resolved.model.max_context_tokens:,}-token context window; "
+            "a serving engine would refuse them, the simulation serves them")

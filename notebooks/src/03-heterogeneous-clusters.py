@@ -18,7 +18,7 @@
 # latency at the scenario's load and *capacity*: the highest arrival rate at which every SLO
 # percentile still holds, every request completes and the planner's share of requests (90 % by
 # default) meets every target on its own — the planner's verdict,
-# `infersim.plan.confirm.slo_verdict` — found by doubling then bisecting the rate. Cost per
+# `infersim.slo.slo_verdict` — found by doubling then bisecting the rate. Cost per
 # million tokens is quoted at that rate, where each cluster is as busy as its SLOs allow.
 
 # %% tags=["parameters"]
@@ -44,9 +44,8 @@ from IPython.display import display
 
 import infersim
 import infersim.cost as cost
-from infersim.plan.confirm import slo_verdict
-from infersim.plan.target import slo_of
 from infersim.report.plots import plain_log_ticks
+from infersim.slo import slo_of, slo_verdict
 
 baseline_hw = infersim.load_hardware(BASELINE_CHIP)
 

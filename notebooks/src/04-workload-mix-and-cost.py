@@ -50,9 +50,9 @@ from IPython.display import display
 import infersim
 import infersim.cost as cost
 from infersim.cost.throughput import EngineConfig, LengthStats, offline_throughput
-from infersim.plan.confirm import slo_verdict
-from infersim.plan.target import SLO as PlanSLO
 from infersim.report.plots import plain_log_ticks
+from infersim.slo import SLO as PlanSLO
+from infersim.slo import slo_verdict
 
 model = infersim.load_model(MODEL)
 hardware = {chip: infersim.load_hardware(chip) for chip in CHIPS}

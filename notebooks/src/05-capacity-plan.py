@@ -51,12 +51,11 @@ import pandas as pd
 from IPython.display import display
 
 import infersim
-from infersim.plan.confirm import slo_verdict
 from infersim.plan.executors import SerialExecutor
 from infersim.plan.outputs import plans_table, verdict
 from infersim.plan.planner import plan_capacity
-from infersim.plan.target import slo_of
 from infersim.report.plots import plain_log_ticks
+from infersim.slo import slo_of, slo_verdict
 from infersim.workload import build_workload, parse_workload
 
 trace_file = Path(TRACE_PATH).expanduser().resolve()
