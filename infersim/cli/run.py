@@ -3,6 +3,7 @@
     infersim run                                  # the shipped default scenario
     infersim run scenarios/nvl72-split.yaml --out runs/nvl72 --seed 3
     infersim run h100-disaggregated --set workload.arrival.rate=40 --set pools.decode.instances=6
+    infersim run my-vllm.yaml --overlay calibration-my-vllm.yaml   # knobs from infersim calibrate
 
 Writes ``summary.json``, ``requests.parquet``, ``token_gaps.parquet``, ``timeseries.parquet``,
 ``links.parquet`` and PNG plots to ``--out`` (default ``runs/<scenario name>/``). What the run
@@ -85,6 +86,8 @@ def register(app: typer.Typer) -> None:
         = None,
         sets: Annotated[list[str] | None,
                         typer.Option("--set", metavar="KEY=VALUE", help=SET_HELP)] = None,
+        overlay: Annotated[Path | None, typer.Option("--overlay", help="a calibration overlay "
+                           "written by infersim calibrate, applied before --set")] = None,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no table, no progress bar")]
         = False,
         plots: Annotated[bool, typer.Option("--plots/--no-plots", help="write the PNG plots")]
@@ -92,11 +95,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Simulate a scenario; print the summary; write summary.json, parquet and plots."""
         from infersim.api import simulate
+        from infersim.calibrate.overlay import read_overlay
         from infersim.report.save import save_result
         from infersim.report.tables import summary_table
         from infersim.scenario import load_scenario
 
-        loaded = load_scenario(scenario, overrides=sets or (), seed=parse_seed(seed))
+        overrides = [*(read_overlay(overlay) if overlay is not None else ()), *(sets or ())]
+        loaded = load_scenario(scenario, overrides=overrides, seed=parse_seed(seed))
         with progress_bar(f"simulating {loaded.name}", quiet=quiet) as update:
             result = simulate(loaded, progress=update)
         if result.warnings:

@@ -14,6 +14,7 @@ served all the same, and warned about).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -107,6 +108,10 @@ def resolve(scenario: Scenario) -> Resolved:
     placements: dict[str, Any] = {}
     for name, pool in scenario.pools.items():
         chip = _load_hardware(scenario, name, pool.hardware)
+        knobs = {k: getattr(pool, k) for k in ("compute_efficiency", "memory_efficiency")
+                 if getattr(pool, k) is not None}
+        if knobs:  # a calibrated deployment's own efficiencies replace the chip's
+            chip = dataclasses.replace(chip, **knobs)
         precision = pool.precision or scenario.precision
         field = f"pools.{name}"
         try:

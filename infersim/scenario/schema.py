@@ -120,6 +120,14 @@ class PoolConfig(BaseModel):
         None, description="the serving framework's fixed host time per step (scheduling, launch, "
                           "sampling), e.g. '5.5 ms' for vLLM 0.6 at TP4; none: the chip's "
                           "calibrated step_overhead (TensorRT-LLM-like)")
+    compute_efficiency: float | None = Field(
+        None, gt=0, le=1, description="this deployment's achievable fraction of peak FLOP/s, "
+                                      "replacing the chip's calibrated value (written by "
+                                      "infersim calibrate); none: the chip's")
+    memory_efficiency: float | None = Field(
+        None, gt=0, le=1, description="this deployment's achievable fraction of memory "
+                                      "bandwidth, replacing the chip's calibrated value (written "
+                                      "by infersim calibrate); none: the chip's")
     kv_reservation: Literal["on_demand", "full"] = Field(
         "on_demand", description="decode and mixed pools: on_demand takes KV blocks as sequences "
                                  "grow and preempts when memory runs out (vLLM); full admits a "
@@ -131,7 +139,8 @@ class PoolConfig(BaseModel):
 
 # Fields added after scenarios were first hashed, and the value at which resolved() leaves each
 # out (see Scenario.resolved): pool fields, then link fields.
-_OMITTED_WHEN_UNSET = ("step_overhead",)
+_OMITTED_WHEN_UNSET = ("step_overhead", "compute_efficiency",
+                       "memory_efficiency")
 _POOL_OMITTED_AT = {"kv_reservation": "on_demand"}
 _LINK_OMITTED_AT = {"per": "pool"}
 
