@@ -8,12 +8,25 @@ Internal bugs are not InfersimErrors and keep their tracebacks.
 
 from __future__ import annotations
 
+import reprlib
 from pathlib import Path
 from typing import Any
 
+_PREVIEW = reprlib.Repr()
+_PREVIEW.maxlevel, _PREVIEW.maxstring, _PREVIEW.maxother = 3, 60, 60
+_PREVIEW.maxlist = _PREVIEW.maxtuple = _PREVIEW.maxdict = _PREVIEW.maxset = 6
+
 
 def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
+    """A preview of ``value`` of at most ``limit`` characters, bounded *before* formatting: a
+    huge or self-referential value (a YAML alias bomb, a million-item list) costs no more to
+    show than a small one."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"an integer of {value.bit_length()} bits"
+    try:
+        text = _PREVIEW.repr(value)
+    except Exception:  # a value whose repr fails is still an error worth showing
+        text = f"a {type(value).__name__}"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -92,12 +92,13 @@ def _kind_at(root: Any, path: Sequence[Any]) -> str:
     return "a number"
 
 
-def _clean_path(loc: Sequence[Any], data: Any) -> tuple[list[Any], list[Any]]:
+def _clean_path(loc: Sequence[Any], data: Any,
+                missing: bool = True) -> tuple[list[Any], list[Any]]:
     """Split pydantic's ``loc`` into the user's field path and the union branches it went through.
 
     Pydantic puts the name of a union member (or a discriminator's tag) into ``loc``; the user's
-    file has no such key, so we drop any component the data does not have, except the last
-    (a missing field is, by definition, not in the data).
+    file has no such key, so we drop any component the data does not have, except the last of a
+    ``missing`` error (a missing field is, by definition, not in the data).
     """
     path: list[Any] = []
     branches: list[Any] = []
@@ -108,7 +109,7 @@ def _clean_path(loc: Sequence[Any], data: Any) -> tuple[list[Any], list[Any]]:
         if in_mapping or in_list:
             path.append(comp)
             node = node[comp]
-        elif i == len(loc) - 1:
+        elif i == len(loc) - 1 and missing:
             path.append(comp)
         else:
             branches.append(comp)
@@ -167,7 +168,8 @@ def _expected(root: Any, err: Any, path: list[Any]) -> tuple[str, str | None]:
         return "one of " + str(ctx.get("expected", "")), None
     if kind in _BOUNDS:
         bound = next(iter(ctx.values()))
-        return f"{_kind_at(root, path)} {_BOUNDS[kind]} {bound:g}", None
+        shown = str(bound) if isinstance(bound, int) else f"{bound:g}"
+        return f"{_kind_at(root, path)} {_BOUNDS[kind]} {shown}", None
     if kind in ("too_short", "too_long"):
         lo, hi = _length_bounds(root, path)
         if lo is not None and lo == hi:
@@ -210,7 +212,7 @@ def error_from_validation(err: ValidationError, data: Any, file: str | Path | No
     ``data``; ``prefix`` is put in front of the field path (a mapping nested in a larger file)."""
     errors = err.errors(include_url=False)
     chosen = _pick(errors, data)
-    path, _ = _clean_path(chosen["loc"], data)
+    path, _ = _clean_path(chosen["loc"], data, missing=chosen["type"] == "missing")
     expected, detail = _expected(root, chosen, path)
     if chosen["type"] == "union_tag_invalid":
         # Point at the tag key itself: 'workload.arrival.process', not the whole mapping.

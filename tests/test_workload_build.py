@@ -137,8 +137,8 @@ def test_bad_mix_file_names_the_file_and_field(tmp_path):
                                        "output_tokens: {dist: fixed, value: 1}\n")
     with pytest.raises(InfersimError) as err:
         build({"arrival": POISSON, "requests": 5, "mix": "bad.yaml"}, base_dir=tmp_path)
-    assert str(err.value) == (f"{tmp_path / 'bad.yaml'}: prompt_tokens.value: Input should be "
-                              "greater than or equal to 1; got 0")
+    assert str(err.value) == (f"{tmp_path / 'bad.yaml'}: prompt_tokens.value: expected an "
+                              "integer >= 1, got 0")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,7 +197,7 @@ def test_missing_trace_file_names_the_resolved_path(tmp_path):
 @pytest.mark.parametrize("data, message", [
     ({"arrival": {"process": "poisson", "rate": -1}, "requests": 10, "prompt_tokens": FIXED,
       "output_tokens": FIXED},
-     "workload.arrival.rate: Input should be greater than 0; got -1"),
+     "workload.arrival.rate: expected a number >= 1e-06, got -1"),
     ({"arrival": {"process": "gamma", "rate": 1}, "requests": 10, "prompt_tokens": FIXED,
       "output_tokens": FIXED},
      "workload.arrival: expected exactly one of burstiness or cv, got neither"),
@@ -206,10 +206,10 @@ def test_missing_trace_file_names_the_resolved_path(tmp_path):
      "workload.arrival.steps: expected the first step to start at 0 s, got 5.0"),
     ({"arrival": {"process": "diurnal", "mean_rate": 1, "amplitude": 1.5, "period_s": 10},
       "requests": 10, "prompt_tokens": FIXED, "output_tokens": FIXED},
-     "workload.arrival.amplitude: Input should be less than 1; got 1.5"),
+     "workload.arrival.amplitude: expected a number < 1, got 1.5"),
     ({"arrival": POISSON, "requests": 10, "prompt_tokens": {"dist": "lognormal", "mean": 1024},
       "output_tokens": FIXED},
-     "workload.prompt_tokens.sigma: Field required"),
+     "workload.prompt_tokens.sigma: expected a value (this field is required)"),
     ({"arrival": POISSON, "requests": 10, "prompt_tokens": FIXED},
      "workload: expected both prompt_tokens and output_tokens, got no output_tokens"),
     ({"arrival": POISSON, "requests": 10, "prompt_tokens": FIXED, "output_tokens": FIXED,
@@ -224,19 +224,21 @@ def test_missing_trace_file_names_the_resolved_path(tmp_path):
     ({"arrival": POISSON, "mix": "chat"},
      "workload: expected requests (how many to generate), got none"),
     ({"arrival": POISSON, "requests": True, "mix": "chat"},
-     "workload.requests: Input should be a valid integer; got True"),
+     "workload.requests: expected an integer, got True"),
     ({"arrival": POISSON, "requests": 10, "mix": "chat", "think_time_s": 1},
      "workload: expected think_time_s/think_dist only with concurrency (closed loop)"),
     ({"arrival": POISSON, "requests": 10, "mix": "chat", "rate": 3},
-     "workload.rate: Extra inputs are not permitted; got 3"),
+     "workload.rate: unknown key; expected one of the keys arrival, concurrency, think_time_s, "
+     "think_dist, requests, prompt_tokens, output_tokens, mix, trace, slo (did you mean 'trace'?)"),
     ({"arrival": POISSON, "requests": 10,
       "mix": {"classes": [{"name": "a", "weight": 0, "mix": "chat"}]}},
-     "workload.mix.classes[0].weight: Input should be greater than 0; got 0"),
+     "workload.mix.classes.0.weight: expected a number > 0, got 0"),
     ({"arrival": POISSON, "requests": 10,
       "mix": {"classes": [{"name": "a", "weight": 1, "mix": "chat", "slo": {"ttft": 3}}]}},
-     "workload.mix.classes[0].slo.ttft: Extra inputs are not permitted; got 3"),
+     "workload.mix.classes.0.slo.ttft: unknown key; expected one of the keys ttft_ms, tpot_ms, "
+     "itl_ms, e2el_ms (did you mean 'ttft_ms'?)"),
     ({"trace": {"format": "csv", "path": "x.csv"}},
-     "workload.trace.format: Input should be 'azure', 'mooncake', 'burstgpt' or 'lengths'; "
+     "workload.trace.format: expected one of 'azure', 'mooncake', 'burstgpt' or 'lengths', "
      "got 'csv'"),
     ({"trace": {"format": "azure", "path": "x.csv", "window_s": [10, 5]}},
      "workload.trace: expected window_s end > start, got [10.0, 5.0]"),

@@ -20,9 +20,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from infersim.errors import InfersimError
 from infersim.paths import find_data_file
+from infersim.yamlfile import read_yaml
 
 
 def resolved_hash(resolved: Mapping[str, Any], base_dir: Path) -> str:
@@ -81,8 +81,8 @@ def input_digests(resolved: Mapping[str, Any], base_dir: Path) -> dict[str, str]
                     if path is not None and path.resolve() not in seen:
                         seen.add(path.resolve())
                         # a malformed mix is reported, with its line, by the workload loader
-                        with contextlib.suppress(yaml.YAMLError):
-                            walk(yaml.safe_load(path.read_text(encoding="utf-8")), path.parent)
+                        with contextlib.suppress(InfersimError):
+                            walk(read_yaml(path), path.parent)
                 elif key == "path" and isinstance(value, str):
                     add(f"file:{value}", folder / value)
                 else:

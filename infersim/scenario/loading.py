@@ -16,14 +16,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from infersim.errors import InfersimError
 from infersim.paths import find_data_file, list_names
 from infersim.scenario.schema import Scenario
 from infersim.schema_errors import annotations_at, dotted, error_from_validation, keys_at, unwrap
-from infersim.yamlfile import read_yaml
+from infersim.yamlfile import parse_yaml, read_yaml
 
 
 def attributed(err: InfersimError, file: str | Path | None) -> InfersimError:
@@ -49,8 +48,8 @@ def _parse_override(item: str) -> tuple[list[Any], Any]:
         raise InfersimError(field="--set", expected="key.path=value, e.g. pools.decode.instances=8",
                             given=item)
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+        value = parse_yaml(raw, "--set") if raw.strip() else ""
+    except InfersimError:
         value = raw  # not a YAML scalar: keep the text (e.g. '50 GB/s: x'), validation judges it
     path: list[Any] = [int(p) if p.lstrip("-").isdigit() else p for p in key.split(".")]
     return path, value

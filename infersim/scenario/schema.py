@@ -21,6 +21,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from infersim import limits
 from infersim.errors import InfersimError
 from infersim.precision import PRECISIONS
 from infersim.scenario.digests import input_digests as _input_digests
@@ -43,7 +44,8 @@ ROUTER_POLICIES: dict[str, str] = {
 }
 DECODE_POLICIES: dict[str, str] = dict(ROUTER_POLICIES)
 
-_STRICT = ConfigDict(extra="forbid", frozen=True, strict=True)
+# allow_inf_nan=False: .nan and .inf are refused in every float field (see infersim.limits).
+_STRICT = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 # --------------------------------------------------------------------------------------------
 # Field types
@@ -70,9 +72,10 @@ def _quantity(kind: str, example: str) -> Any:
     ]
 
 
-Bandwidth = Annotated[_quantity("bandwidth", "50 GB/s"), Field(gt=0)]
-Duration = Annotated[_quantity("time", "10 us"), Field(ge=0)]
-PositiveDuration = Annotated[_quantity("time", "60 s"), Field(gt=0)]
+Bandwidth = Annotated[_quantity("bandwidth", "50 GB/s"),
+                      Field(ge=limits.MIN_BANDWIDTH, le=limits.MAX_BANDWIDTH)]
+Duration = Annotated[_quantity("time", "10 us"), Field(ge=0, le=limits.MAX_SECONDS)]
+PositiveDuration = Annotated[_quantity("time", "60 s"), Field(gt=0, le=limits.MAX_SECONDS)]
 Name = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 
@@ -95,18 +98,18 @@ class PoolConfig(BaseModel):
     role: Literal["prefill", "decode", "mixed"] = Field(
         description="prefill: prompts to KV cache; decode: tokens from KV cache; mixed: both")
     hardware: str = Field(min_length=1, description="a shipped chip name or a hardware YAML path")
-    instances: int = Field(1, ge=1, description="model replicas in the pool")
-    tp: int = Field(1, ge=1, description="tensor-parallel degree (chips per stage)")
-    pp: int = Field(1, ge=1, description="pipeline-parallel degree (stages)")
+    instances: int = Field(1, ge=1, le=limits.MAX_INSTANCES, description="model replicas in the pool")
+    tp: int = Field(1, ge=1, le=limits.MAX_PARALLEL, description="tensor-parallel degree (chips per stage)")
+    pp: int = Field(1, ge=1, le=limits.MAX_PARALLEL, description="pipeline-parallel degree (stages)")
     precision: str | None = Field(None, description="weights/compute precision; default: the "
                                                     "scenario's precision")
     kv_precision: str | None = Field(None, description="KV-cache precision; default: precision")
-    max_batch_tokens: int = Field(8192, ge=1, description="token budget of one step "
+    max_batch_tokens: int = Field(8192, ge=1, le=limits.MAX_BATCH_TOKENS, description="token budget of one step "
                                                           "(vLLM max_num_batched_tokens)")
-    max_batch_size: int = Field(256, ge=1, description="sequences in one step (vLLM max_num_seqs)")
+    max_batch_size: int = Field(256, ge=1, le=limits.MAX_BATCH_SIZE, description="sequences in one step (vLLM max_num_seqs)")
     chunked_prefill: bool = Field(True, description="mixed pools: chunked prefill (vLLM), "
                                                     "else prefill-first")
-    block_size: int = Field(16, ge=1, description="tokens per KV-cache block")
+    block_size: int = Field(16, ge=1, le=limits.MAX_BLOCK_SIZE, description="tokens per KV-cache block")
     memory_fraction: float = Field(0.9, gt=0, le=1, description="share of chip memory for weights"
                                                                 " + KV (vLLM gpu_memory_utilization)")
     preemption: Literal["recompute", "swap"] = Field(
@@ -170,9 +173,10 @@ class RouterConfig(BaseModel):
                         ", ".join(ROUTER_POLICIES))
     decode_policy: str = Field("kv_aware", description="decode-instance choice after prefill: " +
                                ", ".join(DECODE_POLICIES))
-    queue_limit: int | None = Field(None, ge=0, description="requests waiting per instance before "
-                                                            "new ones are refused; none: unbounded")
-    prefix_cache_blocks: int = Field(4096, ge=1, description="prefix_affinity: prefix blocks "
+    queue_limit: int | None = Field(None, ge=1, le=limits.MAX_COUNT,
+                                     description="requests waiting per instance before new ones "
+                                                 "are refused; none: unbounded")
+    prefix_cache_blocks: int = Field(4096, ge=1, le=limits.MAX_COUNT, description="prefix_affinity: prefix blocks "
                                                              "each instance remembers (LRU)")
 
     @field_validator("policy")
@@ -198,10 +202,10 @@ class ScenarioSLO(BaseModel):
 
     model_config = _STRICT
 
-    ttft_ms: float | None = Field(None, gt=0, description="time to first token bound, ms")
-    itl_ms: float | None = Field(None, gt=0, description="inter-token latency bound, ms")
-    tpot_ms: float | None = Field(None, gt=0, description="time per output token bound, ms")
-    e2el_ms: float | None = Field(None, gt=0, description="end-to-end latency bound, ms")
+    ttft_ms: float | None = Field(None, gt=0, le=limits.MAX_MS, description="time to first token bound, ms")
+    itl_ms: float | None = Field(None, gt=0, le=limits.MAX_MS, description="inter-token latency bound, ms")
+    tpot_ms: float | None = Field(None, gt=0, le=limits.MAX_MS, description="time per output token bound, ms")
+    e2el_ms: float | None = Field(None, gt=0, le=limits.MAX_MS, description="end-to-end latency bound, ms")
     percentile: float = Field(99.0, gt=0, le=100, description="percentile the SLO is stated at, "
                                                               "in (0, 100]")
 
@@ -209,12 +213,12 @@ class ScenarioSLO(BaseModel):
 class Scenario(BaseModel):
     """One experiment: model, pools, links, router, workload, SLOs and seed."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True,
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False,
                               title="infersim scenario")
 
     name: Name = Field(description="short name; default output folder runs/<name>/")
     description: str = Field("", description="the question this scenario asks")
-    seed: int = Field(0, ge=0, description="seed of the run's random generator")
+    seed: int = Field(0, ge=0, le=limits.MAX_SEED, description="seed of the run's random generator")
     model: str = Field(min_length=1, description="a shipped model name or a path to a Hugging "
                                                  "Face config.json (relative to this file)")
     precision: str = Field("bf16", description="weights and compute precision of every pool")

@@ -40,23 +40,27 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
-    NonNegativeFloat,
-    PositiveFloat,
-    PositiveInt,
     Tag,
     ValidationError,
     field_validator,
     model_validator,
 )
 
-from infersim.errors import InfersimError
+from infersim import limits
+from infersim.schema_errors import error_from_validation
 from infersim.workload.lengths import LengthDist, check_centre_within_bounds
 from infersim.workload.traces import TRACE_FORMATS
+
+Rate = Annotated[float, Field(ge=limits.MIN_RATE, le=limits.MAX_RATE)]
+Seconds = Annotated[float, Field(ge=0, le=limits.MAX_SECONDS)]
+PositiveSeconds = Annotated[float, Field(gt=0, le=limits.MAX_SECONDS)]
+Milliseconds = Annotated[float, Field(gt=0, le=limits.MAX_MS)]
 
 
 class _Strict(BaseModel):
     # strict: YAML's true is not a count, "10" is not a rate; ints are accepted for floats.
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # allow_inf_nan=False: .nan and .inf are refused in every float (bounds: infersim.limits).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -67,7 +71,7 @@ class PoissonArrival(_Strict):
     """Poisson arrivals: independent exponential gaps, mean ``1/rate`` (gap CV 1)."""
 
     process: Literal["poisson"] = "poisson"
-    rate: PositiveFloat = Field(description="Mean arrival rate, requests per second.")
+    rate: Rate = Field(description="Mean arrival rate, requests per second.")
 
 
 class GammaArrival(_Strict):
@@ -80,10 +84,10 @@ class GammaArrival(_Strict):
     """
 
     process: Literal["gamma"] = "gamma"
-    rate: PositiveFloat = Field(description="Mean arrival rate, requests per second.")
-    burstiness: PositiveFloat | None = Field(None, description="Gamma shape (vLLM bench's "
+    rate: Rate = Field(description="Mean arrival rate, requests per second.")
+    burstiness: Annotated[float, Field(ge=1e-4, le=1e4)] | None = Field(None, description="Gamma shape (vLLM bench's "
                                              "--burstiness); 1 = Poisson, < 1 burstier.")
-    cv: PositiveFloat | None = Field(None, description="Coefficient of variation of the gaps, "
+    cv: Annotated[float, Field(ge=1e-2, le=100)] | None = Field(None, description="Coefficient of variation of the gaps, "
                                      "instead of burstiness (burstiness = 1/cv**2).")
 
     @model_validator(mode="after")
@@ -107,8 +111,9 @@ class StepsArrival(_Strict):
     """
 
     process: Literal["steps"] = "steps"
-    steps: list[Annotated[list[NonNegativeFloat], Field(min_length=2, max_length=2)]] = Field(
-        min_length=1, description="[start_s, rate] pairs: from start_s on, rate requests/s.")
+    steps: list[Annotated[list[Annotated[float, Field(ge=0, le=limits.MAX_SECONDS)]],
+                          Field(min_length=2, max_length=2)]] = Field(
+        min_length=1, max_length=100_000, description="[start_s, rate] pairs: from start_s on, rate requests/s.")
 
     @model_validator(mode="after")
     def _ordered(self):
@@ -131,11 +136,11 @@ class DiurnalArrival(_Strict):
     """
 
     process: Literal["diurnal"] = "diurnal"
-    mean_rate: PositiveFloat = Field(description="Rate averaged over a period, requests/s.")
+    mean_rate: Rate = Field(description="Rate averaged over a period, requests/s.")
     amplitude: float = Field(ge=0, lt=1, description="Relative swing: the rate runs from "
                              "mean_rate*(1-amplitude) to mean_rate*(1+amplitude).")
-    period_s: PositiveFloat = Field(description="Length of one cycle, seconds (86400 = a day).")
-    phase_s: float = Field(0.0, description="Time at which the rate crosses its mean rising; "
+    period_s: PositiveSeconds = Field(description="Length of one cycle, seconds (86400 = a day).")
+    phase_s: float = Field(0.0, ge=-limits.MAX_SECONDS, le=limits.MAX_SECONDS, description="Time at which the rate crosses its mean rising; "
                            "the peak comes a quarter period later.")
 
 
@@ -160,11 +165,11 @@ class SLOConfig(_Strict):
     All in milliseconds; a request meets the SLO when each given metric is ``<=`` its target.
     """
 
-    ttft_ms: PositiveFloat | None = Field(None, description="Time to first token.")
-    tpot_ms: PositiveFloat | None = Field(None, description="Time per output token after the "
+    ttft_ms: Milliseconds | None = Field(None, description="Time to first token.")
+    tpot_ms: Milliseconds | None = Field(None, description="Time per output token after the "
                                           "first: (e2e - ttft) / (output - 1).")
-    itl_ms: PositiveFloat | None = Field(None, description="Every gap between two tokens.")
-    e2el_ms: PositiveFloat | None = Field(None, description="End-to-end latency.")
+    itl_ms: Milliseconds | None = Field(None, description="Every gap between two tokens.")
+    e2el_ms: Milliseconds | None = Field(None, description="End-to-end latency.")
 
     def targets(self) -> dict[str, float]:
         """The targets that are set, e.g. ``{"ttft_ms": 500.0}``."""
@@ -180,7 +185,7 @@ class ClassConfig(_Strict):
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-/]+$",
                       description="Class name, as reported per class in the results.")
-    weight: PositiveFloat = Field(description="Relative share of requests (weights are "
+    weight: Annotated[float, Field(gt=0, le=1e12)] = Field(description="Relative share of requests (weights are "
                                   "normalised over the classes).")
     mix: str | None = Field(None, description="Named mix giving this class's lengths.")
     prompt_tokens: LengthDist | None = None
@@ -262,12 +267,12 @@ class TraceConfig(_Strict):
         description=f"Trace format: {', '.join(TRACE_FORMATS)}.")
     path: str = Field(min_length=1, description="Trace file; a relative path is taken from "
                       "the scenario file's folder.")
-    speedup: PositiveFloat = Field(1.0, description="Divides every inter-arrival time "
+    speedup: Annotated[float, Field(ge=1.0 / limits.MAX_SPEEDUP, le=limits.MAX_SPEEDUP)] = Field(1.0, description="Divides every inter-arrival time "
                                    "(2 = twice the request rate).")
-    window_s: Annotated[list[NonNegativeFloat], Field(min_length=2, max_length=2)] | None = Field(
+    window_s: Annotated[list[Seconds], Field(min_length=2, max_length=2)] | None = Field(
         None, description="[start, end): keep requests arriving this many seconds after the "
         "trace's first arrival (trace time, before speedup).")
-    max_requests: PositiveInt | None = Field(None, description="Keep only the earliest N.")
+    max_requests: Annotated[int, Field(ge=1, le=limits.MAX_REQUESTS)] | None = Field(None, description="Keep only the earliest N.")
     prompt_column: str | None = Field(None, description="lengths format: prompt column "
                                       "(default: a known name such as num_prefill_tokens).")
     output_column: str | None = Field(None, description="lengths format: output column.")
@@ -313,15 +318,15 @@ class WorkloadConfig(_Strict):
     """
 
     arrival: ArrivalConfig | None = Field(None, description="Open-loop arrival process.")
-    concurrency: PositiveInt | None = Field(None, description="Closed loop: this many users, "
+    concurrency: Annotated[int, Field(ge=1, le=limits.MAX_CONCURRENCY)] | None = Field(None, description="Closed loop: this many users, "
                                             "each sending its next request when its last one "
                                             "finishes (plus think time).")
-    think_time_s: NonNegativeFloat = Field(0.0, description="Closed loop: mean pause between "
+    think_time_s: Seconds = Field(0.0, description="Closed loop: mean pause between "
                                            "a response and the user's next request.")
     think_dist: Literal["fixed", "exponential"] = Field("fixed", description="Closed loop: "
                                                         "think time always the mean, or "
                                                         "exponentially distributed.")
-    requests: PositiveInt | None = Field(None, description="Number of requests (a cap for "
+    requests: Annotated[int, Field(ge=1, le=limits.MAX_REQUESTS)] | None = Field(None, description="Number of requests (a cap for "
                                          "traces).")
     prompt_tokens: LengthDist | None = Field(None, description="Prompt length distribution.")
     output_tokens: LengthDist | None = Field(None, description="Output length distribution.")
@@ -376,43 +381,7 @@ class WorkloadConfig(_Strict):
 
 
 # ---------------------------------------------------------------------------------------------
-# Validation errors as one line
-
-
-def _location(errors_loc: tuple, data: Any) -> str:
-    """A dotted field path, without pydantic's union-tag steps (``prompt_tokens.lognormal``)."""
-    parts: list[str] = []
-    node = data
-    for step in errors_loc:
-        if isinstance(step, int):
-            parts[-1:] = [f"{parts[-1]}[{step}]"] if parts else [f"[{step}]"]
-            node = node[step] if isinstance(node, (list, tuple)) and step < len(node) else None
-            continue
-        if isinstance(node, dict) and step not in node:
-            # A tagged-union branch name, or the 'str' / model-name branch of a plain union.
-            tags = {node.get(k) for k in ("dist", "process", "format")}
-            if step in tags or step in ("name", "inline"):
-                continue
-        if isinstance(node, str) and step in ("name", "inline"):
-            continue
-        parts.append(step)
-        node = node.get(step) if isinstance(node, dict) else None
-    return ".".join(parts)
-
-
-def validation_error(exc: ValidationError, data: Any, *, file: str | None = None,
-                     prefix: str | None = None) -> InfersimError:
-    """The first error of a pydantic ``ValidationError`` as one :class:`InfersimError` line."""
-    first = exc.errors(include_url=False)[0]
-    field = _location(tuple(first["loc"]), data)
-    if prefix:
-        field = f"{prefix}.{field}" if field else prefix
-    message = first["msg"]
-    message = message.removeprefix("Value error, ")
-    given = first.get("input", ...)
-    if first["type"] == "value_error" or isinstance(given, dict):
-        given = ...  # the message already says what was given; a whole mapping is noise
-    return InfersimError(message, file=file, field=field or None, given=given)
+# Validation at the edge
 
 
 def parse_workload(data: Any, *, file: str | None = None,
@@ -421,4 +390,5 @@ def parse_workload(data: Any, *, file: str | None = None,
     try:
         return WorkloadConfig.model_validate(data)
     except ValidationError as exc:
-        raise validation_error(exc, data, file=file, prefix=prefix) from None
+        raise error_from_validation(exc, data, file, root=WorkloadConfig,
+                                    prefix=prefix.split(".") if prefix else ()) from None

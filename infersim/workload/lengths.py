@@ -34,17 +34,20 @@ from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from infersim import limits
 from infersim.errors import InfersimError
 from infersim.workload.traces import open_text
 
+Tokens = Annotated[float, Field(gt=0, le=limits.MAX_TOKENS)]
+
 
 class _LengthBase(BaseModel, ABC):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
-    min: int = Field(1, ge=1, description="Smallest token count; draws below are raised to it.")
-    max: int | None = Field(None, ge=1, description="Cap: draws above are clipped to it "
+    min: int = Field(1, ge=1, le=limits.MAX_TOKENS, description="Smallest token count; draws below are raised to it.")
+    max: int | None = Field(None, ge=1, le=limits.MAX_TOKENS, description="Cap: draws above are clipped to it "
                             "(context window for prompts, max_tokens for outputs). None: no cap.")
 
     @model_validator(mode="after")
@@ -94,7 +97,7 @@ class Fixed(_LengthBase):
     """Every request has ``value`` tokens."""
 
     dist: Literal["fixed"] = "fixed"
-    value: int = Field(ge=1, description="Token count of every request.")
+    value: int = Field(ge=1, le=limits.MAX_TOKENS, description="Token count of every request.")
 
     def _centre(self):
         return (("value", self.value),)
@@ -110,8 +113,8 @@ class Uniform(_LengthBase):
     """Whole numbers from ``low`` to ``high`` inclusive, equally likely."""
 
     dist: Literal["uniform"] = "uniform"
-    low: int = Field(ge=1, description="Smallest token count (inclusive).")
-    high: int = Field(ge=1, description="Largest token count (inclusive).")
+    low: int = Field(ge=1, le=limits.MAX_TOKENS, description="Smallest token count (inclusive).")
+    high: int = Field(ge=1, le=limits.MAX_TOKENS, description="Largest token count (inclusive).")
 
     @model_validator(mode="after")
     def _ordered(self):
@@ -134,8 +137,8 @@ class Normal(_LengthBase):
     """A normal distribution of token counts, rounded; the left tail is clipped at ``min``."""
 
     dist: Literal["normal"] = "normal"
-    mean: PositiveFloat = Field(description="Mean token count.")
-    std: float = Field(ge=0, description="Standard deviation in tokens.")
+    mean: Tokens = Field(description="Mean token count.")
+    std: float = Field(ge=0, le=limits.MAX_TOKENS, description="Standard deviation in tokens.")
 
     def _centre(self):
         return (("mean", self.mean),)
@@ -151,9 +154,9 @@ class LogNormal(_LengthBase):
     """A lognormal token count: ``mean`` (or ``median``) in tokens, ``sigma`` of ln(tokens)."""
 
     dist: Literal["lognormal"] = "lognormal"
-    mean: PositiveFloat | None = Field(None, description="Mean token count (of the lognormal "
+    mean: Tokens | None = Field(None, description="Mean token count (of the lognormal "
                                        "itself, not of the underlying normal).")
-    median: PositiveFloat | None = Field(None, description="Median token count, instead of mean.")
+    median: Tokens | None = Field(None, description="Median token count, instead of mean.")
     sigma: float = Field(ge=0, le=5, description="Standard deviation of ln(tokens).")
 
     @model_validator(mode="after")
@@ -191,8 +194,9 @@ class Quantiles(_LengthBase):
     """
 
     dist: Literal["quantiles"] = "quantiles"
-    points: list[Annotated[list[float], Field(min_length=2, max_length=2)]] = Field(
-        min_length=2, description=(
+    points: list[Annotated[list[Annotated[float, Field(ge=0, le=limits.MAX_TOKENS)]],
+                           Field(min_length=2, max_length=2)]] = Field(
+        min_length=2, max_length=100_000, description=(
         "[probability, tokens] pairs; first probability 0, last 1, tokens non-decreasing."))
 
     @model_validator(mode="after")
@@ -226,8 +230,9 @@ class Empirical(_LengthBase):
     """Resample observed token counts: inline ``values`` or a CSV ``path`` + ``column``."""
 
     dist: Literal["empirical"] = "empirical"
-    values: list[float] | None = Field(None, min_length=1, description="Observed token counts.")
-    weights: list[float] | None = Field(None, description="Relative weight of each value.")
+    values: list[Annotated[float, Field(ge=0, le=limits.MAX_TOKENS)]] | None = Field(
+        None, min_length=1, max_length=limits.MAX_REQUESTS, description="Observed token counts.")
+    weights: list[Annotated[float, Field(ge=0, le=1e12)]] | None = Field(None, description="Relative weight of each value.")
     path: str | None = Field(None, description="CSV file (relative paths: to the scenario "
                              "file's folder); gzip is read as is.")
     column: str | None = Field(None, description="CSV column with the token counts.")

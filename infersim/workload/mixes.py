@@ -22,7 +22,8 @@ from pydantic import ValidationError
 
 from infersim.errors import InfersimError
 from infersim.paths import find_data_file, list_names
-from infersim.workload.config import MixSpec, validation_error
+from infersim.schema_errors import error_from_validation
+from infersim.workload.config import MixSpec
 from infersim.workload.lengths import LengthDist
 from infersim.yamlfile import read_yaml
 
@@ -65,7 +66,7 @@ def load_mix(name: str, *, base_dir: Path | None = None) -> tuple[MixSpec, Path]
     try:
         return MixSpec.model_validate(data), path
     except ValidationError as exc:
-        raise validation_error(exc, data, file=str(path)) from None
+        raise error_from_validation(exc, data, str(path), root=MixSpec) from None
 
 
 def resolve_mix(mix: str | MixSpec, *, name: str | None = None,
