@@ -18,7 +18,8 @@ Modelling choices worth knowing when reading results:
 
 - a request with one output token is done when its prefill ends (no KV moves);
 - a request whose KV could never fit where it would have to live (its prompt on every prefill
-  instance, or prompt + output on every decode or mixed instance) is rejected on arrival; so is
+  instance, or prompt + output on every decode or mixed instance; where KV is reserved in full,
+  the reservation of prompt + output tokens, one more) is rejected on arrival; so is
   one that finds ``router.queue_limit`` requests already waiting at its instance;
 - all transfers between two pools joined by an explicit link (``ClusterSpec.links``) share it,
   unless it is per sending instance (scale-out NICs): then each prefill instance has its own
@@ -154,8 +155,7 @@ class Engine:
                         self.out_links[inst.slot][d.name] = link
 
         # the most KV a request can need where it decodes: reject up front what fits nowhere
-        self._front_cap_tokens = max(self._cap_tokens(p) for p in front_specs)
-        self._back_cap_tokens = max((self._cap_tokens(p) for p in back_specs), default=0)
+        self._back_cap_tokens = max((inst.kv_limit_tokens for inst in self.back), default=0)
 
     def new_prefix_cache(self) -> PrefixCache | None:
         """A prefix cache for one prefill or mixed instance, when prompts carry block ids."""
@@ -163,9 +163,6 @@ class Engine:
             return None
         return PrefixCache(self.cluster.router.prefix_cache_blocks,
                            self.table.prefix_block_tokens)
-
-    def _cap_tokens(self, pool: PoolSpec) -> int:
-        return (self.costs[pool.name].kv_capacity_tokens // pool.block_size) * pool.block_size
 
     def _build(self, specs: list[PoolSpec], loads: InstanceLoads) -> list:
         kinds = {"prefill": PrefillInstance, "decode": DecodeInstance, "mixed": MixedInstance}
@@ -232,11 +229,8 @@ class Engine:
         records.arrival_at[rid] = self.env._now
         decode_tokens = prompt[rid] + output[rid] - 1
         front = self.front[self.front_policy.choose(rid)]
-        if front.role == "mixed":
-            if decode_tokens > front.capacity_tokens:
-                front = self._largest(self.front, decode_tokens)
-        elif prompt[rid] > front.capacity_tokens:
-            front = self._largest(self.front, prompt[rid])
+        if (decode_tokens if front.role == "mixed" else prompt[rid]) > front.kv_limit_tokens:
+            front = self._roomiest(self.front, prompt[rid], output[rid])
         if front is None or (self.back and output[rid] > 1
                              and decode_tokens > self._back_cap_tokens):
             self.reject(rid)  # its KV cannot fit on any instance that would have to hold it
@@ -247,16 +241,20 @@ class Engine:
         front.enqueue(rid)
 
     @staticmethod
-    def _largest(group: list, tokens: int):
-        best = max(group, key=lambda inst: inst.capacity_tokens)
-        return best if best.capacity_tokens >= tokens else None
+    def _roomiest(group: list, prompt: int, output: int):
+        """The instance of ``group`` with the most KV room among those that can hold the
+        request's KV (a prefill instance its prompt, the others prompt and output), or None."""
+        fits = [inst for inst in group
+                if (prompt if inst.role == "prefill" else prompt + output - 1)
+                <= inst.kv_limit_tokens]
+        return max(fits, key=lambda inst: inst.kv_limit_tokens, default=None)
 
     # -- prefill -> link -> decode --------------------------------------------------------------
 
     def _choose_decode(self, rid: int) -> DecodeInstance:
         inst = self.back[self.back_policy.choose(rid)]
-        if self.prompt[rid] + self.output[rid] - 1 > inst.capacity_tokens:
-            inst = self._largest(self.back, self.prompt[rid] + self.output[rid] - 1)
+        if self.prompt[rid] + self.output[rid] - 1 > inst.kv_limit_tokens:
+            inst = self._roomiest(self.back, self.prompt[rid], self.output[rid])
         inst.assign(rid)
         return inst
 

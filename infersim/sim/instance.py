@@ -39,6 +39,11 @@ class Instance:
         self.block_size = pool.block_size
         self.capacity_blocks = costs.kv_capacity_tokens // pool.block_size
         self.capacity_tokens = self.capacity_blocks * pool.block_size
+        # the most KV tokens one request may need here: a decode or mixed instance that reserves
+        # a request's whole KV reserves blocks for prompt + output tokens, one more than the KV
+        # ever holds (the last token is never fed back)
+        full = pool.role != "prefill" and pool.kv_reservation == "full"
+        self.kv_limit_tokens = self.capacity_tokens - 1 if full else self.capacity_tokens
         self.load_tokens = 0  # outstanding work, as published in ``loads``
         self.load_requests = 0
         self.busy_s = 0.0
