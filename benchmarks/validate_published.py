@@ -17,7 +17,7 @@ prediction beside it:
   (5,000 prompts at t = 0, output tokens/s) and online (500 prompts, Poisson 4 req/s, median TTFT
   and median TPOT), vLLM 0.6.0's defaults (prefill-first, ``max_num_seqs`` 256,
   ``max_num_batched_tokens = max(max_model_len, 2048)``). Several seeds; their mean is reported.
-  vLLM 0.6's host time per step is the pool's ``step_overhead``: 5.5 ms at TP4 on H100 (rows
+  vLLM 0.6's host time per step is the pool's ``step_overhead``: 6.5 ms at TP4 on H100 (rows
   8-9), 2 ms at TP1 on A100 (rows 10-11). Both were fitted on these very rows, so rows 8-11 check
   that the engine keeps what the fit put in, not the fit itself (docs/validation.md D2).
 * **rows 12-14**, single stream: one request alone (ITL = decode time / (output − 1), USER speed
@@ -481,7 +481,7 @@ def offline_decomposition(quick: bool = False) -> str:
 
 # D2: the H100 TP4 rows across the interpolation's bracket and the fitted value; the A100 TP1 rows
 # at their own fitted value and at the H100 TP4 one (an out-of-sample check of "one vLLM overhead").
-STEP_OVERHEAD_WHAT_IF_MS = {"8": (2.0, 4.0, 5.5, 6.0), "10": (2.0, 5.5)}
+STEP_OVERHEAD_WHAT_IF_MS = {"8": (2.0, 5.5, 6.5, 7.0), "10": (2.0, 6.5)}
 
 
 def step_overhead_what_if(overheads_ms: dict[str, Sequence[float]] | None = None,
@@ -556,7 +556,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               "scheduling and async output added:")
         print(ttft_breakdown(quick=args.quick))
         print("\nD2. The vLLM rows against the pool's step_overhead (everything else shipped; "
-              "rows 10-11 at 5.5 ms: out of sample):")
+              "rows 10-11 at 6.5 ms: out of sample):")
         print(step_overhead_what_if(quick=args.quick))
         print("\nD3. Offline ShareGPT rows, estimator to engine one assumption at a time (seed 1):")
         print(offline_decomposition(quick=args.quick))

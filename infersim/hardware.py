@@ -42,6 +42,8 @@ from infersim.yamlfile import parse_yaml
 
 MemoryKind = Literal["hbm", "sram"]
 MEMORY_KINDS: tuple[str, ...] = ("hbm", "sram")
+# how a scale-up domain's chips are wired; infersim.cost.comm times collectives on each
+TOPOLOGIES: tuple[str, ...] = ("all_to_all", "torus", "ethernet")
 
 # bf16 and fp16 are both 2-byte formats that every shipped chip's matrix units run at one rate;
 # a chip whose datasheet lists only one of them runs the other at that rate.
@@ -108,6 +110,13 @@ class HardwareProfile:
     sources: Mapping[str, str]  # field (as above; "peak_flops.<precision>") -> source
     price_date: str = ""  # when the price was observed, e.g. "2025-06"
     path: str = ""  # the file it was loaded from, for messages
+    # how the scale-up domain's chips are wired (infersim.cost.comm): "all_to_all" (NVSwitch,
+    # Infinity Fabric mesh, a GroqNode), "torus" (Trainium2 NeuronLink), "ethernet" (CS-3
+    # systems: no tensor parallelism across chips)
+    scaleup_topology: str = "all_to_all"
+    # host time to launch one layer's kernels when a step is not replayed from a CUDA graph
+    # (prefill and mixed steps, eager engines); 0 on machines that run a compiled static graph
+    launch_overhead_s: float = 0.0
 
     def __post_init__(self) -> None:
         # Profiles built in code (tests, calibration sweeps) may pass plain dicts: freeze them so
@@ -150,6 +159,13 @@ class HardwareProfile:
             flops *= self.compute_efficiency
             bandwidth *= self.memory_efficiency
         return flops / bandwidth
+
+    @property
+    def tensor_parallel_chips(self) -> int:
+        """Most chips one tensor-parallel group may span: the scale-up domain, or one chip where
+        the chips only meet over Ethernet (an all-reduce every half layer across CS-3 systems is
+        not a layout anyone runs)."""
+        return 1 if self.scaleup_topology == "ethernet" else self.scaleup_domain_chips
 
     def source(self, field: str) -> str:
         """The source recorded for ``field`` (an attribute name or ``peak_flops.<precision>``)."""
@@ -249,7 +265,11 @@ _KNOBS: dict[str, tuple[str, str]] = {
     "step_overhead": ("time", "step_overhead_s"),
     "layer_latency": ("time", "layer_latency_s"),
     "hop_latency": ("time", "hop_latency_s"),
+    "launch_overhead": ("time", "launch_overhead_s"),
 }
+# knobs a profile may leave out (they default to 0 s): added after the first profiles were
+# written, and 0 is the right value for chips without host-launched kernels
+_OPTIONAL_KNOBS = ("launch_overhead",)
 
 _UNIT_EXAMPLE = {"bytes": "'80 GB'", "bandwidth": "'50 GB/s'", "time": "'10 us'",
                  "flops": "'989 TFLOP/s'", "power": "'700 W'"}
@@ -283,10 +303,16 @@ def profile_from_dict(raw: Any, *, name: str, file: str) -> HardwareProfile:
 
     for section, fields in _SECTIONS.items():
         body = _mapping(top[section], file, section, "a mapping of " + ", ".join(fields))
-        _check_keys(body, tuple(fields), file, section, required=tuple(fields))
+        optional = ("topology",) if section == "scaleup" else ()
+        _check_keys(body, tuple(fields) + optional, file, section, required=tuple(fields))
         for key, (qkind, attribute) in fields.items():
             field = f"{section}.{key}"
             values[attribute], sources[attribute] = _sourced(body[key], qkind, file, field)
+        if "topology" in body:
+            values["scaleup_topology"], sources["scaleup_topology"] = _topology(
+                body["topology"], file)
+        elif section == "scaleup":
+            sources["scaleup_topology"] = "not given: all_to_all"
 
     price = _mapping(top["price"], file, "price", "a mapping with per_chip_hour")
     _check_keys(price, ("per_chip_hour",), file, "price", required=("per_chip_hour",))
@@ -304,9 +330,13 @@ def profile_from_dict(raw: Any, *, name: str, file: str) -> HardwareProfile:
 
     calibration = _mapping(top["calibration"], file, "calibration",
                            "a mapping of " + ", ".join(_KNOBS))
-    _check_keys(calibration, tuple(_KNOBS), file, "calibration", required=tuple(_KNOBS))
+    _check_keys(calibration, tuple(_KNOBS), file, "calibration",
+                required=tuple(k for k in _KNOBS if k not in _OPTIONAL_KNOBS))
     for knob, (kkind, attribute) in _KNOBS.items():
         field = f"calibration.{knob}"
+        if knob not in calibration:
+            sources[attribute] = "not given: 0 s"
+            continue
         body = _mapping(calibration[knob], file, field, "{value: ..., fitted_to: ...}")
         _check_keys(body, ("value", "fitted_to"), file, field, required=("value", "fitted_to"))
         sources[attribute] = _text(body["fitted_to"], file, f"{field}.fitted_to",
@@ -391,6 +421,18 @@ def _sourced(entry: Any, kind: str, file: str, field: str) -> tuple[Any, str]:
         raise InfersimError(file=file, field=field, expected=f"a positive {kind} such as {example}",
                             given=raw)
     return number, source
+
+
+def _topology(entry: Any, file: str) -> tuple[str, str]:
+    """``scaleup.topology: {value: all_to_all | torus | ethernet, source: ...}``."""
+    field = "scaleup.topology"
+    body = _mapping(entry, file, field, "{value: all_to_all, source: ...}")
+    _check_keys(body, ("value", "source"), file, field, required=("value", "source"))
+    if body["value"] not in TOPOLOGIES:
+        raise InfersimError(file=file, field=f"{field}.value",
+                            expected="one of " + ", ".join(TOPOLOGIES), given=body["value"])
+    return body["value"], _text(body["source"], file, f"{field}.source",
+                                "a source (URL or document title)")
 
 
 def _positive_number(value: Any, file: str, field: str, expected: str) -> float:

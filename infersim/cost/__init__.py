@@ -5,7 +5,13 @@ pure decode steps, :func:`decode_step_coefficients`) and yields that long. See
 ``docs/cost-model.md`` for the equations and the calibration against published measurements.
 """
 
-from infersim.cost.comm import ALLREDUCE_BUS_EFFICIENCY, allreduce_time, kv_transfer_time
+from infersim.cost.comm import (
+    ALLREDUCE_BUS_EFFICIENCY,
+    Fabric,
+    allreduce_time,
+    kv_transfer_time,
+    send_recv_time,
+)
 from infersim.cost.layout import check_layout, valid_tensor_parallel
 from infersim.cost.memory import (
     Layout,
@@ -46,6 +52,7 @@ __all__ = [
     "TENSORRT_LLM",
     "Deployment",
     "EngineConfig",
+    "Fabric",
     "Layout",
     "LengthStats",
     "OfflineEstimate",
@@ -71,6 +78,7 @@ __all__ = [
     "placement",
     "prefill_time",
     "ridge_point",
+    "send_recv_time",
     "single_stream",
     "smallest_layout",
     "step_time",

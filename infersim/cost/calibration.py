@@ -249,7 +249,7 @@ def fit_knobs(hardware: str, grid: Mapping[str, Sequence[float]],
     best: tuple[float, dict[str, float], list[CalibrationResult]] | None = None
     for values in itertools.product(*(grid[n] for n in names)):
         knobs = dict(zip(names, values, strict=True))
-        profile = dataclasses.replace(base, **knobs)
+        profile = dataclasses.replace(base, **knobs)  # type: ignore[arg-type]  # knob names checked above
         results = []
         for fig in chosen:
             try:

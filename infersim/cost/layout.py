@@ -4,7 +4,8 @@ Tensor parallelism (``tp``) splits every layer's attention heads and MLP over th
 stage, which all-reduce twice per layer: so ``tp`` must give each chip the same number of query
 heads (divide them), split the KV heads evenly or replicate them (divide them or be a multiple of
 them, as vLLM does), and stay inside one scale-up domain (NVLink, a GroqNode's RealScale fabric),
-since an all-reduce every half-layer over the data-centre network is not a layout anyone runs.
+since an all-reduce every half-layer over the data-centre network is not a layout anyone runs;
+where chips meet only over Ethernet (Cerebras CS-3 systems) that domain is one chip.
 Pipeline parallelism (``pp``) gives each stage at least one whole layer, so ``pp`` is at most the
 number of layers. Models that need many chips (SRAM machines) grow ``pp`` and keep ``tp`` within
 the domain: Llama-2-7B on Groq LPUs runs as ``tp 8 × pp 10``, not as 80 stages of one chip.
@@ -37,7 +38,7 @@ def tensor_parallel_splits_heads(model: ModelSpec, tp: int) -> bool:
 
 def valid_tensor_parallel(model: ModelSpec, hardware: HardwareProfile) -> tuple[int, ...]:
     """Every ``tp`` a serving engine can run ``model`` at on ``hardware``, ascending."""
-    top = min(model.num_attention_heads, hardware.scaleup_domain_chips)
+    top = min(model.num_attention_heads, hardware.tensor_parallel_chips)
     return tuple(tp for tp in range(1, top + 1) if tensor_parallel_splits_heads(model, tp))
 
 
@@ -49,10 +50,13 @@ def check_layout(model: ModelSpec, hardware: HardwareProfile, tp: int, pp: int, 
         check_tensor_parallel(model, tp, field=tp_field)
     except InfersimError as err:
         raise err.with_file(file) if file is not None else err from None
-    if tp > hardware.scaleup_domain_chips:
+    if tp > hardware.tensor_parallel_chips:
+        where = (f"one {hardware.name} scale-up domain" if hardware.scaleup_topology != "ethernet"
+                 else f"{hardware.name} chips meet only over Ethernet, no tensor parallelism "
+                      "across them")
         raise InfersimError(file=file, field=tp_field,
-                            expected=f"at most {hardware.scaleup_domain_chips} (one "
-                                     f"{hardware.name} scale-up domain; span more chips with pp)",
+                            expected=f"at most {hardware.tensor_parallel_chips} ({where}; span "
+                                     "more chips with pp)",
                             given=tp)
     if pp > model.num_layers:
         raise InfersimError(file=file, field=pp_field,

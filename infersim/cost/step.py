@@ -42,8 +42,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from infersim.cost.comm import ALLREDUCE_BUS_EFFICIENCY, allreduce_time
-from infersim.cost.types import ZERO_COST, Deployment, StepBatch, StepCost
+from infersim.cost.comm import Fabric, allreduce_time, send_recv_time
+from infersim.cost.types import ZERO_COST, Bound, Deployment, StepBatch, StepCost
 from infersim.precision import bytes_per_element
 
 if TYPE_CHECKING:
@@ -105,13 +105,14 @@ class _DeploymentConstants:
     prefill_act_bytes_per_token: float
     # communication and fixed terms
     allreduce_bytes_per_token: float
-    tp_bandwidth: float
-    tp_latency_s: float
-    allreduce_efficiency: float       # fitted bus efficiency of the collective; 1 when ideal
+    tp_fabric: Fabric                 # the links the tensor-parallel group all-reduces over
     hops: tuple[tuple[float, float], ...]  # (bandwidth, latency) of each pipeline hop
     step_overhead_s: float
     floor_s: float                    # layer and hop latency floors of one step
-    stage_floor_s: float              # the same for one pipeline stage
+    layer_floor_s: float              # the chip's latency floor of one layer
+    hop_floor_s: float                # the chip's latency floor of one stage-to-stage hop
+    launch_s: float                   # kernel launch cost of a step not replayed from a graph
+    eager_decode: bool                # decode steps pay launch_s too (no CUDA graphs)
 
 
 def _build_constants(dep: Deployment) -> _DeploymentConstants:
@@ -157,8 +158,8 @@ def _build_constants(dep: Deployment) -> _DeploymentConstants:
         shared = model.num_shared_experts * model.shared_expert_intermediate_size
         moe_act = moe_layers * a * (model.num_experts_per_token * (2 * h + 3 * moe_w)
                                     + (2 * h + 3 * shared if shared else 0))
-        moe_fixed = moe_layers * (model.num_shared_experts * model.shared_expert_params
-                                  + model.router_params_per_layer)
+        moe_fixed = float(moe_layers * (model.num_shared_experts * model.shared_expert_params
+                                        + model.router_params_per_layer))
         moe_flops = 2.0 * moe_layers * model.moe_active_params_per_layer
     else:
         moe_act = moe_fixed = moe_flops = 0.0
@@ -175,10 +176,11 @@ def _build_constants(dep: Deployment) -> _DeploymentConstants:
     # spills onto the scale-out network. Pipeline hops cross the scale-out network at each
     # domain boundary the instance spans.
     domain = hw.scaleup_domain_chips
-    if tp <= domain:
-        tp_bw, tp_lat = hw.scaleup_bandwidth, hw.scaleup_latency_s
+    if tp <= hw.tensor_parallel_chips:
+        tp_fabric = Fabric(hw.scaleup_topology, hw.scaleup_bandwidth, hw.scaleup_latency_s,
+                           ideal=ideal)
     else:
-        tp_bw, tp_lat = hw.scaleout_bandwidth, hw.scaleout_latency_s
+        tp_fabric = Fabric("ethernet", hw.scaleout_bandwidth, hw.scaleout_latency_s, ideal=ideal)
     hops = []
     for stage in range(1, pp):
         first_chip = stage * tp
@@ -187,11 +189,10 @@ def _build_constants(dep: Deployment) -> _DeploymentConstants:
                     else (hw.scaleup_bandwidth, hw.scaleup_latency_s))
 
     overhead = dep.effective_step_overhead_s
-    if ideal:
-        floor = stage_floor = 0.0
-    else:
-        floor = hw.layer_latency_s * layers + hw.hop_latency_s * (pp - 1)
-        stage_floor = hw.layer_latency_s * layers / pp + (hw.hop_latency_s if pp > 1 else 0.0)
+    launch = 0.0 if ideal else hw.launch_overhead_s * layers
+    layer_floor = 0.0 if ideal else hw.layer_latency_s
+    hop_floor = 0.0 if ideal else hw.hop_latency_s
+    floor = layer_floor * layers + hop_floor * (pp - 1)
 
     return _DeploymentConstants(
         layers=layers, hidden=h, overlap=overlap, flops_rate=flops_rate, attention_flops_rate=attention_rate,
@@ -217,10 +218,21 @@ def _build_constants(dep: Deployment) -> _DeploymentConstants:
         decode_seconds_per_pair=decode_seconds_per_pair,
         prefill_act_bytes_per_token=layers * a * 2 * q_out / tp,  # Q in, O out
         allreduce_bytes_per_token=h * a,
-        tp_bandwidth=tp_bw, tp_latency_s=tp_lat,
-        allreduce_efficiency=1.0 if ideal else ALLREDUCE_BUS_EFFICIENCY, hops=tuple(hops),
-        step_overhead_s=overhead, floor_s=floor, stage_floor_s=stage_floor,
+        tp_fabric=tp_fabric, hops=tuple(hops),
+        step_overhead_s=overhead, floor_s=floor, layer_floor_s=layer_floor,
+        hop_floor_s=hop_floor,
+        launch_s=launch, eager_decode=not dep.cuda_graphs,
     )
+
+
+def fixed_step_s(c: _DeploymentConstants, prefill: bool) -> float:
+    """The step's fixed time: the engine's step overhead and the latency floors, plus the
+    kernel-launch cost when the step is not replayed from a CUDA graph (a step with prompt
+    tokens, or any step when the deployment runs eagerly). Decode steps under CUDA graphs launch
+    one graph, whose kernels the GPU starts back to back with no host round trip."""
+    if prefill or c.eager_decode:
+        return c.step_overhead_s + c.floor_s + c.launch_s
+    return c.step_overhead_s + c.floor_s
 
 
 def deployment_constants(dep: Deployment) -> _DeploymentConstants:
@@ -242,6 +254,24 @@ def combine(compute_s: float, memory_s: float, overlap: float) -> float:
     if overlap == math.inf:
         return compute_s if compute_s >= memory_s else memory_s
     return (compute_s ** overlap + memory_s ** overlap) ** (1.0 / overlap)
+
+
+def head_time_s(c: _DeploymentConstants, sequences: int) -> float:
+    """Time of the lm_head group (and embedding read) for ``sequences`` sampling sequences: the
+    same value :func:`step_time` adds for it."""
+    if sequences <= 0:
+        return 0.0
+    return combine(c.head_flops_per_sequence * sequences / c.flops_rate,
+                   (c.head_weight_bytes + sequences * c.head_act_bytes_per_sequence) / c.bandwidth,
+                   c.overlap)
+
+
+def hop_times_s(c: _DeploymentConstants, tokens: int) -> tuple[float, ...]:
+    """Time of each stage-to-stage hop of a step of ``tokens`` tokens: the link's send of their
+    activations (part of the step's ``comm_s``) plus the chip's hop floor (part of its
+    ``overhead_s``)."""
+    return tuple(send_recv_time(c.allreduce_bytes_per_token * tokens, bw, lat) + c.hop_floor_s
+                 for bw, lat in c.hops)
 
 
 def expected_distinct_experts(tokens: int, experts: int, per_token: int) -> float:
@@ -310,10 +340,9 @@ def _fixed_part(c: _DeploymentConstants, model: ModelSpec, tokens: int, sequence
     if tokens > 0:
         if c.tp > 1:
             comm += 2 * c.layers * allreduce_time(c.allreduce_bytes_per_token * tokens, c.tp,
-                                                  c.tp_bandwidth, c.tp_latency_s,
-                                                  efficiency=c.allreduce_efficiency)
+                                                  c.tp_fabric)
         for hop_bw, hop_lat in c.hops:
-            comm += c.allreduce_bytes_per_token * tokens / hop_bw + hop_lat
+            comm += send_recv_time(c.allreduce_bytes_per_token * tokens, hop_bw, hop_lat)
     return (groups, compute_total, memory_total, compute_bound, memory_bound, comm,
             flops_total, bytes_total)
 
@@ -327,7 +356,7 @@ def step_time(dep: Deployment, batch: StepBatch) -> StepCost:
     (groups, compute_s, memory_s, compute_bound, memory_bound, comm, flops,
      nbytes) = _fixed_part(c, dep.model, tokens, batch.sequences, batch.prefill_new_tokens,
                            batch.prefill_context)
-    fixed_s = c.step_overhead_s + c.floor_s
+    fixed_s = fixed_step_s(c, tokens > len(batch.decode_kv_lens))
     kv_sum = sum(batch.decode_kv_lens)
     decode_attention_s = c.decode_seconds_per_pair * kv_sum
     if kv_sum:
@@ -346,20 +375,17 @@ def step_time(dep: Deployment, batch: StepBatch) -> StepCost:
     # The same association order as decode_step_coefficients: (a) + b·S.
     time_s = (groups + comm + fixed_s) + decode_attention_s
     latency = comm + fixed_s
+    bound: Bound
     if latency >= compute_bound and latency >= memory_bound:
         bound = "latency"
     elif compute_bound >= memory_bound:
         bound = "compute"
     else:
         bound = "memory"
-    hop_s = sum(c.allreduce_bytes_per_token * tokens / bw + lat for bw, lat in c.hops)
-    stage_s = ((groups + decode_attention_s + comm - hop_s) / c.pp + c.step_overhead_s
-               + c.stage_floor_s + (hop_s / len(c.hops) if c.hops else 0.0))
     chips_of_stage = c.tp
     return StepCost(time_s=time_s, compute_s=compute_s, memory_s=memory_s, comm_s=comm,
                     overhead_s=fixed_s, flops=flops * chips_of_stage,
-                    bytes_moved=nbytes * chips_of_stage, bound=bound,
-                    stage_time_s=min(stage_s, time_s))
+                    bytes_moved=nbytes * chips_of_stage, bound=bound)
 
 
 def decode_step_coefficients(dep: Deployment, batch_size: int) -> tuple[float, float]:
@@ -371,7 +397,7 @@ def decode_step_coefficients(dep: Deployment, batch_size: int) -> tuple[float, f
     if batch_size == 0:
         return 0.0, 0.0
     fixed = _fixed_part(c, dep.model, batch_size, batch_size, (), ())
-    return (fixed[0] + fixed[5] + (c.step_overhead_s + c.floor_s)), c.decode_seconds_per_pair
+    return (fixed[0] + fixed[5] + fixed_step_s(c, False)), c.decode_seconds_per_pair
 
 
 def step_time_s(dep: Deployment, prefill_new_tokens: Sequence[int],
@@ -391,7 +417,7 @@ def step_time_s(dep: Deployment, prefill_new_tokens: Sequence[int],
     fixed = _fixed_part(c, dep.model, tokens, len(prefill_new_tokens) + decodes,
                         prefill_new_tokens, context)
     # The same association order as step_time: (groups + comm + fixed) + b·S.
-    return ((fixed[0] + fixed[5] + (c.step_overhead_s + c.floor_s))
+    return ((fixed[0] + fixed[5] + fixed_step_s(c, tokens > decodes))
             + c.decode_seconds_per_pair * decode_kv_sum)
 
 
@@ -417,5 +443,6 @@ def decode_time(dep: Deployment, batch_size: int, kv_len: int) -> float:
 
 
 __all__ = ["ACTIVATION_BYTES", "ROOFLINE_OVERLAP_EXPONENT", "combine", "decode_step_coefficients",
-           "decode_time", "deployment_constants", "expected_distinct_experts", "prefill_time",
-           "ridge_point", "step_time", "step_time_s"]
+           "decode_time", "deployment_constants", "expected_distinct_experts", "fixed_step_s",
+           "head_time_s", "hop_times_s", "prefill_time", "ridge_point", "step_time",
+           "step_time_s"]

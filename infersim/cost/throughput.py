@@ -30,6 +30,10 @@ scheduling decision), plus one more step when the engine hands tokens out asynch
 (vLLM 0.6 overlaps a step's output processing with the next step, so every token, the first
 included, reaches the user a step late).
 
+**Pipeline parallelism** (``pp > 1``): the running batch is split into as many micro-batches as
+there are stages and one decode round of all of them takes a pipeline cycle
+(:mod:`infersim.cost.pipeline`); a single stream is one micro-batch walking every stage.
+
 Lengths are given as means (and second moment of the output length); a lognormal fit of
 ShareGPT is provided by :func:`lognormal_lengths`.
 """
@@ -41,6 +45,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from infersim.cost.memory import check_fits, placement
+from infersim.cost.pipeline import cycle_s, micro_batches_in_flight, stage_plan
 from infersim.cost.step import decode_step_coefficients, prefill_time, step_time
 from infersim.cost.types import Deployment, StepBatch
 from infersim.errors import InfersimError
@@ -150,9 +155,14 @@ class OnlineEstimate:
 
 
 def _decode_step(dep: Deployment, batch: float, context: float) -> float:
-    """Decode step time at a possibly fractional batch size (linear between integers)."""
+    """Time for every running sequence to advance one token at a possibly fractional batch size
+    (linear between integers). With ``pp > 1`` the batch runs as micro-batches in flight through
+    the stages (:mod:`infersim.cost.pipeline`): one round of all of them takes a pipeline cycle.
+    """
     if batch <= 0:
         return 0.0
+    if dep.pp > 1:
+        return _pipelined_decode_round(dep, batch, context)
     lo = max(1, math.floor(batch))
     hi = lo + 1
     a_lo, b = decode_step_coefficients(dep, lo)
@@ -162,6 +172,16 @@ def _decode_step(dep: Deployment, batch: float, context: float) -> float:
     a_hi, _ = decode_step_coefficients(dep, hi)
     t_hi = a_hi + b * hi * context
     return t_lo + (t_hi - t_lo) * (batch - lo)
+
+
+def _pipelined_decode_round(dep: Deployment, batch: float, context: float) -> float:
+    """One decode round of ``batch`` sequences split into as many micro-batches as stages (at
+    least one sequence each): ``max(latency, m · bottleneck)`` of a micro-batch's step."""
+    running = max(1, round(batch))
+    micro = micro_batches_in_flight(dep.pp, running)
+    per_micro = max(1, round(running / micro))
+    plan = stage_plan(dep, StepBatch(decode_kv_lens=(max(1, round(context)),) * per_micro))
+    return cycle_s(plan, micro)
 
 
 def offline_throughput(dep: Deployment, lengths: LengthStats, engine: EngineConfig) -> OfflineEstimate:
@@ -182,7 +202,8 @@ def offline_throughput(dep: Deployment, lengths: LengthStats, engine: EngineConf
                             expected=f"KV room for one request of {kv_per_request:.0f} tokens",
                             given=f"{place.kv_capacity_tokens} tokens on {dep.describe()}")
     batch = min(engine.max_batch_size, kv_batch)
-    limited_by = "max_batch_size" if batch == engine.max_batch_size else "kv_capacity"
+    limited_by: Literal["max_batch_size", "kv_capacity"] = (
+        "max_batch_size" if batch == engine.max_batch_size else "kv_capacity")
     context = lengths.mean_decode_context
     t_decode = _decode_step(dep, batch, context)
 

@@ -10,7 +10,7 @@ for that step: how long it takes and what bound it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from infersim.errors import InfersimError
@@ -44,6 +44,12 @@ class Deployment:
     sampling) when it differs from the chip's calibrated ``step_overhead``: the same H100 costs
     ~2 ms per step under TensorRT-LLM and ~5.5 ms under vLLM 0.6 at TP4 (docs/validation.md D2).
     ``None`` keeps the chip's value; ideal mode drops it like every other overhead.
+
+    ``cuda_graphs`` says whether the engine replays pure-decode steps from captured CUDA graphs
+    (vLLM, SGLang and TensorRT-LLM do by default): such a step launches one graph and pays none of
+    the chip's per-layer ``launch_overhead``; steps with prompt tokens are launched kernel by
+    kernel and pay it. ``False`` is an eager engine (``--enforce-eager``): every step pays it.
+    Chips that run a compiled static graph (WSE-3, LPU, Trainium2) have no launch overhead.
     """
 
     model: ModelSpec
@@ -54,10 +60,16 @@ class Deployment:
     pp: int = 1
     ideal: bool = False
     step_overhead_s: float | None = None
+    cuda_graphs: bool = True
 
     def __post_init__(self) -> None:
         _positive_int(self.tp, "tp")
         _positive_int(self.pp, "pp")
+        if self.pp > self.model.num_layers:
+            raise InfersimError(field="pp", given=self.pp,
+                                expected=f"at most {self.model.num_layers} pipeline stages "
+                                         f"({self.model.name} has {self.model.num_layers} "
+                                         "layers; a stage holds at least one)")
         overhead = self.step_overhead_s
         if overhead is not None and (isinstance(overhead, bool)
                                      or not isinstance(overhead, (int, float))
@@ -167,9 +179,6 @@ class StepCost:
     flops: float
     bytes_moved: float
     bound: Bound
-    # Time the slowest pipeline stage is busy: a pipelined engine can start the next step after
-    # this long; equal to time_s when pp == 1.
-    stage_time_s: float = field(default=0.0)
 
     @property
     def arithmetic_intensity(self) -> float:
@@ -178,4 +187,4 @@ class StepCost:
 
 
 ZERO_COST = StepCost(time_s=0.0, compute_s=0.0, memory_s=0.0, comm_s=0.0, overhead_s=0.0,
-                     flops=0.0, bytes_moved=0.0, bound="latency", stage_time_s=0.0)
+                     flops=0.0, bytes_moved=0.0, bound="latency")
