@@ -1,10 +1,10 @@
-"""Where infersim finds its data folders (hardware, models, workloads, scenarios).
+"""Where infersim finds its data folders (hardware, models, workloads, scenarios, engines).
 
 A checkout keeps them at the top of the repository; an installed wheel carries them inside the
 package as ``infersim/_data/<kind>``. Users may add their own folders with the environment
-variables ``INFERSIM_HARDWARE_PATH``, ``INFERSIM_MODELS_PATH``, ``INFERSIM_WORKLOADS_PATH`` and
-``INFERSIM_SCENARIOS_PATH`` (``os.pathsep``-separated), searched before the shipped ones, or pass
-a path to a file directly wherever a name is accepted. A checkout-relative path such as
+variables ``INFERSIM_HARDWARE_PATH``, ``INFERSIM_MODELS_PATH``, ``INFERSIM_WORKLOADS_PATH``,
+``INFERSIM_SCENARIOS_PATH`` and ``INFERSIM_ENGINES_PATH`` (``os.pathsep``-separated), searched
+before the shipped ones, or pass a path to a file directly wherever a name is accepted. A checkout-relative path such as
 ``scenarios/default.yaml`` (as the README writes it) names the shipped file when no file of that
 path exists in the current folder, so the README's commands work from anywhere.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-DATA_KINDS = ("hardware", "models", "workloads", "scenarios")
+DATA_KINDS = ("hardware", "models", "workloads", "scenarios", "engines")
 
 _PACKAGE = Path(__file__).resolve().parent
 

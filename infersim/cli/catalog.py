@@ -164,8 +164,28 @@ def list_models_command(as_json: bool = typer.Option(False, "--json",
     _console().print(table)
 
 
+def list_engines_command(as_json: bool = typer.Option(False, "--json",
+                                                      help="Print JSON.")) -> None:
+    """List the serving-engine profiles and the scheduler defaults each sets."""
+    from infersim.engines import POOL_FIELDS, list_engines, load_engine
+
+    rows = [{"name": name, "description": p.description, "disaggregation": p.disaggregation,
+             **dict(p.pool_defaults)} for name in list_engines()
+            for p in (load_engine(name),)]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+        return
+    table = Table(title="Serving-engine profiles (engines/*.yaml; blank: the schema default)")
+    for column in ("name", *POOL_FIELDS, "disaggregation"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["name"], *(str(row.get(f, "")) for f in POOL_FIELDS),
+                      "yes" if row["disaggregation"] else "no")
+    _console().print(table)
+
+
 def register(app: typer.Typer) -> None:
-    """Add the ``hardware`` and ``models`` command groups to ``app``."""
+    """Add the ``hardware``, ``models`` and ``engines`` command groups to ``app``."""
     hardware_app = typer.Typer(help="Hardware profiles (hardware/*.yaml).", no_args_is_help=True)
     hardware_app.command("list")(list_hardware_command)
     hardware_app.command("show")(show_hardware_command)
@@ -173,3 +193,7 @@ def register(app: typer.Typer) -> None:
     models_app = typer.Typer(help="Model specs (models/*.yaml).", no_args_is_help=True)
     models_app.command("list")(list_models_command)
     app.add_typer(models_app, name="models")
+    engines_app = typer.Typer(help="Serving-engine profiles (engines/*.yaml).",
+                              no_args_is_help=True)
+    engines_app.command("list")(list_engines_command)
+    app.add_typer(engines_app, name="engines")

@@ -44,8 +44,9 @@ def _file_digest(path: Path) -> str:
 def input_digests(resolved: Mapping[str, Any], base_dir: Path) -> dict[str, str]:
     """SHA-256 of every data file a resolved scenario reads, keyed by a stable label.
 
-    Covers each pool's hardware profile, the model spec, and in the workload every named mix
-    (recursively, mixes name mixes) and every ``path`` (traces, empirical length tables).
+    Covers each pool's hardware profile (and engine profile, when it names one), the model
+    spec, and in the workload every named mix (recursively, mixes name mixes) and every
+    ``path`` (traces, empirical length tables).
     Names that resolve to no file are left out: validation reports those.
     """
     from infersim import __version__
@@ -69,6 +70,8 @@ def input_digests(resolved: Mapping[str, Any], base_dir: Path) -> dict[str, str]
     for _, pool in sorted(resolved["pools"].items()):
         add(f"hardware:{pool['hardware']}", local_or_shipped("hardware", pool["hardware"],
                                                             base_dir))
+        if pool.get("engine"):
+            add(f"engine:{pool['engine']}", local_or_shipped("engines", pool["engine"], base_dir))
     add(f"model:{resolved['model']}", local_or_shipped("models", resolved["model"], base_dir))
 
     seen: set[Path] = set()

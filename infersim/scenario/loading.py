@@ -105,6 +105,40 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str],
     return out
 
 
+def apply_engine_profiles(data: Mapping[str, Any], file: str | Path | None,
+                          base_dir: Path | None) -> Mapping[str, Any]:
+    """``data`` with each pool's ``engine`` profile filling the scheduler fields the pool leaves
+    unset (see :mod:`infersim.engines`). A prefill pool holds no decoding sequences, so an
+    engine's ``kv_reservation`` is not applied to it. Shapes the schema would refuse are left
+    for it to report."""
+    from infersim.engines import load_engine
+
+    pools = data.get("pools")
+    if not isinstance(pools, Mapping) or not any(
+            isinstance(p, Mapping) and "engine" in p for p in pools.values()):
+        return data
+    filled: dict[str, Any] = {}
+    for name, pool in pools.items():
+        engine = pool.get("engine") if isinstance(pool, Mapping) else None
+        if not isinstance(engine, str) or not engine:
+            filled[name] = pool
+            continue
+        try:
+            profile = load_engine(engine, base_dir=base_dir)
+        except InfersimError as err:
+            if err.file is not None:  # the profile itself is malformed: its own line
+                raise
+            raise InfersimError(file=file, field=f"pools.{name}.engine", expected=err.expected,
+                                given=engine) from None
+        tp = pool.get("tp", 1)
+        values = profile.pool_values(tp if isinstance(tp, int) and not isinstance(tp, bool)
+                                     else 1)
+        if pool.get("role") == "prefill":
+            values.pop("kv_reservation", None)
+        filled[name] = {**values, **pool}
+    return {**data, "pools": filled}
+
+
 def validate_data(data: Any, *, file: str | Path | None = None,
                   base_dir: Path | None = None) -> Scenario:
     """A :class:`Scenario` from already-parsed data; errors are one InfersimError line."""
@@ -112,6 +146,7 @@ def validate_data(data: Any, *, file: str | Path | None = None,
         raise InfersimError(file=file, expected="a mapping of scenario fields (name, model, pools, "
                             "workload, ...)", given=type(data).__name__ if data is not None
                             else "an empty file")
+    data = apply_engine_profiles(data, file, base_dir)
     try:
         scenario = Scenario.model_validate(dict(data))
     except ValidationError as err:

@@ -150,6 +150,15 @@ def check_topology(scenario: Scenario) -> None:
                             expected="a prefill pool to fill this decode pool's KV cache "
                                      "(or role: mixed)", given="decode")
     for name, pool in scenario.pools.items():
+        if pool.role in ("prefill", "decode") and pool.engine is not None:
+            from infersim.engines import list_engines, load_engine
+
+            if not load_engine(pool.engine, base_dir=scenario.base_dir).disaggregation:
+                able = [e for e in list_engines() if load_engine(e).disaggregation]
+                raise InfersimError(file=file, field=f"pools.{name}.engine",
+                                    expected=f"an engine that serves disaggregated {pool.role} "
+                                             f"pools ({', '.join(able)}), or role: mixed",
+                                    given=pool.engine)
         if pool.role == "prefill" and pool.kv_reservation != "on_demand":
             raise InfersimError(file=file, field=f"pools.{name}.kv_reservation",
                                 expected="on_demand in a prefill pool (it holds no decoding "

@@ -98,6 +98,10 @@ class PoolConfig(BaseModel):
     role: Literal["prefill", "decode", "mixed"] = Field(
         description="prefill: prompts to KV cache; decode: tokens from KV cache; mixed: both")
     hardware: str = Field(min_length=1, description="a shipped chip name or a hardware YAML path")
+    engine: str | None = Field(None, min_length=1, description="a shipped serving-engine profile "
+                               "(vllm-v1, vllm-0.6, sglang, trtllm, dynamo) or an engine YAML "
+                               "path: its scheduler defaults fill the fields this pool leaves "
+                               "unset; none: vLLM V1's defaults (the ones below)")
     instances: int = Field(1, ge=1, le=limits.MAX_INSTANCES, description="model replicas in the pool")
     tp: int = Field(1, ge=1, le=limits.MAX_PARALLEL, description="tensor-parallel degree (chips per stage)")
     pp: int = Field(1, ge=1, le=limits.MAX_PARALLEL, description="pipeline-parallel degree (stages)")
@@ -143,7 +147,7 @@ class PoolConfig(BaseModel):
 # Fields added after scenarios were first hashed, and the value at which resolved() leaves each
 # out (see Scenario.resolved): pool fields, then link fields.
 _OMITTED_WHEN_UNSET = ("step_overhead", "compute_efficiency",
-                       "memory_efficiency")
+                       "memory_efficiency", "engine")
 _POOL_OMITTED_AT = {"kv_reservation": "on_demand"}
 _LINK_OMITTED_AT = {"per": "pool"}
 
