@@ -19,7 +19,7 @@ prediction beside it:
   ``max_num_batched_tokens = max(max_model_len, 2048)``). Several seeds; their mean is reported.
   vLLM 0.6's host time per step is the pool's ``step_overhead``: 6.5 ms at TP4 on H100 (rows
   8-9), 2 ms at TP1 on A100 (rows 10-11). Both were fitted on these very rows, so rows 8-11 check
-  that the engine keeps what the fit put in, not the fit itself (docs/validation.md D2).
+  that the engine keeps what the fit put in, not the fit itself (docs/engine-validation.md D2).
 * **rows 12-14**, single stream: one request alone (ITL = decode time / (output − 1), USER speed
   its inverse; TTFT).
 
@@ -40,7 +40,7 @@ overrides, so any row can be rerun with ``infersim run``. Run::
 
     python benchmarks/validate_published.py            # full: published request counts, 3 seeds
     python benchmarks/validate_published.py --quick    # fewer requests, one seed (seconds)
-    python benchmarks/validate_published.py --diagnose # also docs/validation.md's D1-D4
+    python benchmarks/validate_published.py --diagnose # also docs/engine-validation.md's D1-D4
 """
 
 from __future__ import annotations
@@ -394,7 +394,7 @@ def reservation_ablation(quick: bool = False) -> str:
     return "\n".join(lines)
 
 
-# -- diagnostics (docs/validation.md, D1-D4) ----------------------------------------------------
+# -- diagnostics (docs/engine-validation.md, D1-D4) ----------------------------------------------------
 
 VLLM_BLOG_SCHEDULER_STEPS = 10   # the vLLM v0.6.0 blog ran --num-scheduler-steps 10
 VLLM_CASES = (("8", "9", "vllm060-h100x4-llama31-70b-sharegpt.yaml", 4096),
@@ -542,7 +542,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-ablation", action="store_true",
                         help="skip the rows 1-7 run without KV reservation")
     parser.add_argument("--diagnose", action="store_true",
-                        help="also print the diagnoses of docs/validation.md (D1-D4)")
+                        help="also print the diagnoses of docs/engine-validation.md (D1-D4)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     rows = validate(quick=args.quick)

@@ -60,7 +60,7 @@ def test_every_knob_records_what_it_was_fitted_to():
 
 def test_single_stream_rows_are_laid_out_to_hold_their_own_context():
     # An SRAM machine keeps weights and KV on chip: the row-13 layout is sized for both
-    # (docs/validation.md D4), so the estimator predicts a deployment that can serve the request.
+    # (docs/engine-validation.md D4), so the estimator predicts a deployment that can serve the request.
     from infersim.cost import placement
 
     contexts = {"12": 1000 + 200, "13": 3584 + 512, "14a": 10_000 + 1500, "14b": 10_000 + 1500}

@@ -201,7 +201,7 @@ def test_deployment_is_hashable_and_deterministic():
 
 
 def test_step_overhead_override_replaces_the_chips_knob_once_per_step():
-    # A serving framework's host time per step (vLLM 0.6 at TP4: ~5.5 ms, docs/validation.md D2)
+    # A serving framework's host time per step (vLLM 0.6 at TP4: ~6.5 ms, docs/engine-validation.md D2)
     # replaces the chip's calibrated 2 ms; nothing else about the step changes.
     llama70 = load_model("llama-3.1-70b")
     chip = Deployment(model=llama70, hardware=H100, tp=4)

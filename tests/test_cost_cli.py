@@ -150,3 +150,24 @@ def test_the_summary_names_the_smallest_runnable_layout_beside_the_weights_only_
     _, table, _ = run(capsys, "--model", "llama-3.1-8b", "--hardware", "lpu", "--tp", "4",
                       "--pp", "21")
     assert "smallest runnable layout" in table and "tp 16 × pp 5 = 80 chips" in table
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--model", "llama-3.1-70b", "--hardware", "wse3", "--tp", "4"),
+     "--tp: expected 1 (wse3 chips meet only over Ethernet"),
+    (("--model", "llama-3.1-8b", "--hardware", "lpu", "--tp", "8", "--pp", "33"),
+     "pp: expected at most 32 pipeline stages (llama-3.1-8b has 32 layers"),
+])
+def test_layouts_no_vendor_runs_are_one_line_errors(capsys, args, message):
+    code, _, err = run(capsys, *args)
+    assert code == 2 and err.count("\n") == 1
+    assert message in err
+
+
+def test_wse3_advice_pipelines_across_wafers():
+    from infersim.cost import smallest_layout
+
+    dep = Deployment(model=load_model("llama-3.1-70b"), hardware=load_hardware("wse3"))
+    assert valid_tensor_parallel(dep.model, dep.hardware) == (1,)
+    layout = smallest_layout(dep)
+    assert layout is not None and (layout.tp, layout.pp) == (1, 4)

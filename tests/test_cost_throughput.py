@@ -119,3 +119,67 @@ def test_engine_config_is_validated():
     with pytest.raises(InfersimError, match=r"engine\.kv_reservation"):
         EngineConfig(name="x", max_batch_size=1, max_num_tokens=8, kv_reservation="some",
                      mixed_batching=True)
+
+
+# -- closed loop of users (AIPerf's concurrency mode) and one batch (vLLM benchmark_latency) --
+
+def _tp2_70b_fp8() -> Deployment:
+    return Deployment(model=load_model("llama-3.1-70b"), hardware=H100, precision="fp8", tp=2)
+
+
+def test_one_user_alone_is_a_single_stream():
+    from infersim.cost.throughput import TENSORRT_LLM, closed_loop, single_stream
+
+    dep = _tp2_70b_fp8()
+    est = closed_loop(dep, 5000, 500, 1, TENSORRT_LLM)
+    ttft, itl = single_stream(dep, 5000, 500)
+    assert est.running_batch == 1 and est.limited_by == "users"
+    assert est.ttft_s == pytest.approx(ttft, rel=1e-12)
+    assert est.tpot_s == pytest.approx(itl, rel=1e-12)
+    assert est.e2e_s == pytest.approx(ttft + 499 * itl, rel=1e-12)
+
+
+def test_closed_loop_knee_past_the_kv_room():
+    """Past the users the KV cache holds, throughput stays flat, TPOT stays put and the extra
+    users queue: TTFT grows by one slot time per batch-full of users (Little's law)."""
+    from infersim.cost.throughput import TENSORRT_LLM, closed_loop
+
+    dep = _tp2_70b_fp8()
+    room = placement(dep).kv_capacity_tokens // 5500
+    below = closed_loop(dep, 5000, 500, room // 2, TENSORRT_LLM)
+    at = closed_loop(dep, 5000, 500, room, TENSORRT_LLM)
+    past = [closed_loop(dep, 5000, 500, room + extra, TENSORRT_LLM) for extra in (50, 100)]
+    assert below.limited_by == "users" and at.running_batch == room
+    assert all(p.limited_by == "kv_capacity" and p.running_batch == room for p in past)
+    assert below.output_tokens_per_s < at.output_tokens_per_s
+    for p in past:
+        assert p.output_tokens_per_s == pytest.approx(at.output_tokens_per_s, rel=1e-9)
+        assert p.tpot_s == pytest.approx(at.tpot_s, rel=1e-12)
+        # Little: users = throughput/out * e2e
+        assert (room + (50 if p is past[0] else 100)) == pytest.approx(
+            p.output_tokens_per_s / 500 * p.e2e_s, rel=1e-9)
+    per_user = (past[1].ttft_s - past[0].ttft_s) / 50
+    assert per_user == pytest.approx(500 / at.output_tokens_per_s, rel=1e-6)
+
+
+def test_prompts_steal_decode_time_as_load_grows():
+    from infersim.cost.throughput import TENSORRT_LLM, _decode_step, closed_loop
+
+    dep = _tp2_70b_fp8()
+    est = closed_loop(dep, 5000, 500, 50, TENSORRT_LLM)
+    bare = _decode_step(dep, 50, 5250)
+    # 5,000-token prompts at ~1.6 req/s keep the chips busy prefilling most of the time
+    assert est.tpot_s > 1.5 * bare
+    assert est.ttft_s > closed_loop(dep, 5000, 500, 5, TENSORRT_LLM).ttft_s
+
+
+def test_batch_latency_is_one_prefill_and_the_decode_steps():
+    from infersim.cost import StepBatch, step_time
+    from infersim.cost.throughput import batch_latency
+
+    dep = Deployment(model=load_model("llama-3.1-8b"), hardware=H100)
+    # the first token comes from the prefill; tokens 2..128 each take a decode step whose
+    # sequences attend to 33..159 cached tokens
+    steps = sum(step_time(dep, StepBatch(decode_kv_lens=(k,) * 8)).time_s for k in range(33, 160))
+    expected = prefill_time(dep, (32,) * 8) + steps
+    assert batch_latency(dep, 8, 32, 128) == pytest.approx(expected, rel=1e-9)

@@ -1,6 +1,6 @@
 """The engine against published measurements (benchmarks/validate_published.py, fast subset).
 
-The full validation (``python benchmarks/validate_published.py``, docs/validation.md) runs every
+The full validation (``python benchmarks/validate_published.py``, docs/engine-validation.md) runs every
 published row the simulator can reproduce. Here: the single-stream rows, three TensorRT-LLM offline
 rows at NVIDIA's own request counts, vLLM 0.6's offline row 8 and online TPOT (rows 9b, 11b) with
 each scenario's serving-framework step overhead, each held to a bound on its error against the
@@ -152,7 +152,7 @@ def test_vllm_tp4_offline_row_8_meets_published():
 def test_the_tp4_step_overhead_does_not_carry_over_to_the_a100_rows():
     """Out of sample: vLLM 0.6's 6.5 ms fitted at TP4 on H100 (rows 8-9) moves the A100 TP1
     row 11b far past the published TPOT, so the overhead is not one constant of vLLM 0.6
-    (docs/validation.md D2). The engine and the estimator still agree at the new value: the
+    (docs/engine-validation.md D2). The engine and the estimator still agree at the new value: the
     pool override reaches both the same way."""
     case = _case(("11a", "11b"))
     measured = _one_seed(case, "pools.gpu.step_overhead=6.5 ms")["11b"]

@@ -168,7 +168,14 @@ def roofline_command(
         if overhead_s < 0:
             raise InfersimError(field="--step-overhead", expected="a time >= 0 such as '5 ms'",
                                 given=step_overhead)
-    dep = Deployment(model=spec, hardware=load_hardware(hardware),
+    chip = load_hardware(hardware)
+    if tp > chip.tensor_parallel_chips == 1:
+        # a what-if may span nodes with tp (an all-reduce over the NICs), but chips that meet
+        # only over Ethernet, such as CS-3 wafers, split no layer: span them with --pp
+        raise InfersimError(field="--tp", given=tp,
+                            expected=f"1 ({chip.name} chips meet only over Ethernet: no tensor "
+                                     "parallelism across them; span more chips with --pp)")
+    dep = Deployment(model=spec, hardware=chip,
                      precision=precision, kv_precision=kv_precision, tp=tp, pp=pp, ideal=ideal,
                      step_overhead_s=overhead_s)
     if not 0 < memory_fraction <= 1:

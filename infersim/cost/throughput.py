@@ -279,3 +279,100 @@ def single_stream(dep: Deployment, prompt_tokens: int, output_tokens: int, *,
     # Mean over the decode steps of a + b·k for k = prompt+1 … prompt+output−1.
     mean_context = prompt_tokens + output_tokens / 2.0
     return ttft, a + b * mean_context
+
+
+@dataclass(frozen=True)
+class ClosedLoopEstimate:
+    running_batch: int           # sequences in the batch (the rest of the users wait)
+    ttft_s: float                # mean, queueing for a batch slot included
+    tpot_s: float
+    e2e_s: float
+    output_tokens_per_s: float
+    limited_by: Literal["users", "max_batch_size", "kv_capacity"]
+
+
+def closed_loop(dep: Deployment, prompt_tokens: int, output_tokens: int, users: int,
+                engine: EngineConfig) -> ClosedLoopEstimate:
+    """Steady state of ``users`` clients that each send their next request (fixed lengths) as
+    soon as the last one finishes (AIPerf's / GenAI-Perf's concurrency mode).
+
+    The batch runs ``n = min(users, max_batch_size, KV room)`` requests; the others queue for a
+    slot. Requests finish at rate ``X`` and each new prompt costs its share ``Δ`` of the steps it
+    rides in (mixed batching) or a step of its own, so, as for Poisson arrivals,
+    ``TPOT = t_decode(n) / (1 − X·Δ)``; a request holds its slot for ``TTFT_slot + (out − 1)·TPOT``
+    with ``TTFT_slot`` = half a decode step of waiting, an M/D/1 wait for the prompts ahead of it,
+    plus the step that prefills it, and
+    ``X = n / slot time`` (a quadratic in TPOT, solved exactly). Little's law over all users gives the wait of
+    the queued ones: ``E2E = users / X``. One user alone gets ``prefill + (out − 1)·decode(1)``.
+    """
+    if isinstance(users, bool) or not isinstance(users, int) or users < 1:
+        raise InfersimError(field="users", expected="an integer >= 1", given=users)
+    place = placement(dep, engine.memory_fraction)
+    if not place.fits:
+        raise InfersimError(field="deployment",
+                            expected=f"a deployment that fits ({place.min_chips} chips)",
+                            given=dep.describe())
+    reserve = prompt_tokens + (output_tokens if engine.kv_reservation == "full"
+                               else output_tokens / 2.0)
+    room = math.floor(place.kv_capacity_tokens / reserve)
+    if room < 1:
+        raise InfersimError(field="deployment",
+                            expected=f"KV room for one request of {reserve:.0f} tokens",
+                            given=f"{place.kv_capacity_tokens} tokens on {dep.describe()}")
+    running = min(users, engine.max_batch_size, room)
+    limited_by: Literal["users", "max_batch_size", "kv_capacity"] = (
+        "users" if running == users else
+        "max_batch_size" if running == engine.max_batch_size else "kv_capacity")
+    context = prompt_tokens + output_tokens / 2.0
+    decode = _decode_step(dep, running, context)
+    if running == 1:
+        ttft_slot = prefill_time(dep, (prompt_tokens,))
+        tpot = decode
+    else:
+        others = (max(1, round(context)),) * (running - 1)
+        if engine.mixed_batching:
+            with_prompt = step_time(dep, StepBatch(prefill_new_tokens=(prompt_tokens,),
+                                                   decode_kv_lens=others)).time_s
+            prompt_share = with_prompt - step_time(dep, StepBatch(decode_kv_lens=others)).time_s
+        else:
+            with_prompt = prompt_share = prefill_time(dep, (prompt_tokens,))
+        # A prompt also waits for the prompts ahead of it: the steps that prefill them arrive
+        # about at random (many users), so an M/D/1 wait rho·Δ / (2(1 − rho)) at prefill load
+        # rho = X·Δ. TTFT_slot and X depend on each other; a few rounds settle them.
+        ttft_slot = decode / 2.0 + with_prompt
+        tpot = _closed_loop_tpot(decode, prompt_share * running, ttft_slot, output_tokens - 1)
+        for _ in range(50):
+            load = min(0.99, running / (ttft_slot + (output_tokens - 1) * tpot) * prompt_share)
+            settled = decode / 2.0 + with_prompt + load * prompt_share / (2.0 * (1.0 - load))
+            tpot = _closed_loop_tpot(decode, prompt_share * running, settled,
+                                     output_tokens - 1)
+            if abs(settled - ttft_slot) <= 1e-12 * settled:
+                break
+            ttft_slot = settled
+    slot = ttft_slot + (output_tokens - 1) * tpot
+    rate = running / slot
+    e2e = users / rate if users > running else slot
+    ttft = e2e - (output_tokens - 1) * tpot
+    return ClosedLoopEstimate(running_batch=running, ttft_s=ttft, tpot_s=tpot, e2e_s=e2e,
+                              output_tokens_per_s=users / e2e * output_tokens,
+                              limited_by=limited_by)
+
+
+def _closed_loop_tpot(decode_s: float, prompts_s: float, ttft_slot_s: float, steps: int) -> float:
+    """The TPOT ``t`` with ``t = d / (1 − X·Δ)`` and ``X = n / (T0 + k·t)``: with ``P = n·Δ``,
+    ``k·t² + (T0 − P − k·d)·t − d·T0 = 0``, whose positive root it returns (``d`` when no decode
+    steps follow the first token)."""
+    if steps <= 0:
+        return decode_s
+    b = ttft_slot_s - prompts_s - steps * decode_s
+    return (-b + math.sqrt(b * b + 4.0 * steps * decode_s * ttft_slot_s)) / (2.0 * steps)
+
+
+def batch_latency(dep: Deployment, batch: int, prompt_tokens: int, output_tokens: int) -> float:
+    """Seconds for one batch of ``batch`` equal requests to finish together (vLLM's
+    ``benchmark_latency``): one prefill step of all prompts, then ``output − 1`` decode steps at
+    the batch's mean context ``prompt + output/2``."""
+    check_fits(dep, min_kv_tokens=batch * (prompt_tokens + output_tokens))
+    a, b = decode_step_coefficients(dep, batch)
+    prefill = prefill_time(dep, (prompt_tokens,) * batch)
+    return prefill + (output_tokens - 1) * (a + b * batch * (prompt_tokens + output_tokens / 2.0))

@@ -42,7 +42,7 @@ class Deployment:
 
     ``step_overhead_s`` is the serving framework's fixed host time per step (scheduling, launch,
     sampling) when it differs from the chip's calibrated ``step_overhead``: the same H100 costs
-    ~2 ms per step under TensorRT-LLM and ~5.5 ms under vLLM 0.6 at TP4 (docs/validation.md D2).
+    ~2 ms per step under TensorRT-LLM and ~6.5 ms under vLLM 0.6 at TP4 (docs/engine-validation.md D2).
     ``None`` keeps the chip's value; ideal mode drops it like every other overhead.
 
     ``cuda_graphs`` says whether the engine replays pure-decode steps from captured CUDA graphs

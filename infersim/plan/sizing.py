@@ -75,7 +75,7 @@ def _layouts_for(chip, model, precision, kv_precision, ideal, memory_fraction, l
 
     fitting = []
     for tp in TP_CHOICES:
-        if tp > chip.scaleup_domain_chips:
+        if tp > chip.tensor_parallel_chips:
             break
         dep = _deployment(model, chip, precision, kv_precision, tp, 1, ideal)
         if placement(dep, memory_fraction).kv_capacity_tokens >= load.full_length:
@@ -86,10 +86,12 @@ def _layouts_for(chip, model, precision, kv_precision, ideal, memory_fraction, l
         return fitting
     # SRAM machines (and big models on small chips) need many chips in sequence: layers are
     # spread over pipeline stages, each stage a TP group inside the scale-up domain.
-    tp = min(max(TP_CHOICES), chip.scaleup_domain_chips)
+    tp = min(max(TP_CHOICES), chip.tensor_parallel_chips)
     probe = _deployment(model, chip, precision, kv_precision, tp, 1, ideal)
     need = min_chips(probe, memory_fraction, kv_tokens=int(64 * load.full_length))
     pp = max(1, math.ceil(need / tp))
+    if pp > model.num_layers:   # a stage holds at least one layer: no layout holds it
+        return []
     dep = _deployment(model, chip, precision, kv_precision, tp, pp, ideal)
     if placement(dep, memory_fraction).kv_capacity_tokens >= load.full_length:
         return [(tp, pp)]

@@ -62,7 +62,8 @@ def smallest_instance(hw, kv_tokens):
     scale-up domain (tensor parallelism, up to one KV head per chip so the cache is not
     replicated) and add pipeline stages only beyond that; SRAM machines (Cerebras, Groq) spread
     the layers over chips in sequence (pipeline stages, at most one per layer) and split layers
-    only when that is not enough.
+    only when that is not enough and the fabric allows it (a GroqNode's 8 chips; never across
+    Cerebras wafers, which meet only over Ethernet).
     """
     precision = precision_for(hw)
     probe = cost.Deployment(model=model, hardware=hw, precision=precision)
@@ -74,7 +75,7 @@ def smallest_instance(hw, kv_tokens):
 
     if hw.memory_kind == "sram":
         tp = 1
-        while tp <= hw.scaleup_domain_chips:
+        while tp <= hw.tensor_parallel_chips:
             for pp in range(max(1, math.ceil(need / tp)), model.num_layers + 1):
                 if dep := fits(tp, pp):
                     return dep

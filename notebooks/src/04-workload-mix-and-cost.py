@@ -115,7 +115,7 @@ def smallest_instance(hw, kv_tokens):
                           kv_tokens=kv_tokens)
     if hw.memory_kind == "sram":
         tp = 1
-        while tp <= hw.scaleup_domain_chips:
+        while tp <= hw.tensor_parallel_chips:
             for pp in range(max(1, math.ceil(need / tp)), model.num_layers + 1):
                 if fits(tp, pp):
                     return tp, pp, precision
