@@ -66,7 +66,7 @@ def test_engine_can_be_set_from_the_command_line_and_changes_the_hash():
     assert sglang.hash != plain.hash
 
 
-@pytest.mark.parametrize(("tp", "expected_s"), [(2, None), (4, 0.0055), (8, 0.0055)])
+@pytest.mark.parametrize(("tp", "expected_s"), [(2, None), (4, 0.0065), (8, 0.0065)])
 def test_step_overhead_comes_from_the_engine_at_the_pools_tp(tp, expected_s):
     sc = load_scenario({**_with_pool(engine="vllm-0.6", tp=tp), "model": "llama-3.1-70b"})
     assert sc.pools["p"].step_overhead == expected_s

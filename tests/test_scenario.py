@@ -250,7 +250,7 @@ def test_every_seed_scenario_passes_the_published_json_schema():
 
 
 def test_a_pools_step_overhead_is_parsed_with_units_and_reaches_its_deployment():
-    # vLLM 0.6 at TP4 wants ~5.5 ms per step where TensorRT-LLM wants the H100's 2 ms
+    # vLLM 0.6 at TP4 wants ~6.5 ms per step where TensorRT-LLM wants the H100's 2 ms
     # (docs/engine-validation.md D2): one pool may say so without touching the chip's profile.
     data = copy.deepcopy(SMALL)
     data["pools"]["decode"]["step_overhead"] = "5500 us"
