@@ -14,7 +14,7 @@ from infersim.sim.batch import (
     epoch_span,
     steps_completed_by,
 )
-from infersim.sim.records import EpochLog, step_end_times
+from infersim.sim.records import Epoch, EpochLog, step_end_times
 
 
 def brute_blocks(lens: list[int], block: int) -> int:
@@ -104,8 +104,8 @@ def test_epoch_span_is_the_sum_of_its_steps():
 
 def test_step_end_times_rebuild_every_step():
     log = EpochLog()
-    log.append(1.0, 0, 3, 0.01, 1e-6, 100, 2)
-    log.append(2.0, 3, 2, 0.02, 0.0, 50, 1)
+    log.append(Epoch(1.0, 0, 3, 0.01, 1e-6, 100, 2), 3)
+    log.append(Epoch(2.0, 3, 9, 0.02, 0.0, 50, 1), 2)
     ends = step_end_times(log.arrays())
     expected = [1.0 + 0.01 + 1e-6 * 100, 1.0 + 0.02 + 1e-6 * 202, 1.0 + 0.03 + 1e-6 * 306,
                 2.02, 2.04]

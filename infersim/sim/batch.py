@@ -99,8 +99,9 @@ class DecodeBatch:
         self._q_sum -= q
         self._residues[r] -= 1
 
-    def next_finish_step(self) -> int | None:
-        """The step count at which the earliest running sequence completes."""
+    def next_finish_step(self) -> int:
+        """The step count at which the earliest running sequence completes (the batch must not
+        be empty)."""
         heap, members = self._heap, self.members
         while heap:
             step, rid = heap[0]
@@ -108,7 +109,7 @@ class DecodeBatch:
             if member is not None and member[1] == step:
                 return step
             heapq.heappop(heap)  # left early (preempted); drop the stale entry
-        return None
+        raise ValueError("next_finish_step of an empty batch")
 
     def pop_finished(self) -> list[tuple[int, int]]:
         """Remove the sequences whose last token came out at this boundary: (rid, join step)."""
@@ -169,13 +170,9 @@ def boundary_at_or_after(elapsed: float, a: float, b: float, k0: int, n: int, li
     lin = a + b * k0 - quad  # > 0: every sequence attends at least one token
     x = elapsed / lin if quad == 0 else (-lin + math.sqrt(lin * lin + 4 * quad * elapsed)) / (2 * quad)
     k = min(limit, max(0, math.ceil(x)))
-    # epoch_span(m, a, b, k0, n), written out: this runs once per cut-short epoch
-    while k > 0:
-        m = k - 1
-        if m * a + b * (m * k0 + n * m * (m - 1) / 2.0) < elapsed:
-            break
-        k = m
-    while k < limit and k * a + b * (k * k0 + n * k * (k - 1) / 2.0) < elapsed:
+    while k > 0 and epoch_span(k - 1, a, b, k0, n) >= elapsed:
+        k -= 1
+    while k < limit and epoch_span(k, a, b, k0, n) < elapsed:
         k += 1
     return k
 

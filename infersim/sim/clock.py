@@ -42,7 +42,8 @@ def call_later(env: Clock, delay: float, callback: Callable[[Any], None],
                value: Any = None, priority: int = NORMAL) -> None:
     """Run ``callback(value)`` ``delay`` seconds from now, in the queue slot a timeout created
     now would take (same time, priority and creation order)."""
-    heappush(env._queue, (env._now + delay, priority, next(env._eid), callback, value))
+    queue: list[Any] = env._queue  # SimPy types its entries as events; bare calls join them
+    heappush(queue, (env._now + delay, priority, next(env._eid), callback, value))
 
 
 class Clock(simpy.Environment):

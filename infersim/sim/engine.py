@@ -37,34 +37,37 @@ Modelling choices worth knowing when reading results:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from heapq import heappush
+from collections.abc import Callable, Sequence
 
 import numpy as np
-import simpy
 
 from infersim.errors import InfersimError
-from infersim.sim.clock import NORMAL, URGENT, Clock, call_later, run_until
+from infersim.sim.clock import URGENT, Clock, call_later, run_until
 from infersim.sim.costs import StepCosts
 from infersim.sim.decode import DecodeInstance
 from infersim.sim.link import KVLink
 from infersim.sim.mixed import MixedInstance
+from infersim.sim.ports import BackInstance, FrontInstance, RunContext
 from infersim.sim.prefill import PrefillInstance
 from infersim.sim.prefix import PrefixCache
-from infersim.sim.records import RequestRecords, RunLog, Timeseries
+from infersim.sim.records import RequestRecords, RunLog, RunRecords, Timeseries
 from infersim.sim.result import SimResult, build_result
 from infersim.sim.router import InstanceLoads, make_policy
 from infersim.sim.spec import ClusterSpec, PoolSpec
+from infersim.sim.topology import build_topology
 from infersim.workload.table import ClosedLoop, RequestTable
 
 # samples per instance the time series aims for when no interval is given
 _SAMPLES_PER_INSTANCE = 2000
 
+_KINDS: dict[str, type] = {"prefill": PrefillInstance, "decode": DecodeInstance,
+                           "mixed": MixedInstance}
+
 
 class Engine:
     """One run's state: the environment, the instances, the links, the routers, the records."""
 
-    def __init__(self, env: simpy.Environment, cluster: ClusterSpec, table: RequestTable,
+    def __init__(self, env: Clock, cluster: ClusterSpec, table: RequestTable,
                  seed: int, *, closed_loop: ClosedLoop | None, sample_interval_s: float,
                  progress: Callable[[float], None] | None) -> None:
         self.env = env
@@ -77,6 +80,7 @@ class Engine:
         self.output: list[int] = table.output_tokens.tolist()
         self.records = RequestRecords(n)
         self.runs = RunLog()
+        self.timeseries = Timeseries(sample_interval_s)
         self.closed_loop = closed_loop
         self.progress = progress
         self._progress_step = max(1, n // 100)
@@ -86,9 +90,15 @@ class Engine:
         router_rng, decode_rng, think_rng = (
             np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
         self.think_rng = think_rng
+        self.ctx = RunContext(
+            prompt=self.prompt, output=self.output, prefix_hashes=table.prefix_hashes,
+            records=self.records, runs=self.runs, timeseries=self.timeseries,
+            prefilled=self.prefilled,
+            prefill_started=self.prefill_started if cluster.layerwise_kv_overlap else None,
+            finished=self.finish, new_prefix_cache=self.new_prefix_cache)
 
         # instances, grouped for the two routing decisions
-        self.instances: list[PrefillInstance | DecodeInstance | MixedInstance] = []
+        self.instances: list[FrontInstance | BackInstance] = []
         front_specs = [p for p in cluster.pools if p.role in ("prefill", "mixed")]
         back_specs = [p for p in cluster.pools if p.role == "decode"]
         self.costs = {p.name: StepCosts(p.deployment, p.memory_fraction,
@@ -98,11 +108,10 @@ class Engine:
                                           for p in front_specs for _ in range(p.instances)])
         self.back_loads = InstanceLoads([self.costs[p.name].kv_capacity_tokens // p.block_size
                                          for p in back_specs for _ in range(p.instances)])
-        self.front = self._build(front_specs, self.front_loads)
+        self.front: list[FrontInstance] = self._build(front_specs, self.front_loads)
         if self.table.prefix_hashes is not None:
             self.front_loads.prefix_caches = [inst.prefix_cache for inst in self.front]
-        self.back = self._build(back_specs, self.back_loads)
-        self.timeseries = Timeseries(len(self.instances), sample_interval_s)
+        self.back: list[BackInstance] = self._build(back_specs, self.back_loads)
 
         router = cluster.router
         self.front_policy = make_policy(router.policy, self.front_loads, router_rng,
@@ -110,50 +119,9 @@ class Engine:
         self.back_policy = (make_policy(router.decode_policy, self.back_loads, decode_rng,
                                         field="router.decode_policy") if self.back else None)
         self.queue_limit = router.queue_limit
-
-        # KV links, keyed (prefill pool, decode pool) where one link serves the pool pair,
-        # (prefill pool, instance number) where each sending instance has its own egress to every
-        # pool over the scale-up fabric, and (prefill pool, instance number, decode pool) where an
-        # explicit link is per sending instance; ``out_links`` maps a prefill instance's slot and
-        # a decode pool to the link its transfers there take
-        self.links: dict[tuple, KVLink] = {}
-        self.out_links: list[dict[str, KVLink]] = [{} for _ in self.front]
-        for p in front_specs:
-            if p.role != "prefill":
-                continue
-            senders = [inst for inst in self.front if inst.pool is p]
-            fabric = []  # decode pools this pool reaches over per-instance egress links
-            for d in back_specs:
-                spec = cluster.link_between(p, d)
-                if spec.per_sender_instance and not any(spec is e for e in cluster.links):
-                    fabric.append((d, spec))
-                    continue
-                if spec.per_sender_instance:
-                    # an explicit per-instance link (scale-out NICs): each sender its own copy,
-                    # towards this decode pool only, since each explicit link states its own
-                    # bandwidth
-                    for inst in senders:
-                        link = KVLink(env, f"{inst.name}->{d.name}", spec.bandwidth,
-                                      spec.latency_s, self.kv_ready)
-                        self.links[(p.name, inst.local_index, d.name)] = link
-                        self.out_links[inst.slot][d.name] = link
-                    continue
-                link = KVLink(env, spec.name, spec.bandwidth, spec.latency_s, self.kv_ready)
-                self.links[(p.name, d.name)] = link
-                for inst in senders:
-                    self.out_links[inst.slot][d.name] = link
-            if fabric:
-                # the egress depends on the sending chips only, so one link per instance carries
-                # its transfers to every decode pool it reaches over the fabric
-                spec = fabric[0][1]
-                towards = "+".join(d.name for d, _ in fabric)
-                for inst in senders:
-                    link = KVLink(env, f"{inst.name}->{towards}", spec.bandwidth, spec.latency_s,
-                                  self.kv_ready)
-                    self.links[(p.name, inst.local_index)] = link
-                    for d, _ in fabric:
-                        self.out_links[inst.slot][d.name] = link
-
+        topology = build_topology(env, cluster, self.front, back_specs, self.kv_ready)
+        self.links = topology.links
+        self.out_links = topology.out_links
         # the most KV a request can need where it decodes: reject up front what fits nowhere
         self._back_cap_tokens = max((inst.kv_limit_tokens for inst in self.back), default=0)
 
@@ -165,12 +133,11 @@ class Engine:
                            self.table.prefix_block_tokens)
 
     def _build(self, specs: list[PoolSpec], loads: InstanceLoads) -> list:
-        kinds = {"prefill": PrefillInstance, "decode": DecodeInstance, "mixed": MixedInstance}
-        group = []
+        group: list = []
         for pool in specs:
             for local in range(pool.instances):
-                inst = kinds[pool.role](self.env, self, pool, self.costs[pool.name],
-                                        len(self.instances), local, loads, len(group))
+                inst = _KINDS[pool.role](self.env, self.ctx, pool, self.costs[pool.name],
+                                         len(self.instances), local, loads, len(group))
                 self.instances.append(inst)
                 group.append(inst)
         return group
@@ -183,38 +150,36 @@ class Engine:
         self._next_arrival = 0
         call_later(self.env, 0.0, self._arrivals, priority=URGENT)
 
-    def _arrivals(self, _value) -> None:
+    def _arrivals(self, _value: object) -> None:
         env, at_list, rid, n = self.env, self._arrival_at, self._next_arrival, self.total
+        now = env.now
         while rid < n:
             at = at_list[rid]
-            now = env._now
             if at > now:
                 self._next_arrival = rid
-                # call_later(env, at - now, self._arrivals), written out
-                heappush(env._queue, (now + (at - now), NORMAL, next(env._eid), self._arrivals,
-                                      None))
+                call_later(env, at - now, self._arrivals)
                 return
             self.arrive(rid)
             rid += 1
         self._next_arrival = rid
 
     def start_users(self) -> None:
+        assert self.closed_loop is not None
         users = min(self.closed_loop.users, self.total)
         self._next_issue = users
         for rid in range(users):
             self.arrive(rid)
 
-    def _next_for_user(self, rid: int) -> None:
+    def _next_for_user(self, loop: ClosedLoop) -> None:
         if self._next_issue >= self.total:
             return
-        loop = self.closed_loop
         if loop.think_time_s <= 0:
             think = 0.0
         elif loop.think_dist == "exponential":
             think = float(self.think_rng.exponential(loop.think_time_s))
         else:
             think = loop.think_time_s
-        nxt = self._next_issue  # the user whose request ``rid`` ended sends the next one
+        nxt = self._next_issue  # the user whose request ended sends the next one
         self._next_issue += 1
         if think == 0.0:
             self.arrive(nxt)
@@ -226,9 +191,10 @@ class Engine:
 
     def arrive(self, rid: int) -> None:
         records, prompt, output = self.records, self.prompt, self.output
-        records.arrival_at[rid] = self.env._now
+        records.arrival_at[rid] = self.env.now
         decode_tokens = prompt[rid] + output[rid] - 1
-        front = self.front[self.front_policy.choose(rid)]
+        front: FrontInstance | None = self.front[self.front_policy.choose(rid)]
+        assert front is not None
         if (decode_tokens if front.role == "mixed" else prompt[rid]) > front.kv_limit_tokens:
             front = self._roomiest(self.front, prompt[rid], output[rid])
         if front is None or (self.back and output[rid] > 1
@@ -241,7 +207,7 @@ class Engine:
         front.enqueue(rid)
 
     @staticmethod
-    def _roomiest(group: list, prompt: int, output: int):
+    def _roomiest(group: Sequence[FrontInstance | BackInstance], prompt: int, output: int):
         """The instance of ``group`` with the most KV room among those that can hold the
         request's KV (a prefill instance its prompt, the others prompt and output), or None."""
         fits = [inst for inst in group
@@ -251,7 +217,8 @@ class Engine:
 
     # -- prefill -> link -> decode --------------------------------------------------------------
 
-    def _choose_decode(self, rid: int) -> DecodeInstance:
+    def _choose_decode(self, rid: int) -> BackInstance:
+        assert self.back_policy is not None
         inst = self.back[self.back_policy.choose(rid)]
         if self.prompt[rid] + self.output[rid] - 1 > inst.kv_limit_tokens:
             inst = self._roomiest(self.back, self.prompt[rid], self.output[rid])
@@ -284,14 +251,14 @@ class Engine:
                 transfer_start_at[rid] = now
                 links[decode.pool.name].transfer(kv_bytes(prompt[rid]), rid, decode)
 
-    def _send(self, rid: int, link: KVLink, nbytes: float, decode: DecodeInstance, now: float,
+    def _send(self, rid: int, link: KVLink, nbytes: float, decode: BackInstance, now: float,
               *, not_before_at: float = 0.0) -> None:
         self.records.kv_transfer_start_at[rid] = now
         link.transfer(nbytes, rid, decode, not_before_at)
 
-    def kv_ready(self, rid: int, decode: DecodeInstance, ready_at: float) -> None:
+    def kv_ready(self, rid: int, decode: BackInstance, ready_at: float) -> None:
         """A link has moved ``rid``'s KV; it is usable at ``decode`` from ``ready_at`` on."""
-        now = self.env._now
+        now = self.env.now
         delay = ready_at - now
         if delay > 0:  # the link latency, or layer-wise overlap's last layer
             call_later(self.env, delay, self._kv_usable, (rid, decode))
@@ -299,9 +266,9 @@ class Engine:
             self.records.kv_transfer_end_at[rid] = now
             decode.deliver(rid)
 
-    def _kv_usable(self, value: tuple[int, DecodeInstance]) -> None:
+    def _kv_usable(self, value: tuple[int, BackInstance]) -> None:
         rid, decode = value
-        self.records.kv_transfer_end_at[rid] = self.env._now
+        self.records.kv_transfer_end_at[rid] = self.env.now
         decode.deliver(rid)
 
     # -- completion -----------------------------------------------------------------------------
@@ -322,13 +289,21 @@ class Engine:
         if self.progress is not None and accounted % self._progress_step == 0:
             self.progress(accounted / self.total)
         if self.closed_loop is not None:
-            self._next_for_user(rid)
+            self._next_for_user(self.closed_loop)
         if accounted == self.total and not self.all_done.triggered:
             self.all_done.succeed()
 
-    def sample(self, inst, now: float, *, batch_size: int = 0, kv_used: int = 0) -> None:
-        self.timeseries.sample(inst.index, now, batch_size > 0, batch_size, kv_used,
-                               inst.capacity_blocks, inst.queue_length)
+    def stop(self, stop_at: float) -> RunRecords:
+        """The run stopped at ``stop_at``: close every instance and link, hand over the records."""
+        for inst in self.instances:
+            inst.finalize(stop_at)
+        for link in self.links.values():
+            link.finish(stop_at)
+        return RunRecords(
+            table=self.table, requests=self.records, runs=self.runs, timeseries=self.timeseries,
+            instances=[inst.record() for inst in self.instances],
+            links=[link.record() for link in self.links.values()],
+            pools=self.cluster.pools, seed=self.seed)
 
 
 def simulate_cluster(cluster: ClusterSpec, workload: RequestTable | ClosedLoop, *, seed: int,
@@ -379,9 +354,6 @@ def simulate_cluster(cluster: ClusterSpec, workload: RequestTable | ClosedLoop, 
         stop = env.any_of([engine.all_done, limit])
     run_until(env, stop)
     finished_all = engine.all_done.triggered
-    stop_at = engine.last_event_at if finished_all else float(time_limit_s)
-    for inst in engine.instances:
-        inst.finalize(env.now)
-    for link in engine.links.values():
-        link.finish(env.now)
-    return build_result(engine, duration_s=stop_at)
+    stop_at = (engine.last_event_at if finished_all or time_limit_s is None
+               else float(time_limit_s))
+    return build_result(engine.stop(env.now), duration_s=stop_at)

@@ -3,21 +3,18 @@
 An instance is a group of chips of one pool, running the pool's deployment. It has a global
 number (rows of the records and time series), a number within its pool (its name,
 ``decode.3``), a row in the router's load arrays, and a KV memory of whole blocks sized by the
-cost model. The prefill, decode and mixed instances add their own scheduling on top.
+cost model. It sees the run only through its :class:`~infersim.sim.ports.RunContext`. The
+prefill, decode and mixed instances add their own scheduling on top.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-import simpy
-
+from infersim.sim.clock import Clock
 from infersim.sim.costs import StepCosts
+from infersim.sim.ports import RunContext
+from infersim.sim.records import InstanceRecord
 from infersim.sim.router import InstanceLoads
 from infersim.sim.spec import PoolSpec
-
-if TYPE_CHECKING:
-    from infersim.sim.engine import Engine
 
 
 class Instance:
@@ -25,10 +22,10 @@ class Instance:
 
     role = ""
 
-    def __init__(self, env: simpy.Environment, engine: Engine, pool: PoolSpec, costs: StepCosts,
+    def __init__(self, env: Clock, ctx: RunContext, pool: PoolSpec, costs: StepCosts,
                  index: int, local_index: int, loads: InstanceLoads, slot: int) -> None:
         self.env = env
-        self.engine = engine
+        self.ctx = ctx
         self.pool = pool
         self.costs = costs
         self.index = index  # global instance number (records, timeseries)
@@ -49,3 +46,36 @@ class Instance:
         self.busy_s = 0.0
         self.peak_blocks = 0
         self.sample_due = float("-inf")  # next time this instance may add a time-series row
+
+    @property
+    def queue_length(self) -> int:
+        raise NotImplementedError
+
+    def _add_load(self, tokens: int, requests: int) -> None:
+        """Outstanding work changed: keep the count here, publish it to the router."""
+        self.load_tokens += tokens
+        self.load_requests += requests
+        self.loads.outstanding_tokens[self.slot] = self.load_tokens
+        self.loads.outstanding_requests[self.slot] = self.load_requests
+
+    def _sample(self, now: float, batch_size: int, kv_used: int) -> None:
+        """Add a time-series row (callers check ``now >= self.sample_due`` first)."""
+        timeseries = self.ctx.timeseries
+        self.sample_due = now + timeseries.interval_s
+        timeseries.sample(self.index, now, batch_size > 0, batch_size, kv_used,
+                          self.capacity_blocks, self.queue_length)
+
+    def record(self) -> InstanceRecord:
+        """What this instance leaves behind (after :meth:`finalize`)."""
+        return InstanceRecord(index=self.index, name=self.name, pool=self.pool.name,
+                              local_index=self.local_index, role=self.role, busy_s=self.busy_s,
+                              peak_kv_blocks=self.peak_blocks,
+                              kv_blocks_capacity=self.capacity_blocks,
+                              **self._record_fields())  # type: ignore[arg-type]
+
+    def _record_fields(self) -> dict[str, object]:
+        """Fields of :class:`InstanceRecord` that only some kinds of instance have."""
+        return {}
+
+    def finalize(self, stop_at: float) -> None:
+        raise NotImplementedError

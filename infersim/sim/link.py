@@ -23,10 +23,9 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
+from typing import Any
 
-import simpy
-
-from infersim.sim.clock import call_later
+from infersim.sim.clock import Clock, call_later
 
 
 class KVLink:
@@ -36,8 +35,8 @@ class KVLink:
                  "busy_s", "bytes_moved", "env", "latency_s", "name", "on_ready",
                  "peak_concurrency", "transfers")
 
-    def __init__(self, env: simpy.Environment, name: str, bandwidth: float, latency_s: float,
-                 on_ready: Callable[[int, object, float], None]) -> None:
+    def __init__(self, env: Clock, name: str, bandwidth: float, latency_s: float,
+                 on_ready: Callable[[int, Any, float], None]) -> None:
         self.env = env
         self.on_ready = on_ready  # called (request, destination, ready_at) per finished transfer
         self.name = name
@@ -64,26 +63,17 @@ class KVLink:
     def transfer(self, nbytes: float, rid: int, destination: object,
                  not_before_at: float = 0.0) -> None:
         """Start moving ``nbytes`` of request ``rid``'s KV now, towards ``destination``."""
-        env = self.env
-        now = env._now
-        active = self._active
-        if active:  # catch up (as _catch_up, inlined: this runs once per request)
-            elapsed = now - self._last_at
-            self._virtual += elapsed * self.bandwidth / active
-            self.busy_s += elapsed
-        self._last_at = now
+        now = self.env.now
+        self._catch_up(now)
         self._seq += 1
-        heap = self._heap
-        heapq.heappush(heap, (self._virtual + nbytes, self._seq, not_before_at, rid,
-                              destination))
-        self._active = active = active + 1
+        heapq.heappush(self._heap, (self._virtual + nbytes, self._seq, not_before_at, rid,
+                                    destination))
+        self._active += 1
         self.transfers += 1
         self.bytes_moved += nbytes
-        if active > self.peak_concurrency:
-            self.peak_concurrency = active
-        self._timer += 1  # reschedule, inlined
-        call_later(env, max(0.0, (heap[0][0] - self._virtual) * active / self.bandwidth),
-                   self._complete, self._timer)
+        if self._active > self.peak_concurrency:
+            self.peak_concurrency = self._active
+        self._reschedule(now)
 
     def _reschedule(self, now: float) -> None:
         self._timer += 1
@@ -95,7 +85,7 @@ class KVLink:
     def _complete(self, token: int) -> None:
         if token != self._timer:
             return  # superseded by a later start or completion
-        now = self.env._now
+        now = self.env.now
         self._catch_up(now)
         heap = self._heap
         target, _, not_before_at, rid, destination = heapq.heappop(heap)
@@ -116,6 +106,12 @@ class KVLink:
         self._reschedule(now)
         for not_before_at, rid, destination in finished:
             ready(rid, destination, max(now, not_before_at) + self.latency_s)
+
+    def record(self) -> dict[str, float | int | str]:
+        """This link's row of the run's link table."""
+        return {"link": self.name, "bandwidth": self.bandwidth, "latency_s": self.latency_s,
+                "bytes_moved": self.bytes_moved, "busy_s": self.busy_s,
+                "transfers": self.transfers, "peak_concurrency": self.peak_concurrency}
 
     def finish(self, stop_at: float) -> None:
         """The run stopped: bring the busy-time counter up to ``stop_at``."""

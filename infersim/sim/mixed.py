@@ -31,152 +31,106 @@ from __future__ import annotations
 
 from collections import deque
 
-import simpy
+from infersim.sim.batching import BatchingInstance
+from infersim.sim.clock import Clock, call_later
+from infersim.sim.costs import StepCosts
+from infersim.sim.ports import RunContext
+from infersim.sim.records import Epoch
+from infersim.sim.router import InstanceLoads
+from infersim.sim.spec import PoolSpec
 
-from infersim.sim.batch import boundary_at_or_after, epoch_span
-from infersim.sim.decode import DecodeInstance
+# (request, tokens computed this step, tokens computed before, new KV blocks)
+Chunk = tuple[int, int, int, int]
 
 
-class MixedInstance(DecodeInstance):
+class MixedInstance(BatchingInstance):
     """One colocated engine: a prefill line, a running batch, one scheduler step at a time."""
 
     role = "mixed"
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, env: Clock, ctx: RunContext, pool: PoolSpec, costs: StepCosts,
+                 index: int, local_index: int, loads: InstanceLoads, slot: int) -> None:
         self.prefill_queue: deque[int] = deque()
         self._progress: dict[int, int] = {}  # request -> prompt tokens computed so far
-        self.prefill_blocks = 0  # KV blocks held by prompts partly computed
         self.prefill_busy_s = 0.0  # busy time attributable to prompt tokens (see _step)
-        super().__init__(*args, **kwargs)
-        self.prefix_cache = self.engine.new_prefix_cache()
+        self._step_in_progress: tuple[float, list[Chunk], float, float | None] | None = None
+        super().__init__(env, ctx, pool, costs, index, local_index, loads, slot)
+        self.prefix_cache = ctx.new_prefix_cache()
 
     @property
     def queue_length(self) -> int:
         return len(self.prefill_queue)
 
-    def _start(self, env: simpy.Environment) -> None:
-        # a mixed instance runs as a SimPy process (rarer and more varied turns than decode)
-        self._idle = None
-        self.process = env.process(self.serve())
-
     def enqueue(self, rid: int) -> None:
-        engine = self.engine
+        ctx, kv = self.ctx, self.kv
         self.prefill_queue.append(rid)
-        self.pending_blocks += self._pending(rid)
-        self._add_load(engine.prompt[rid] + engine.output[rid] - 1, 1)
-        self.loads.kv_committed_fraction[self.slot] = ((self._committed() + self.pending_blocks)
-                                                       / self.capacity_blocks)
-        if self.batch.n < min(self.pool.max_batch_size, self.pool.max_batch_tokens):
+        kv.pending += self._pending(rid)
+        self._add_load(ctx.prompt[rid] + ctx.output[rid] - 1, 1)
+        kv.publish(self.batch.blocks() + kv.prefill)
+        if self.batch.n < self.max_seqs:
             self._wake()
-
-    def _blocks_used(self) -> int:
-        return self.batch.blocks() + self.prefill_blocks
 
     def _pending(self, rid: int) -> int:
         """Blocks promised to ``rid`` while it waits for its first chunk: its prompt's, or under
         full reservation all it will reserve."""
-        if self.full_reservation:
-            return self._reservation(rid)
-        return -(-self.engine.prompt[rid] // self.pool.block_size)
-
-    def _committed(self) -> int:
-        """KV blocks taken by admitted requests, as the router sees them."""
-        return self.reserved_blocks if self.full_reservation else self._blocks_used()
+        kv, ctx = self.kv, self.ctx
+        if kv.full:
+            return kv.reservation(ctx.prompt[rid], ctx.output[rid])
+        return kv.blocks(ctx.prompt[rid])
 
     def _reserve_fits(self, rid: int, planned: int) -> int | None:
         """Full reservation: the blocks ``rid`` would reserve if they fit besides the reserved
         ones and ``planned`` more for this step, else None; 0 once it has its reservation
         (started) or when memory is taken on demand."""
-        if not self.full_reservation or self.engine.records.prefill_instance[rid] >= 0:
+        kv, ctx = self.kv, self.ctx
+        if not kv.full or ctx.records.prefill_instance[rid] >= 0:
             return 0
-        reserve = self._reservation(rid)
-        return reserve if self.reserved_blocks + planned + reserve <= self.capacity_blocks \
-            else None
+        reserve = kv.reservation(ctx.prompt[rid], ctx.output[rid])
+        return reserve if kv.reserved + planned + reserve <= kv.capacity_blocks else None
 
     def _target(self, rid: int) -> int:
         """Tokens to compute before ``rid`` decodes: its prompt, or all of it after a recompute."""
         resumed = self._resume.get(rid)
-        return self.engine.prompt[rid] if resumed is None else resumed
+        return self.ctx.prompt[rid] if resumed is None else resumed
 
-    # -- the process --------------------------------------------------------------------------
+    def _requeue(self, rid: int) -> None:
+        if self.swap:
+            self.waiting.appendleft(rid)  # comes back before new prompts
+        else:
+            # recomputing is a prefill: back to the head of the prefill line
+            self.prefill_queue.appendleft(rid)
 
-    def serve(self):  # SimPy process
-        env, batch = self.env, self.batch
-        cap = self.capacity_blocks
-        while True:
-            now = env.now
-            self._retire(now)
-            stall = 0.0
-            while batch.n and self._blocks_used() > cap:
-                stall += self._preempt(batch.last_joined())
-            used = self._blocks_used()
-            if self.waiting:  # swapped-out sequences come back before new prompts
-                admitted_stall, used = self._admit(now, used)
-                stall += admitted_stall
-            committed = self.reserved_blocks if self.full_reservation else used
-            self.loads.kv_committed_fraction[self.slot] = ((committed + self.pending_blocks)
-                                                           / self.capacity_blocks)
-            if now >= self.sample_due:
-                self.sample_due = now + self.engine.timeseries.interval_s
-                self.engine.sample(self, now, batch_size=batch.n, kv_used=used)
-            if stall > 0:
-                self.busy_s += stall
-                yield env.timeout(stall)
-                continue
-            plan = self._plan_chunks() if self.pool.chunked_prefill else self._plan_prompts()
-            if plan:
-                yield from self._step(now, plan)
-            elif batch.n:
-                yield from self._decode_epoch(now, reserved=self.prefill_blocks)
-            elif self.prefill_queue:
-                self._restart_youngest_prompt()
-            else:
-                self._idle = env.event()
-                yield self._idle
+    # -- after the turn -------------------------------------------------------------------------
 
-    def _decode_epoch(self, now: float, reserved: int = 0):
-        """Run steps of constant membership until the next departure, full memory or wake-up."""
-        batch, env = self.batch, self.env
-        s0, n = batch.steps_done, batch.n
-        steps = batch.steps_that_fit(batch.next_finish_step() - s0, reserved)
-        a, b = self.costs.decode_coefficients(n)
-        k0 = batch.kv_tokens()
-        span = epoch_span(steps, a, b, k0, n)
-        self._epoch = (now, s0, steps, a, b, k0, n)
-        try:
-            yield env.timeout(span)
-        except simpy.Interrupt:
-            # work arrived mid-epoch: stop at the first step boundary at or after now
-            steps = boundary_at_or_after(env.now - now, a, b, k0, n, steps)
-            span = epoch_span(steps, a, b, k0, n)
-            yield env.timeout(max(0.0, now + span - env.now))
-        self._epoch = None
-        self._truncating = False
-        self._log_epoch(now, s0, steps, a, b, k0, n)
-
-    def _wake(self) -> None:
-        """New work: wake the idle process, or cut its epoch short at the next boundary."""
-        if self._idle is not None:
-            idle, self._idle = self._idle, None
-            idle.succeed()
-        elif self._epoch is not None and not self._truncating:
-            self._truncating = True
-            self.process.interrupt()
+    def _run(self, now: float) -> None:
+        """Compute prompt work if any fits, else run the decodes' epoch, else sleep."""
+        plan = self._plan_chunks() if self.pool.chunked_prefill else self._plan_prompts()
+        if plan:
+            self._step(now, plan)
+        elif self.batch.n:
+            self._start_epoch(now, self.kv.prefill)
+        elif self.prefill_queue:
+            self._restart_youngest_prompt()
+            self._turn()
+        else:
+            self._idle = True
 
     def _cached(self, rid: int) -> int:
         """Leading prompt tokens a fresh prompt reuses from this instance's prefix cache."""
-        if self.prefix_cache is None or rid in self._resume:
+        hashes = self.ctx.prefix_hashes
+        if self.prefix_cache is None or hashes is None or rid in self._resume:
             return 0
-        return self.prefix_cache.cached_tokens(self.engine.table.prefix_hashes[rid],
-                                               self.engine.prompt[rid])
+        return self.prefix_cache.cached_tokens(hashes[rid], self.ctx.prompt[rid])
 
-    def _plan_chunks(self) -> list[tuple[int, int, int, int]]:
-        """Chunked prefill: (request, chunk tokens, tokens before the chunk, new KV blocks)."""
-        batch, block = self.batch, self.pool.block_size
+    def _plan_chunks(self) -> list[Chunk]:
+        """Chunked prefill: prompt chunks that fill the step's budget after the decodes."""
+        batch, kv = self.batch, self.kv
+        block = kv.block_size
         budget = self.pool.max_batch_tokens - batch.n
         seqs = self.pool.max_batch_size - batch.n
-        free = self.capacity_blocks - self._blocks_used()
-        plan, reserving = [], 0
+        free = kv.capacity_blocks - batch.blocks() - kv.prefill
+        plan: list[Chunk] = []
+        reserving = 0
         for rid in self.prefill_queue:
             if budget <= 0 or seqs <= 0:
                 break
@@ -200,16 +154,17 @@ class MixedInstance(DecodeInstance):
             seqs -= 1
         return plan
 
-    def _plan_prompts(self) -> list[tuple[int, int, int, int]]:
+    def _plan_prompts(self) -> list[Chunk]:
         """Prefill-first: whole prompts, FCFS, within the token budget and KV memory."""
-        block = self.pool.block_size
-        seqs = self.pool.max_batch_size - self.batch.n
-        free = self.capacity_blocks - self._blocks_used()
-        plan, tokens, reserving = [], 0, 0
+        batch, kv = self.batch, self.kv
+        seqs = self.pool.max_batch_size - batch.n
+        free = kv.capacity_blocks - batch.blocks() - kv.prefill
+        plan: list[Chunk] = []
+        tokens = reserving = 0
         for rid in self.prefill_queue:
             target = self._target(rid)
             cached = self._cached(rid)
-            need = -(-target // block)
+            need = kv.blocks(target)
             reserve = self._reserve_fits(rid, reserving)
             if reserve is None or len(plan) >= seqs or need > free or (
                     plan and tokens + target - cached > self.pool.max_batch_tokens):
@@ -220,10 +175,10 @@ class MixedInstance(DecodeInstance):
             tokens += target - cached
         return plan
 
-    def _step(self, now: float, plan: list[tuple[int, int, int, int]]):
-        """One engine step computing ``plan``'s prompt chunks (and, if chunked, the decodes)."""
-        batch, engine, records, block = self.batch, self.engine, self.engine.records, \
-            self.pool.block_size
+    def _step(self, now: float, plan: list[Chunk]) -> None:
+        """Start one engine step computing ``plan``'s prompt chunks (and, if chunked, the
+        decodes); :meth:`_step_end` handles its end."""
+        batch, kv, records = self.batch, self.kv, self.ctx.records
         chunks = [chunk for _, chunk, _, _ in plan]
         before = [done for _, _, done, _ in plan]
         prefill_part = None  # the step's time attributable to its prompt tokens: all of it
@@ -240,18 +195,28 @@ class MixedInstance(DecodeInstance):
                 records.prefill_start_at[rid] = now
                 records.prefill_instance[rid] = self.index
                 records.cached_prompt_tokens[rid] = done
-                self.pending_blocks -= self._pending(rid)
-                if self.full_reservation:
-                    self.reserved_blocks += self._reservation(rid)
-            self.prefill_blocks += extra
+                kv.pending -= self._pending(rid)
+                if kv.full:
+                    kv.reserved += kv.reservation(self.ctx.prompt[rid], self.ctx.output[rid])
+            kv.prefill += extra
             self._progress[rid] = done + chunk
-        used = self._blocks_used()
-        self.peak_blocks = max(self.peak_blocks, used)
-        yield self.env.timeout(span)
+        self.peak_blocks = max(self.peak_blocks, batch.blocks() + kv.prefill)
+        self._step_in_progress = (now, plan, span, prefill_part)
+        call_later(self.env, span, self._step_end)
+
+    def _step_end(self, _value: object = None) -> None:
+        """The step ended: book it, hand finished prompts to the batch, take the next turn."""
+        assert self._step_in_progress is not None
+        now, plan, span, prefill_part = self._step_in_progress
+        self._step_in_progress = None
+        batch, ctx, kv = self.batch, self.ctx, self.kv
+        records, prompt, output = ctx.records, ctx.prompt, ctx.output
         end = self.env.now
         self.prefill_busy_s += span if prefill_part is None else prefill_part
         if self.pool.chunked_prefill and batch.n:
-            self._log_epoch(now, batch.steps_done, 1, span, 0.0, batch.kv_tokens(), batch.n)
+            # the running decodes' token of this step: a one-step epoch lasting ``span``
+            n, k0 = batch.n, batch.kv_tokens()
+            self._log_epoch(self._one_step(now, span, k0, n), 1, span)
         else:
             self.busy_s += span  # running sequences (if any) emitted nothing this step
         for rid, _, _, _ in plan:
@@ -260,24 +225,29 @@ class MixedInstance(DecodeInstance):
                 continue
             self.prefill_queue.remove(rid)
             del self._progress[rid]
-            self.prefill_blocks -= -(-target // block)
+            kv.prefill -= kv.blocks(target)
             resumed = self._resume.pop(rid, None)
             if resumed is not None:
-                batch.join(rid, resumed, engine.output[rid] - (resumed - engine.prompt[rid]))
+                batch.join(rid, resumed, output[rid] - (resumed - prompt[rid]))
                 continue
-            if self.prefix_cache is not None:
-                self.prefix_cache.insert(engine.table.prefix_hashes[rid])
+            if self.prefix_cache is not None and ctx.prefix_hashes is not None:
+                self.prefix_cache.insert(ctx.prefix_hashes[rid])
             records.first_token_at[rid] = end
-            if engine.output[rid] == 1:
-                self._add_load(-engine.prompt[rid], -1)
-                if self.full_reservation:
-                    self.reserved_blocks -= self._reservation(rid)
-                engine.finish(rid, end)
+            if output[rid] == 1:
+                self._add_load(-prompt[rid], -1)
+                if kv.full:
+                    kv.reserved -= kv.reservation(prompt[rid], output[rid])
+                ctx.finished(rid, end)
             else:
-                self._add_load(-engine.prompt[rid], 0)
-                batch.join(rid, engine.prompt[rid] + 1, engine.output[rid] - 1)
+                self._add_load(-prompt[rid], 0)
+                batch.join(rid, prompt[rid] + 1, output[rid] - 1)
                 records.decode_start_at[rid] = end
                 records.decode_instance[rid] = self.index
+        self._turn()
+
+    def _one_step(self, now: float, span: float, k0: int, n: int) -> Epoch:
+        """A mixed step as an epoch of one step: a = its time, b = 0."""
+        return Epoch(now, self.batch.steps_done, 1, span, 0.0, k0, n)
 
     def _prefill_fraction(self, chunks: list[int], before: list[int]) -> float:
         """The prompt chunks' share of a mixed step, by the cost model: the time the chunks
@@ -288,23 +258,17 @@ class MixedInstance(DecodeInstance):
         decode = a + b * self.batch.kv_tokens()
         return prefill / (prefill + decode)
 
-    def _preempt(self, rid: int) -> float:
-        stall = super()._preempt(rid)
-        if self.pool.preemption == "recompute":
-            # recomputing is a prefill: back to the head of the prefill line
-            self.waiting.remove(rid)
-            self.prefill_queue.appendleft(rid)
-        return stall
-
     def _restart_youngest_prompt(self) -> None:
         """Partly computed prompts hold all free memory and none can go on: the youngest one
         gives its blocks back and starts over (vLLM preempts the same way)."""
-        block = self.pool.block_size
         for rid in reversed(self.prefill_queue):
             done = self._progress.get(rid, 0)
             if done and rid != self.prefill_queue[0]:
                 del self._progress[rid]
-                self.prefill_blocks -= -(-done // block)
-                self.engine.records.preemptions[rid] += 1
+                self.kv.prefill -= self.kv.blocks(done)
+                self.ctx.records.preemptions[rid] += 1
                 return
         raise RuntimeError(f"{self.name}: prefill cannot progress with the memory it has")
+
+    def _record_fields(self) -> dict[str, object]:
+        return {**super()._record_fields(), "prefill_busy_s": self.prefill_busy_s}

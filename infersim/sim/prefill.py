@@ -17,19 +17,13 @@ held up by slow transfers).
 from __future__ import annotations
 
 from collections import deque
-from heapq import heappush
-from typing import TYPE_CHECKING
 
-import simpy
-
-from infersim.sim.clock import NORMAL, URGENT, call_later
+from infersim.sim.clock import URGENT, Clock, call_later
 from infersim.sim.costs import StepCosts
 from infersim.sim.instance import Instance
+from infersim.sim.ports import RunContext
 from infersim.sim.router import InstanceLoads
 from infersim.sim.spec import PoolSpec
-
-if TYPE_CHECKING:
-    from infersim.sim.engine import Engine
 
 
 class PrefillInstance(Instance):
@@ -37,9 +31,9 @@ class PrefillInstance(Instance):
 
     role = "prefill"
 
-    def __init__(self, env: simpy.Environment, engine: Engine, pool: PoolSpec, costs: StepCosts,
+    def __init__(self, env: Clock, ctx: RunContext, pool: PoolSpec, costs: StepCosts,
                  index: int, local_index: int, loads: InstanceLoads, slot: int) -> None:
-        super().__init__(env, engine, pool, costs, index, local_index, loads, slot)
+        super().__init__(env, ctx, pool, costs, index, local_index, loads, slot)
         self.queue: deque[int] = deque()
         self._prefill_cache = costs.prefill_cache  # prompt length -> step time, one-prompt steps
         self.committed_blocks = 0  # KV blocks of the prompts queued or being computed
@@ -47,7 +41,7 @@ class PrefillInstance(Instance):
         self._idle = False  # waiting for work (no batch in progress, nothing queued)
         self._batch: tuple[list[int], int, int, float] | None = None  # in progress
         self._batch_started_at: float | None = None
-        self.prefix_cache = engine.new_prefix_cache()
+        self.prefix_cache = ctx.new_prefix_cache()
         # the first look at the queue, where SimPy would start a process
         call_later(env, 0.0, self._wake, priority=URGENT)
 
@@ -56,34 +50,25 @@ class PrefillInstance(Instance):
         return len(self.queue)
 
     def enqueue(self, rid: int) -> None:
-        prompt = self.engine.prompt[rid]
+        prompt = self.ctx.prompt[rid]
         self.queue.append(rid)
-        loads, slot = self.loads, self.slot
-        self.load_tokens += prompt
-        self.load_requests += 1
-        loads.outstanding_tokens[slot] = self.load_tokens
-        loads.outstanding_requests[slot] = self.load_requests
+        self._add_load(prompt, 1)
         self.committed_blocks += -(-prompt // self.block_size)
-        loads.kv_committed_fraction[slot] = self.committed_blocks / self.capacity_blocks
+        self.loads.kv_committed_fraction[self.slot] = self.committed_blocks / self.capacity_blocks
         if self._idle:  # resume in this instant's turn, as a triggered SimPy event would
             self._idle = False
             call_later(self.env, 0.0, self._wake)
 
-    def _sample(self, now: float, batch_size: int, kv_used: int) -> None:
-        if now >= self.sample_due:
-            self.sample_due = now + self.engine.timeseries.interval_s
-            self.engine.sample(self, now, batch_size=batch_size, kv_used=kv_used)
-
     def _take_batch(self) -> tuple[list[int], list[int]]:
         """FCFS prompts within the step's token budget (counting only the tokens to compute)
         and sequence limit; returns the batch and each prompt's prefix-cache hit in tokens."""
-        engine, queue, cache = self.engine, self.queue, self.prefix_cache
-        prompt, hashes = engine.prompt, engine.table.prefix_hashes
+        queue, cache = self.queue, self.prefix_cache
+        prompt, hashes = self.ctx.prompt, self.ctx.prefix_hashes
         budget, limit = self.pool.max_batch_tokens, self.pool.max_batch_size
         block, free = self.pool.block_size, self.capacity_blocks
         batch: list[int] = []
         tokens = 0
-        if cache is None:  # the common case, written out: every prompt computed in full
+        if cache is None or hashes is None:  # the common case, written out: every prompt computed in full
             while queue and len(batch) < limit:
                 p = prompt[queue[0]]
                 need = -(-p // block)
@@ -109,25 +94,25 @@ class PrefillInstance(Instance):
 
     def _wake(self, _value=None) -> None:
         """Start of the run, or work arrived at an idle instance: start the next batch."""
-        self._next_batch(self.env._now)
+        self._next_batch(self.env.now)
 
     def _next_batch(self, now: float) -> None:
         """Take the next batch off the queue and compute it (one engine step), or go idle."""
         if not self.queue:
             self._idle = True
-            self._sample(now, 0, 0)
+            if now >= self.sample_due:
+                self._sample(now, 0, 0)
             return
-        engine, records = self.engine, self.engine.records
+        ctx, records = self.ctx, self.ctx.records
         batch, cached = self._take_batch()
-        prompt = engine.prompt
+        prompt = ctx.prompt
         prompts = [prompt[rid] for rid in batch]
         budget = self.pool.max_batch_tokens
         if len(batch) == 1 and prompts[0] - cached[0] > budget:  # over the budget: chunk it
             span = self.costs.chunked_prefill_s(prompts[0] - cached[0], budget, cached[0])
-        elif len(batch) == 1 and not cached[0]:  # one whole prompt: costs.prefill_s, inlined
-            span = self._prefill_cache.get(prompts[0])
-            if span is None:
-                span = self.costs.prefill_s(prompts)
+        elif len(batch) == 1 and not cached[0]:  # one whole prompt: its memoised time first
+            known = self._prefill_cache.get(prompts[0])
+            span = self.costs.prefill_s(prompts) if known is None else known
         else:
             span = self.costs.batch_prefill_s([p - c for p, c in zip(prompts, cached,
                                                                      strict=True)], cached)
@@ -144,34 +129,31 @@ class PrefillInstance(Instance):
         blocks = sum([-(-p // block) for p in prompts])
         if blocks > self.peak_blocks:
             self.peak_blocks = blocks
-        self._sample(now, len(batch), blocks)
-        if engine.cluster.layerwise_kv_overlap:
-            engine.prefill_started(self, batch, now, now + span)
+        if now >= self.sample_due:
+            self._sample(now, len(batch), blocks)
+        if ctx.prefill_started is not None:  # layer-wise KV overlap
+            ctx.prefill_started(self, batch, now, now + span)
         self._batch_started_at = now
         self._batch = (batch, sum(prompts), blocks, span)
-        env = self.env  # call_later(env, span, self._batch_done), written out
-        heappush(env._queue, (now + span, NORMAL, next(env._eid), self._batch_done, None))
+        call_later(self.env, span, self._batch_done)
 
-    def _batch_done(self, _value) -> None:
+    def _batch_done(self, _value: object) -> None:
         """The step ended: every prompt of the batch has its first token."""
+        assert self._batch is not None
         batch, tokens, blocks, span = self._batch
         self._batch = None
         self._batch_started_at = None
         self.busy_s += span
         self.running = 0
-        loads, slot = self.loads, self.slot
-        self.load_tokens -= tokens
-        self.load_requests -= len(batch)
-        loads.outstanding_tokens[slot] = self.load_tokens
-        loads.outstanding_requests[slot] = self.load_requests
+        self._add_load(-tokens, -len(batch))
         self.committed_blocks -= blocks
-        loads.kv_committed_fraction[slot] = self.committed_blocks / self.capacity_blocks
-        if self.prefix_cache is not None:
-            hashes = self.engine.table.prefix_hashes
+        self.loads.kv_committed_fraction[self.slot] = self.committed_blocks / self.capacity_blocks
+        hashes = self.ctx.prefix_hashes
+        if self.prefix_cache is not None and hashes is not None:
             for rid in batch:
                 self.prefix_cache.insert(hashes[rid])
-        now = self.env._now
-        self.engine.prefilled(self, batch, now)
+        now = self.env.now
+        self.ctx.prefilled(self, batch, now)
         self._next_batch(now)
 
     def finalize(self, stop_at: float) -> None:

@@ -16,6 +16,9 @@ emits one token at the end of each of its steps.
 from __future__ import annotations
 
 from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -23,19 +26,35 @@ import numpy as np
 class RequestRecords:
     """Preallocated per-request columns, filled in as events happen."""
 
-    INSTANTS = ("arrival_at", "prefill_start_at", "first_token_at", "kv_transfer_start_at",
-                "kv_transfer_end_at", "decode_start_at", "last_token_at")
-
     def __init__(self, n: int) -> None:
         self.n = n
-        for name in self.INSTANTS:
-            setattr(self, name, np.full(n, np.nan))
+        self.arrival_at = np.full(n, np.nan)
+        self.prefill_start_at = np.full(n, np.nan)
+        self.first_token_at = np.full(n, np.nan)
+        self.kv_transfer_start_at = np.full(n, np.nan)
+        self.kv_transfer_end_at = np.full(n, np.nan)
+        self.decode_start_at = np.full(n, np.nan)
+        self.last_token_at = np.full(n, np.nan)
         self.prefill_instance = np.full(n, -1, dtype=np.int32)  # global instance index
         self.decode_instance = np.full(n, -1, dtype=np.int32)
         self.cached_prompt_tokens = np.zeros(n, dtype=np.int64)  # reused from a prefix cache
         self.preemptions = np.zeros(n, dtype=np.int32)
         self.rejected = np.zeros(n, dtype=bool)
         self.completed = np.zeros(n, dtype=bool)
+
+
+class Epoch(NamedTuple):
+    """A stretch of ``steps`` decode steps of constant membership, from global step
+    ``first_step`` on: ``n`` sequences whose KV lengths sum to ``k0`` at its first step, so step j
+    (0-based) takes ``a + b*(k0 + j*n)`` seconds (see module docstring)."""
+
+    start_at: float
+    first_step: int
+    steps: int
+    a: float
+    b: float
+    k0: int
+    n: int
 
 
 class EpochLog:
@@ -46,14 +65,15 @@ class EpochLog:
     """
 
     __slots__ = ("rows",)
-    FIELDS = ("start_at", "first_step", "steps", "a", "b", "k0", "n")
+    FIELDS = Epoch._fields
     _INTS = ("first_step", "steps", "k0", "n")
 
     def __init__(self) -> None:
         self.rows = array("d")  # flat: FIELDS of epoch 0, then of epoch 1, ...
 
-    def append(self, start_at: float, first_step: int, steps: int, a: float, b: float,
-               k0: int, n: int) -> None:
+    def append(self, epoch: Epoch, steps: int) -> None:
+        """Log the first ``steps`` steps of ``epoch`` (all of them, or fewer if cut short)."""
+        start_at, first_step, _, a, b, k0, n = epoch
         self.rows.extend((start_at, first_step, steps, a, b, k0, n))
 
     def __len__(self) -> int:
@@ -112,7 +132,7 @@ class Timeseries:
     __slots__ = ("batch_size", "busy", "instance", "interval_s", "kv_blocks_capacity",
                  "kv_blocks_used", "queue_length", "time_at")
 
-    def __init__(self, instances: int, interval_s: float) -> None:
+    def __init__(self, interval_s: float) -> None:
         self.interval_s = interval_s
         self.instance = array("i")
         self.time_at = array("d")
@@ -132,3 +152,34 @@ class Timeseries:
         self.kv_blocks_used.append(kv_used)
         self.kv_blocks_capacity.append(kv_capacity)
         self.queue_length.append(queue_length)
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceRecord:
+    """What one instance leaves behind when the run stops."""
+
+    index: int  # global instance number
+    name: str  # "decode.3"
+    pool: str
+    local_index: int
+    role: str
+    busy_s: float
+    peak_kv_blocks: int
+    kv_blocks_capacity: int
+    epochs: EpochLog | None = None  # decode and mixed instances
+    prefill_busy_s: float = 0.0  # mixed instances: busy time spent on prompt tokens
+
+
+@dataclass(frozen=True)
+class RunRecords:
+    """Everything a stopped run wrote down, from which :func:`~infersim.sim.result.build_result`
+    makes the result tables."""
+
+    table: Any  # the workload's RequestTable (lengths and classes by request id)
+    requests: RequestRecords
+    runs: RunLog
+    timeseries: Timeseries
+    instances: list[InstanceRecord]  # by global instance number
+    links: list[dict[str, Any]]  # one row per KV link (see KVLink.record)
+    pools: Sequence[Any]  # the cluster's PoolSpecs, in order
+    seed: int

@@ -19,15 +19,12 @@ The percentiles of this (value, count) multiset are exactly those of the raw gap
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from infersim.sim.records import step_end_times
-
-if TYPE_CHECKING:
-    from infersim.sim.engine import Engine
+from infersim.sim.records import RunRecords, step_end_times
 
 
 @dataclass(frozen=True, eq=False)
@@ -178,13 +175,13 @@ def weighted_percentile(values: np.ndarray, counts: np.ndarray, q: float) -> flo
     return weighted_percentiles(values, counts, (q,))[0]
 
 
-def build_result(engine: Engine, *, duration_s: float) -> SimResult:
-    """Gather a finished engine's records into a :class:`SimResult`."""
-    table, rec = engine.table, engine.records
-    insts = engine.instances
-    pool_of = np.array([inst.pool.name for inst in insts] + [None], dtype=object)
+def build_result(run: RunRecords, *, duration_s: float) -> SimResult:
+    """Gather a stopped run's records into a :class:`SimResult`."""
+    table, rec = run.table, run.requests
+    insts = run.instances
+    pool_of = np.array([inst.pool for inst in insts] + [None], dtype=object)
     local_of = np.array([inst.local_index for inst in insts] + [-1], dtype=np.int32)
-    pool_names = [p.name for p in engine.cluster.pools]
+    pool_names = [p.name for p in run.pools]
 
     def pool_column(index: np.ndarray) -> pd.Categorical:
         return pd.Categorical(pool_of[index], categories=pool_names)
@@ -223,7 +220,7 @@ def build_result(engine: Engine, *, duration_s: float) -> SimResult:
     df["transfer_s"] = rec.kv_transfer_end_at - rec.kv_transfer_start_at
     df["decode_s"] = rec.last_token_at - rec.decode_start_at
 
-    ts = engine.timeseries
+    ts = run.timeseries
     ts_inst = np.frombuffer(ts.instance, dtype=np.int32)
     names = np.array([inst.name for inst in insts], dtype=object)
     timeseries = pd.DataFrame({
@@ -237,27 +234,24 @@ def build_result(engine: Engine, *, duration_s: float) -> SimResult:
         "queue_length": np.frombuffer(ts.queue_length, dtype=np.int32).copy(),
     })
 
-    links = pd.DataFrame([{
-        "link": link.name, "bandwidth": link.bandwidth, "latency_s": link.latency_s,
-        "bytes_moved": link.bytes_moved, "busy_s": link.busy_s, "transfers": link.transfers,
-        "peak_concurrency": link.peak_concurrency,
-    } for link in engine.links.values()], columns=["link", "bandwidth", "latency_s", "bytes_moved",
-                                                  "busy_s", "transfers", "peak_concurrency"])
+    links = pd.DataFrame(run.links, columns=["link", "bandwidth", "latency_s", "bytes_moved",
+                                             "busy_s", "transfers", "peak_concurrency"])
 
-    epochs = {inst.index: inst.epochs.arrays() for inst in insts if hasattr(inst, "epochs")}
+    epochs = {inst.index: inst.epochs.arrays() for inst in insts if inst.epochs is not None}
     instances = pd.DataFrame({
         "instance": [inst.name for inst in insts],
-        "pool": [inst.pool.name for inst in insts],
+        "pool": [inst.pool for inst in insts],
         "role": [inst.role for inst in insts],
         "busy_s": [inst.busy_s for inst in insts],
-        "peak_kv_blocks": [inst.peak_blocks for inst in insts],
-        "kv_blocks_capacity": [inst.capacity_blocks for inst in insts],
+        "peak_kv_blocks": [inst.peak_kv_blocks for inst in insts],
+        "kv_blocks_capacity": [inst.kv_blocks_capacity for inst in insts],
         "decode_steps": [int(epochs[inst.index]["steps"].sum()) if inst.index in epochs else 0
                          for inst in insts],
     })
 
     pools: dict[str, dict[str, Any]] = {}
-    for pool in engine.cluster.pools:
+    capacity = {inst.pool: inst.kv_blocks_capacity for inst in insts}
+    for pool in run.pools:
         busy = float(instances.loc[instances["pool"] == pool.name, "busy_s"].sum())
         dep = pool.deployment
         pools[pool.name] = {
@@ -268,11 +262,11 @@ def build_result(engine: Engine, *, duration_s: float) -> SimResult:
             "chips": dep.chips * pool.instances,
             "busy_s": busy,
             "utilization": busy / (pool.instances * duration_s) if duration_s > 0 else 0.0,
-            "kv_blocks_capacity": engine.costs[pool.name].kv_capacity_tokens // pool.block_size,
+            "kv_blocks_capacity": capacity[pool.name],
         }
         if pool.role == "mixed":  # for billing input and output tokens apart
             pools[pool.name]["prefill_busy_s"] = float(sum(
-                inst.prefill_busy_s for inst in insts if inst.pool.name == pool.name))
+                inst.prefill_busy_s for inst in insts if inst.pool == pool.name))
     return SimResult(requests=df, timeseries=timeseries, links=links, instances=instances,
-                     pools=pools, duration_s=float(duration_s), seed=engine.seed, epochs=epochs,
-                     runs=engine.runs.arrays())
+                     pools=pools, duration_s=float(duration_s), seed=run.seed, epochs=epochs,
+                     runs=run.runs.arrays())

@@ -37,7 +37,8 @@ class InstanceLoads:
                  "outstanding_tokens", "prefix_caches", "size")
 
     def __init__(self, kv_capacity_blocks: list[int]) -> None:
-        self.prefix_caches: list[PrefixCache] | None = None  # per instance, when prompts share
+        # per instance (None: an instance without one), when prompts share prefixes
+        self.prefix_caches: list[PrefixCache | None] | None = None
         self.size = len(kv_capacity_blocks)
         self.outstanding_tokens = np.zeros(self.size, dtype=np.int64)
         self.outstanding_requests = np.zeros(self.size, dtype=np.int64)
@@ -137,6 +138,8 @@ class PrefixAffinity(RoutingPolicy):
         blocks = self._hashes[rid]
         best, best_count = fallback, 0
         for i, cache in enumerate(caches):
+            if cache is None:
+                continue
             count = cache.match(blocks)
             if count > best_count:
                 best, best_count = i, count
