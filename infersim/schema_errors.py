@@ -180,6 +180,8 @@ def _expected(root: Any, err: Any, path: list[Any]) -> tuple[str, str | None]:
                 else f"at most {bound} {noun}"), None
     if kind == "string_too_short":
         return "a non-empty string", None
+    if kind == "string_too_long":
+        return f"a string of at most {ctx.get('max_length')} characters", None
     if kind == "string_pattern_mismatch":
         return "a name of letters, digits, '_', '-' or '.'", None
     if kind == "union_tag_invalid":

@@ -118,7 +118,9 @@ class _StrictLoader(yaml.SafeLoader):
             if key_node.tag == _MERGE:
                 continue  # merged keys may be overridden: that is what a merge is for
             key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, (str, int, float, bool)) and key in seen:
+            if not isinstance(key, (str, int, float, bool)):
+                continue  # an unhashable key is refused, with its line, by the constructor
+            if key in seen:
                 raise _DuplicateKey(key, key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)

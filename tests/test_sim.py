@@ -281,6 +281,22 @@ def test_closed_loop_users_send_when_their_last_request_ends():
     assert max(np.cumsum([d for _, d in events])) <= 2
 
 
+@pytest.mark.parametrize("cause", ["queue_limit", "too_big"])
+def test_closed_loop_rejected_at_once_many_times_in_a_row_does_not_recurse(cause):
+    # Zero think time: a rejected user asks again at once. Thousands of rejections in a row at
+    # one instant used to recurse arrive -> reject -> next user -> arrive until Python's stack
+    # ran out; now each waits for the arrival in hand, in the same order.
+    n = 5000
+    prompt = [100] * n if cause == "queue_limit" else [10**7] * n  # too big: every one refused
+    loop = ClosedLoop(users=50, requests=table(np.zeros(n), prompt, [3] * n))
+    cluster = pd_cluster(queue_limit=1) if cause == "queue_limit" else pd_cluster()
+    df = simulate_cluster(cluster, loop, seed=0).requests
+    assert len(df) == n and (df.completed | df.rejected).all()
+    assert df.rejected.sum() >= (n - 60 if cause == "queue_limit" else n)
+    # the requests keep their order: request i arrives no later than request i + 1
+    assert (np.diff(df.arrival_at.to_numpy()) >= 0).all()
+
+
 def test_progress_is_reported_up_to_one():
     seen = []
     simulate_cluster(pd_cluster(), table(np.zeros(200), [100] * 200, [2] * 200), seed=0,

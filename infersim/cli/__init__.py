@@ -42,6 +42,7 @@ COMMAND_MODULES = (
 
 
 _registered: list[str] = []  # import-time registry of the app's commands, not run state
+_built: list = []  # the click command typer builds from the app, once (it takes ~0.1 s)
 
 
 def _register_all() -> None:
@@ -55,8 +56,10 @@ def _register_all() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     _register_all()
+    if not _built:
+        _built.append(typer.main.get_command(app))
     try:
-        code = app(args=argv, prog_name="infersim", standalone_mode=False)
+        code = _built[0](args=argv, prog_name="infersim", standalone_mode=False)
     except InfersimError as err:
         _fail(str(err))
     except click_errors.NoArgsIsHelpError as err:

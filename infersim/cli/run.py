@@ -6,7 +6,8 @@
     infersim run my-vllm.yaml --overlay calibration-my-vllm.yaml   # knobs from infersim calibrate
 
 Writes ``summary.json``, ``requests.parquet``, ``token_gaps.parquet``, ``timeseries.parquet``,
-``links.parquet`` and PNG plots to ``--out`` (default ``runs/<scenario name>/``). What the run
+``links.parquet`` and PNG plots to ``--out`` (default ``runs/<scenario name>/``), atomically:
+an output folder that already holds files is refused unless ``--force`` replaces it. What the run
 did that a real deployment would not (requests longer than the model's context window, served
 all the same) is one ``warning:`` line each on stderr, ``--quiet`` or not.
 """
@@ -92,24 +93,27 @@ def register(app: typer.Typer) -> None:
         = False,
         plots: Annotated[bool, typer.Option("--plots/--no-plots", help="write the PNG plots")]
         = True,
+        force: Annotated[bool, typer.Option("--force", help="replace an output folder that "
+                                            "already holds files")] = False,
     ) -> None:
         """Simulate a scenario; print the summary; write summary.json, parquet and plots."""
         from infersim.api import simulate
         from infersim.calibrate.overlay import read_overlay
-        from infersim.report.save import save_result
+        from infersim.report.save import check_out_dir, save_result
         from infersim.report.tables import summary_table
         from infersim.scenario import load_scenario
 
         overrides = [*(read_overlay(overlay) if overlay is not None else ()), *(sets or ())]
         loaded = load_scenario(scenario, overrides=overrides, seed=parse_seed(seed))
+        target = out if out is not None else Path("runs") / loaded.name
+        check_out_dir(target, force=force)  # before a long run, not after it
         with progress_bar(f"simulating {loaded.name}", quiet=quiet) as update:
             result = simulate(loaded, progress=update)
         if result.warnings:
             warn = Console(stderr=True, highlight=False, soft_wrap=True)
             for line in result.warnings:
                 warn.print(f"warning: {line}", style="yellow")
-        target = out if out is not None else Path("runs") / loaded.name
-        written = save_result(result, target, plots=plots)
+        written = save_result(result, target, plots=plots, force=force)
         if not quiet:
             console = Console()
             if loaded.description:

@@ -7,10 +7,20 @@ and ``decode_runs.parquet`` (the engine's compressed token clock, from which eve
 of every request is rebuilt exactly; see :mod:`infersim.sim.records`); ``timeseries.parquet``
 (per-instance samples), ``links.parquet``, ``instances.parquet``; and the PNG plots of
 :mod:`infersim.report.plots`.
+
+Writing is atomic and touches nothing the user already has: every file goes into a fresh private
+folder created beside the output folder, which is renamed into place only once all of it is
+written. A full disk, an unwritable folder or a crash mid-way leaves no half-written run and no
+partial file behind; a symlink planted in (or as) the output folder is never followed; and an
+output folder that already holds files is refused unless ``force`` (``infersim run --force``),
+in which case it is replaced as a whole, never written into.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,15 +70,29 @@ def write_plots(result: Result, out_dir: Path) -> list[Path]:
     ]
 
 
-def save_result(result: Result, out_dir: Path, *, plots: bool = True) -> list[Path]:
-    """Write every output of ``result`` into ``out_dir`` (created if needed)."""
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise InfersimError(field="--out", expected="a folder that can be created",
-                            given=f"{out_dir} ({err.strerror})") from None
-    written = [write_summary(result.summary, out_dir / "summary.json")]
-    written += write_frames(out_dir, {
+def check_out_dir(out_dir: Path, *, force: bool = False) -> None:
+    """Refuse an output folder that cannot take a run, before anything is simulated: a symlink,
+    a file, or a folder that already holds files (unless ``force``)."""
+    if out_dir.is_symlink():
+        raise InfersimError(field="--out", expected="a folder, not a symbolic link (links are "
+                            "never followed)", given=str(out_dir))
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InfersimError(field="--out", expected="a folder (this is a file)",
+                            given=str(out_dir))
+    if out_dir.is_dir() and not force:
+        try:
+            occupied = any(out_dir.iterdir())
+        except OSError as err:
+            raise InfersimError(field="--out", expected="a readable folder",
+                                given=f"{out_dir} ({err.strerror})") from None
+        if occupied:
+            raise InfersimError(field="--out", expected="a new or empty folder (--force "
+                                "replaces one that holds files)", given=str(out_dir))
+
+
+def _write_all(result: Result, folder: Path, plots: bool) -> list[str]:
+    written = [write_summary(result.summary, folder / "summary.json")]
+    written += write_frames(folder, {
         "requests": result.requests,
         "token_gaps": result.token_gaps,
         "decode_epochs": _epochs_frame(result.sim.epochs),
@@ -78,5 +102,48 @@ def save_result(result: Result, out_dir: Path, *, plots: bool = True) -> list[Pa
         "instances": result.sim.instances,
     })
     if plots:
-        written += write_plots(result, out_dir)
-    return written
+        written += write_plots(result, folder)
+    return [path.name for path in written]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def save_result(result: Result, out_dir: Path, *, plots: bool = True,
+                force: bool = False) -> list[Path]:
+    """Write every output of ``result`` into ``out_dir``, atomically (see the module notes).
+
+    ``out_dir`` must be new, an empty folder, or (with ``force``) a folder to replace.
+    """
+    out_dir = Path(out_dir)
+    check_out_dir(out_dir, force=force)
+    parent = out_dir.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial",
+                                        dir=parent))
+    except OSError as err:
+        raise InfersimError(field="--out", expected="a folder that can be created",
+                            given=f"{out_dir} ({err.strerror or err})") from None
+    old: Path | None = None
+    try:
+        names = _write_all(result, staging, plots)
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp made it private
+        check_out_dir(out_dir, force=force)  # it may have changed while the run was written
+        if out_dir.is_dir():
+            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=parent))
+            os.replace(out_dir, old / "run")  # a rename: nothing inside it is read or followed
+        os.replace(staging, out_dir)
+    except OSError as err:
+        if old is not None and (old / "run").exists() and not out_dir.exists():
+            os.replace(old / "run", out_dir)  # put the user's folder back
+        raise InfersimError(field="--out", expected="a writable folder with room for the run",
+                            given=f"{out_dir} ({err.strerror or err})") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    return [out_dir / name for name in names]

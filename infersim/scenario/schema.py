@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -76,7 +77,16 @@ Bandwidth = Annotated[_quantity("bandwidth", "50 GB/s"),
                       Field(ge=limits.MIN_BANDWIDTH, le=limits.MAX_BANDWIDTH)]
 Duration = Annotated[_quantity("time", "10 us"), Field(ge=0, le=limits.MAX_SECONDS)]
 PositiveDuration = Annotated[_quantity("time", "60 s"), Field(gt=0, le=limits.MAX_SECONDS)]
-Name = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+def _single_component(value: str) -> str:
+    # a name becomes a folder (runs/<name>/): '.' and '..' would write beside or above it
+    if value in (".", ".."):
+        raise PydanticCustomError("infersim", "{expected}",
+                                  {"expected": "a name other than '.' or '..'"})
+    return value
+
+
+Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$"),
+                 AfterValidator(_single_component)]
 
 
 def _check_precision(value: str | None) -> str | None:

@@ -37,6 +37,7 @@ Modelling choices worth knowing when reading results:
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -90,6 +91,7 @@ class Engine:
         router_rng, decode_rng, think_rng = (
             np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
         self.think_rng = think_rng
+        self._pending_issues: deque[int] | None = None  # see _next_for_user
         self.ctx = RunContext(
             prompt=self.prompt, output=self.output, prefix_hashes=table.prefix_hashes,
             records=self.records, runs=self.runs, timeseries=self.timeseries,
@@ -181,10 +183,22 @@ class Engine:
             think = loop.think_time_s
         nxt = self._next_issue  # the user whose request ended sends the next one
         self._next_issue += 1
-        if think == 0.0:
-            self.arrive(nxt)
-        else:
+        if think != 0.0:
             call_later(self.env, think, self._issue, nxt)
+        elif self._pending_issues is not None:
+            # An arrival further up this call stack was rejected at once and its user asks
+            # again at once: queue the request instead of recursing (hundreds of rejections in
+            # a row would exhaust Python's stack). It arrives, at the same instant and in the
+            # same order, as soon as the arrival in hand returns.
+            self._pending_issues.append(nxt)
+        else:
+            self._pending_issues = pending = deque()
+            try:
+                self.arrive(nxt)
+                while pending:
+                    self.arrive(pending.popleft())
+            finally:
+                self._pending_issues = None
 
     def _issue(self, rid: int) -> None:
         self.arrive(rid)
