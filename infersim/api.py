@@ -43,6 +43,8 @@ def simulate(scenario: ScenarioLike, *, seed: int | None = None, overrides: Sequ
     """
     from infersim.metrics import summarize
     from infersim.sim import simulate_cluster
+    from infersim.slo import stated_targets
+    from infersim.steady import steady_state
 
     sc = load_scenario(scenario, overrides=overrides, seed=seed)
     resolved = check_scenario(sc)
@@ -58,8 +60,11 @@ def simulate(scenario: ScenarioLike, *, seed: int | None = None, overrides: Sequ
     cost = price_run(sc, resolved, sim.pools, sim.requests, sim.duration_s)
     summary = assemble_summary(sc, metrics, cost)
     summary["infersim"]["beyond_context_requests"] = beyond
-    summary["classes"] = class_summary(sc, sim.requests, sim.max_token_gap(), sim.duration_s,
-                                       cost)
+    max_gap = sim.max_token_gap()
+    summary["classes"] = class_summary(sc, sim.requests, max_gap, sim.duration_s, cost)
+    summary["steady_state"], steady_notes = steady_state(sim.requests, max_gap,
+                                                         stated_targets(sc), sim.duration_s)
+    warnings += tuple(steady_notes)
     gap_values, gap_counts = sim.itl_distribution()
     token_gaps = pd.DataFrame({"gap_s": np.asarray(gap_values, dtype=np.float64),
                                "count": np.asarray(gap_counts, dtype=np.int64)})

@@ -23,6 +23,14 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("request goodput (req/s)", "request_goodput", "{:,.2f}"),
     ("output throughput (tok/s)", "output_throughput", "{:,.0f}"),
     ("total token throughput (tok/s)", "total_token_throughput", "{:,.0f}"),
+    ("offered rate (req/s)", "steady_state.offered_request_rate", "{:,.2f}"),
+    ("steady window (s)", "steady_state.window_s", "{:,.1f} – {:,.1f}"),
+    ("steady throughput (req/s)", "steady_state.request_throughput", "{:,.2f}"),
+    ("steady goodput (req/s)", "steady_state.request_goodput", "{:,.2f}"),
+    ("steady TTFT median / p99 (ms)", "steady_state.median_ttft_ms|steady_state.p99_ttft_ms",
+     "{:,.1f} / {:,.1f}"),
+    ("steady E2EL median / p99 (ms)", "steady_state.median_e2el_ms|steady_state.p99_e2el_ms",
+     "{:,.0f} / {:,.0f}"),
     *[(f"{metric} {stat} (ms)", f"{key}_{metric.lower()}_ms", "{:,.1f}")
       for metric in ("TTFT", "TPOT", "ITL", "E2EL")
       for stat, key in (("mean", "mean"), ("median", "median"), ("p90", "p90"), ("p99", "p99"))],
@@ -48,6 +56,8 @@ def lookup(summary: Mapping[str, Any], path: str) -> Any:
 def _fmt(summary: Mapping[str, Any], key: str, fmt: str) -> str:
     keys = key.split("|")
     values = [lookup(summary, k) for k in keys]
+    if len(values) == 1 and isinstance(values[0], list):  # a [start, end] pair
+        values = values[0]
     if any(v is None or (isinstance(v, float) and not math.isfinite(v)) for v in values):
         return "—"
     if key == "cost.average_power_w":
