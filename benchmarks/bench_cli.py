@@ -7,9 +7,11 @@ runs in a fresh child process, so its peak RSS is its own. Two kinds of child:
 - ``run``: ``infersim run <scenario> --out <tmp> --quiet`` in-process, as a user runs it (wall
   time, CPU time, peak RSS of the process);
 - ``phases``: the same work, stage by stage, with a timer around each: load (read and check the
-  scenario, build the cluster spec), workload (draw the requests), sim (the engine), metrics
-  (vLLM-bench statistics), summary (pricing, per-class figures, the token-gap table), each output
-  file, plots. Its summary.json must equal the ``run`` child's byte for byte (checked), so the
+  scenario, build the cluster spec), workload (draw the requests), sim (the engine), token gaps
+  (the ITL multiset and each request's largest gap, rebuilt from the compact token clock),
+  summary (:func:`infersim.api.summarise_run`: vLLM-bench metrics, pricing, per-class and
+  steady-state figures), each output file (in sequence here; ``infersim run`` writes the tables
+  on a second thread while the plots draw), plots. Its summary.json must equal the ``run`` child's byte for byte (checked), so the
   breakdown describes the command and not a look-alike.
 
 Prints medians over the repeats (wall s, CPU s; CPU time because on a shared machine wall time
@@ -95,13 +97,9 @@ def child_phases(scenario: Path, out: Path, plots: bool) -> dict:
         peak[name] = _rss_mb()
         clock[:] = [now, now_cpu]
 
-    import numpy as np
-    import pandas as pd
-
-    from infersim.metrics import summarize
+    from infersim.api import summarise_run
     from infersim.report.outputs import write_frames, write_summary
     from infersim.report.save import result_frames, write_plots
-    from infersim.result import Result
     from infersim.scenario import build_cluster, check_scenario, load_scenario
     from infersim.scenario.preflight import (
         beyond_context_requests,
@@ -110,7 +108,6 @@ def child_phases(scenario: Path, out: Path, plots: bool) -> dict:
     )
     from infersim.scenario.seeds import run_streams
     from infersim.sim import simulate_cluster
-    from infersim.summary import assemble_summary, class_summary, price_run
     lap("import")
 
     sc = load_scenario(scenario)
@@ -124,19 +121,10 @@ def child_phases(scenario: Path, out: Path, plots: bool) -> dict:
     lap("workload")
     sim = simulate_cluster(cluster, workload, seed=engine_seed, time_limit_s=sc.time_limit)
     lap("sim")
-    metrics = summarize(sim, sc.slo.model_dump(exclude_none=True))
-    lap("metrics")
-    cost = price_run(sc, resolved, sim.pools, sim.requests, sim.duration_s)
-    summary = assemble_summary(sc, metrics, cost)
-    summary["infersim"]["beyond_context_requests"] = beyond
-    summary["classes"] = class_summary(sc, sim.requests, sim.max_token_gap(), sim.duration_s,
-                                       cost)
-    gap_values, gap_counts = sim.itl_distribution()
-    token_gaps = pd.DataFrame({"gap_s": np.asarray(gap_values, dtype=np.float64),
-                               "count": np.asarray(gap_counts, dtype=np.int64)})
-    result = Result(scenario=sc, summary=summary, requests=sim.requests,
-                    timeseries=sim.timeseries, links=sim.links, token_gaps=token_gaps, cost=cost,
-                    sim=sim, warnings=warnings)
+    sim.itl_distribution()  # the token clock read once (cached for the summary)
+    sim.max_token_gap()
+    lap("token gaps")
+    result = summarise_run(sc, resolved, sim, beyond_context=beyond, warnings=warnings)
     lap("summary")
     out.mkdir(parents=True, exist_ok=True)
     write_summary(result.summary, out / "summary.json")

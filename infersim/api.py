@@ -20,18 +20,19 @@ import numpy as np
 import pandas as pd
 
 from infersim.result import Result
-from infersim.scenario import Scenario, build_cluster, check_scenario, load_scenario
+from infersim.scenario import Resolved, Scenario, build_cluster, check_scenario, load_scenario
 from infersim.scenario.preflight import (
     beyond_context_requests,
     beyond_context_warning,
     build_workload_for,
 )
 from infersim.scenario.seeds import run_streams
+from infersim.sim.result import SimResult
 from infersim.summary import assemble_summary, class_summary, price_run
 
 ScenarioLike = Scenario | str | Path | Mapping[str, Any]
 
-__all__ = ["Result", "ScenarioLike", "simulate"]
+__all__ = ["Result", "ScenarioLike", "simulate", "summarise_run"]
 
 
 def simulate(scenario: ScenarioLike, *, seed: int | None = None, overrides: Sequence[str] = (),
@@ -41,10 +42,7 @@ def simulate(scenario: ScenarioLike, *, seed: int | None = None, overrides: Sequ
     ``seed`` replaces the scenario's seed; ``overrides`` are ``key.path=value`` strings as for
     ``infersim run --set``. ``progress`` is called with the fraction of requests done.
     """
-    from infersim.metrics import summarize
     from infersim.sim import simulate_cluster
-    from infersim.slo import stated_targets
-    from infersim.steady import steady_state
 
     sc = load_scenario(scenario, overrides=overrides, seed=seed)
     resolved = check_scenario(sc)
@@ -56,10 +54,22 @@ def simulate(scenario: ScenarioLike, *, seed: int | None = None, overrides: Sequ
     warnings = (beyond_context_warning(resolved, beyond, len(workload)),) if beyond else ()
     sim = simulate_cluster(cluster, workload, seed=engine_seed, time_limit_s=sc.time_limit,
                            progress=progress)
+    return summarise_run(sc, resolved, sim, beyond_context=beyond, warnings=warnings)
+
+
+def summarise_run(sc: Scenario, resolved: Resolved, sim: SimResult, *, beyond_context: int = 0,
+                  warnings: tuple[str, ...] = ()) -> Result:
+    """A finished simulation as a :class:`Result`: vLLM-bench metrics, the bill, per-class and
+    steady-state figures, the token-gap table. ``beyond_context`` requests were longer than the
+    model's context window (see :func:`~infersim.scenario.preflight.beyond_context_requests`)."""
+    from infersim.metrics import summarize
+    from infersim.slo import stated_targets
+    from infersim.steady import steady_state
+
     metrics = summarize(sim, sc.slo.model_dump(exclude_none=True))
     cost = price_run(sc, resolved, sim.pools, sim.requests, sim.duration_s)
     summary = assemble_summary(sc, metrics, cost)
-    summary["infersim"]["beyond_context_requests"] = beyond
+    summary["infersim"]["beyond_context_requests"] = beyond_context
     max_gap = sim.max_token_gap()
     summary["classes"] = class_summary(sc, sim.requests, max_gap, sim.duration_s, cost)
     summary["steady_state"], steady_notes = steady_state(sim.requests, max_gap,
