@@ -171,3 +171,21 @@ def test_wse3_advice_pipelines_across_wafers():
     assert valid_tensor_parallel(dep.model, dep.hardware) == (1,)
     layout = smallest_layout(dep)
     assert layout is not None and (layout.tp, layout.pp) == (1, 4)
+
+
+def test_pipelined_decode_in_the_summary(capsys):
+    from infersim.cost.pipeline import cycle_s, stage_plan
+
+    code, out, _ = run(capsys, "--model", "llama-3.1-70b", "--hardware", "wse3", "--pp", "4",
+                       "--batch", "8", "--context", "1024", "--json")
+    assert code == 0
+    piped = json.loads(out)["decode"]["pipelined"]
+    assert piped["micro_batches"] == 4 and piped["sequences_per_micro_batch"] == 2
+    dep = Deployment(model=load_model("llama-3.1-70b"), hardware=load_hardware("wse3"), pp=4)
+    from infersim.cost import StepBatch
+
+    assert piped["cycle_s"] == pytest.approx(
+        cycle_s(stage_plan(dep, StepBatch(decode_kv_lens=(1024, 1024))), 4))
+    assert piped["tokens_per_s"] == pytest.approx(8 / piped["cycle_s"])
+    code, out, _ = run(capsys, "--model", "llama-3.1-8b", "--hardware", "h100", "--json")
+    assert json.loads(out)["decode"]["pipelined"] is None

@@ -153,3 +153,71 @@ def test_long_prompt_chunks_flow_through_the_stages():
     assert chunked < whole  # chunks overlap across the four wafers
     with pytest.raises(InfersimError):
         pipelined_prefill_s(dep, [])
+
+
+@settings(max_examples=40, deadline=None)
+@given(layout=st.sampled_from([("wse3", "llama-3.1-70b", "bf16", 1, 4),
+                               ("wse3", "llama-3.1-8b", "bf16", 1, 2),
+                               ("lpu", "llama-2-70b", "int8", 8, 80),
+                               ("lpu", "llama-2-70b", "int8", 8, 72),
+                               ("h100", "llama-3.1-70b", "bf16", 4, 2),
+                               ("trainium2", "llama-3.1-70b", "bf16", 16, 5)]),
+       per_micro=st.integers(1, 8), rounds=st.integers(1, 3), context=st.integers(1, 8000))
+def test_decode_round_is_the_pipeline_cycle_in_closed_form(layout, per_micro, rounds, context):
+    """One decode round of n sequences in m = min(pp, n) micro-batches takes a + b·ΣKV with
+    the (a, b) the engine can jump over: the pipeline cycle exactly for even layer splits,
+    never below it otherwise."""
+    from infersim.cost.pipeline import decode_round_coefficients
+
+    chip, model, precision, tp, pp = layout
+    dep = Deployment(model=load_model(model), hardware=load_hardware(chip), precision=precision,
+                     tp=tp, pp=pp)
+    micro = min(pp, rounds * pp)
+    n = micro * per_micro
+    a, b = decode_round_coefficients(dep, n)
+    plan = stage_plan(dep, StepBatch(decode_kv_lens=(context,) * per_micro))
+    exact = cycle_s(plan, micro)
+    got = a + b * context * n
+    if dep.model.num_layers % pp == 0:
+        assert got == pytest.approx(exact, rel=1e-9)
+    else:
+        assert got >= exact * (1 - 1e-9)
+        assert got <= 1.25 * exact
+
+
+def test_decode_round_without_pipeline_is_the_step():
+    from infersim.cost import decode_step_coefficients
+    from infersim.cost.pipeline import decode_round_coefficients
+
+    dep = Deployment(model=load_model("llama-3.1-8b"), hardware=load_hardware("h100"))
+    assert decode_round_coefficients(dep, 7) == decode_step_coefficients(dep, 7)
+
+
+@pytest.mark.parametrize("chip, model, precision, tp, pp", [
+    ("wse3", "llama-3.1-70b", "bf16", 1, 4),
+    ("lpu", "llama-2-70b", "int8", 8, 80),
+])
+def test_sram_70b_offline_throughput_is_bounded_by_kv_and_stage_time(chip, model, precision, tp,
+                                                                     pp):
+    """The estimator keeps max_batch_size sequences per stage in flight, so a pipelined SRAM
+    deployment is bounded by its KV room (and the pipeline cycle), not by one serial walk of a
+    max_batch_size batch."""
+    import dataclasses
+
+    from infersim.cost.throughput import TENSORRT_LLM, fixed_lengths, offline_throughput
+
+    dep = Deployment(model=load_model(model), hardware=load_hardware(chip), precision=precision,
+                     tp=tp, pp=pp)
+    engine = dataclasses.replace(TENSORRT_LLM, max_batch_size=4)
+    lengths = fixed_lengths(256, 256)
+    est = offline_throughput(dep, lengths, engine)
+    room = placement(dep).kv_capacity_tokens // 512
+    assert est.batch_size == min(4 * pp, room)
+    assert est.limited_by == ("kv_capacity" if room < 4 * pp else "max_batch_size")
+    # one decode round of the whole batch is one pipeline cycle of a micro-batch
+    micro = min(pp, est.batch_size)
+    plan = stage_plan(dep, StepBatch(decode_kv_lens=(384,) * -(-est.batch_size // micro)))
+    assert est.decode_step_s == pytest.approx(cycle_s(plan, micro), rel=1e-12)
+    one_stage_batch = offline_throughput(dep, lengths, dataclasses.replace(engine,
+                                                                           max_batch_size=1))
+    assert est.output_tokens_per_s > one_stage_batch.output_tokens_per_s

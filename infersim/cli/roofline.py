@@ -6,7 +6,7 @@ and in aggregate, which resource binds each (compute, memory or the latency floo
 arithmetic intensity against the chip's ridge point, the weight and KV-cache bytes, whether the
 model fits and the fewest chips it needs. ``--ideal`` strips the calibrated inefficiencies to show
 the textbook roofline; ``--step-overhead`` replaces the chip's fixed per-step host time with a
-serving framework's (e.g. ``5.5 ms`` for vLLM 0.6 at TP4, the scenario's ``pools.X.step_overhead``);
+serving framework's (e.g. ``6.5 ms`` for vLLM 0.6 at TP4, the scenario's ``pools.X.step_overhead``);
 ``--json`` prints one JSON object in SI units.
 """
 
@@ -30,6 +30,7 @@ from infersim.cost import (
     smallest_layout,
     step_time,
 )
+from infersim.cost.pipeline import cycle_s, micro_batches_in_flight, stage_plan
 from infersim.errors import InfersimError
 from infersim.hardware import load_hardware
 from infersim.model import load_model
@@ -65,6 +66,15 @@ def roofline(dep: Deployment, *, batch: int, prompt: int, context: int,
     decode = step_time(dep, StepBatch(decode_kv_lens=(context,) * batch))
     a, b = decode_step_coefficients(dep, batch)
     hw = dep.hardware
+    pipelined = None
+    if dep.pp > 1:
+        # the batch as micro-batches in flight through the stages (infersim.cost.pipeline)
+        micro = micro_batches_in_flight(dep.pp, batch)
+        per_micro = -(-batch // micro)
+        cycle = cycle_s(stage_plan(dep, StepBatch(decode_kv_lens=(context,) * per_micro)), micro)
+        pipelined = {"micro_batches": micro, "sequences_per_micro_batch": per_micro,
+                     "cycle_s": cycle, "tokens_per_s": micro * per_micro / cycle,
+                     "tokens_per_s_per_user": 1.0 / cycle}
     return {
         "model": dep.model.name, "hardware": hw.name, "memory_kind": hw.memory_kind,
         "precision": dep.precision, "kv_precision": dep.kv_dtype, "tp": dep.tp, "pp": dep.pp,
@@ -88,6 +98,7 @@ def roofline(dep: Deployment, *, batch: int, prompt: int, context: int,
                    "tokens_per_s": batch / decode.time_s,
                    "kv_bytes": batch * context * place.kv_bytes_per_token,
                    "step_coefficients": {"a_s": a, "b_s_per_kv_token": b},
+                   "pipelined": pipelined,
                    **_cost_record(decode)},
     }
 
@@ -118,6 +129,12 @@ def _print_table(summary: dict[str, Any]) -> None:
         ("  per user", f"{d['tokens_per_s_per_user']:,.1f} tok/s"),
         ("  aggregate", f"{d['tokens_per_s']:,.0f} tok/s"),
         ("  bound / intensity", f"{d['bound']} / {d['arithmetic_intensity']:.3g} FLOP/B"),
+        *(() if d["pipelined"] is None else (
+            (f"  pipelined: {d['pipelined']['micro_batches']} micro-batches of "
+             f"{d['pipelined']['sequences_per_micro_batch']} in flight",
+             f"{_seconds(d['pipelined']['cycle_s'])} per round"),
+            ("    aggregate / per user", f"{d['pipelined']['tokens_per_s']:,.0f} / "
+                                         f"{d['pipelined']['tokens_per_s_per_user']:,.1f} tok/s"))),
         ("step overhead (per step)", _seconds(summary["step_overhead_s"])
          if summary["step_overhead_s"] > 0 else "0"),
         ("ridge point (achievable / peak)",

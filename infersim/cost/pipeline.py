@@ -93,6 +93,37 @@ def stage_plan(dep: Deployment, batch: StepBatch) -> StagePlan:
     return StagePlan(host_s=host, stage_s=tuple(stages), hop_s=hops)
 
 
+def decode_round_coefficients(dep: Deployment, batch_size: int) -> tuple[float, float]:
+    """``(a, b)`` with one decode round of ``batch_size`` sequences (every sequence advancing one
+    token) taking ``a + b·S`` seconds, ``S`` the sum of their KV lengths, when they run as
+    ``m = min(pp, batch_size)`` equal micro-batches in flight: the pipeline cycle
+    ``max(latency, m · bottleneck)`` of one micro-batch of ``k = ⌈batch_size / m⌉`` sequences.
+
+    Both terms are lines in ``S`` (the latency's slope is ``b₁/m``, ``b₁`` the one-step slope;
+    the bottleneck stage's is its share of layers); the result takes the larger intercept and the
+    larger slope. That is exact whenever one line dominates, which holds when the layers divide
+    evenly into the stages (the lines are then parallel) and whenever ``m < pp``; otherwise it is
+    the upper envelope of the two, never below the cycle. With ``pp == 1`` it is
+    :func:`~infersim.cost.step.decode_step_coefficients`."""
+    from infersim.cost.step import decode_step_coefficients
+
+    if dep.pp == 1 or batch_size <= 0:
+        return decode_step_coefficients(dep, batch_size)
+    c = deployment_constants(dep)
+    micro = micro_batches_in_flight(dep.pp, batch_size)
+    per_micro = -(-batch_size // micro)
+    a, b = decode_step_coefficients(dep, per_micro)
+    host = c.step_overhead_s
+    head = head_time_s(c, per_micro)
+    hops = sum(hop_times_s(c, per_micro))
+    # per layer: everything of the micro-batch's step but host, lm_head and hops
+    layer_a, layer_b = (a - host - head - hops) / c.layers, b / c.layers
+    split = layers_per_stage(c.layers, dep.pp)
+    stage_a = max(layer_a * split[0], layer_a * split[-1] + head, host)
+    stage_b = layer_b * split[0]   # micro-batch KV sum S/m: slope per total S is stage_b/m·m
+    return max(a, micro * stage_a), max(b / micro, stage_b)
+
+
 def micro_batches_in_flight(stages: int, running_sequences: int, *,
                             kv_room_sequences: int | None = None) -> int:
     """How many micro-batches a pipelined engine keeps in flight: one per stage, but no more
@@ -181,6 +212,7 @@ def pipelined_prefill_s(dep: Deployment, chunks: Sequence[int]) -> float:
     return t
 
 
-__all__ = ["StagePlan", "cycle_s", "layers_per_stage", "micro_batches_in_flight",
+__all__ = ["StagePlan", "cycle_s", "decode_round_coefficients", "layers_per_stage",
+           "micro_batches_in_flight",
            "pipelined_prefill_s", "pipelined_tokens_per_s", "stage_plan", "steady_token_times",
            "token_times"]

@@ -30,8 +30,9 @@ scheduling decision), plus one more step when the engine hands tokens out asynch
 (vLLM 0.6 overlaps a step's output processing with the next step, so every token, the first
 included, reaches the user a step late).
 
-**Pipeline parallelism** (``pp > 1``): the running batch is split into as many micro-batches as
-there are stages and one decode round of all of them takes a pipeline cycle
+**Pipeline parallelism** (``pp > 1``): the running batch, up to ``max_batch_size`` per stage, is
+split into as many micro-batches as there are stages and one decode round of all of them takes a
+pipeline cycle
 (:mod:`infersim.cost.pipeline`); a single stream is one micro-batch walking every stage.
 
 Lengths are given as means (and second moment of the output length); a lognormal fit of
@@ -154,6 +155,13 @@ class OnlineEstimate:
     utilisation: float      # fraction of time the instance is busy prefilling
 
 
+def batch_limit(dep: Deployment, engine: EngineConfig) -> int:
+    """Most sequences ``dep`` runs at once under ``engine``: ``max_batch_size`` per micro-batch,
+    one micro-batch per pipeline stage (vLLM runs one scheduler, each with its own
+    ``max_num_seqs``, per pipeline stage; TensorRT-LLM likewise keeps ``pp`` micro-batches)."""
+    return engine.max_batch_size * dep.pp
+
+
 def _decode_step(dep: Deployment, batch: float, context: float) -> float:
     """Time for every running sequence to advance one token at a possibly fractional batch size
     (linear between integers). With ``pp > 1`` the batch runs as micro-batches in flight through
@@ -201,9 +209,9 @@ def offline_throughput(dep: Deployment, lengths: LengthStats, engine: EngineConf
         raise InfersimError(field="deployment",
                             expected=f"KV room for one request of {kv_per_request:.0f} tokens",
                             given=f"{place.kv_capacity_tokens} tokens on {dep.describe()}")
-    batch = min(engine.max_batch_size, kv_batch)
+    batch = min(batch_limit(dep, engine), kv_batch)
     limited_by: Literal["max_batch_size", "kv_capacity"] = (
-        "max_batch_size" if batch == engine.max_batch_size else "kv_capacity")
+        "max_batch_size" if batch == batch_limit(dep, engine) else "kv_capacity")
     context = lengths.mean_decode_context
     t_decode = _decode_step(dep, batch, context)
 
@@ -247,14 +255,14 @@ def online_latency(dep: Deployment, lengths: LengthStats, rate: float,
     for _ in range(200):
         tpot = _decode_step(dep, running, context) / (1.0 - busy)
         updated = max(1.0, rate * lengths.mean_output * tpot)
-        if updated > 10.0 * engine.max_batch_size:
+        if updated > 10.0 * batch_limit(dep, engine):
             raise InfersimError(field="rate", expected="a load the instance can sustain",
                                 given=rate)
         if abs(updated - running) < 1e-9 * updated:
             running = updated
             break
         running = updated
-    running = min(running, float(engine.max_batch_size))
+    running = min(running, float(batch_limit(dep, engine)))
     t_decode = _decode_step(dep, running, context)
     tpot = t_decode / (1.0 - busy)
     median_prompt = max(1, round(lengths.input_median))
@@ -319,10 +327,10 @@ def closed_loop(dep: Deployment, prompt_tokens: int, output_tokens: int, users: 
         raise InfersimError(field="deployment",
                             expected=f"KV room for one request of {reserve:.0f} tokens",
                             given=f"{place.kv_capacity_tokens} tokens on {dep.describe()}")
-    running = min(users, engine.max_batch_size, room)
+    running = min(users, batch_limit(dep, engine), room)
     limited_by: Literal["users", "max_batch_size", "kv_capacity"] = (
         "users" if running == users else
-        "max_batch_size" if running == engine.max_batch_size else "kv_capacity")
+        "max_batch_size" if running == batch_limit(dep, engine) else "kv_capacity")
     context = prompt_tokens + output_tokens / 2.0
     decode = _decode_step(dep, running, context)
     if running == 1:
