@@ -192,7 +192,8 @@ class Engine:
             # same order, as soon as the arrival in hand returns.
             self._pending_issues.append(nxt)
         else:
-            self._pending_issues = pending = deque()
+            pending: deque[int] = deque()
+            self._pending_issues = pending
             try:
                 self.arrive(nxt)
                 while pending:
