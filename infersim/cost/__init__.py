@@ -23,6 +23,7 @@ from infersim.cost.memory import (
     placement,
     smallest_layout,
 )
+from infersim.cost.pipeline import decode_round_coefficients
 from infersim.cost.step import (
     decode_step_coefficients,
     decode_time,
@@ -65,6 +66,7 @@ __all__ = [
     "check_fits",
     "check_layout",
     "check_tensor_parallel",
+    "decode_round_coefficients",
     "decode_step_coefficients",
     "decode_time",
     "expected_distinct_experts",

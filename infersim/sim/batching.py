@@ -58,7 +58,9 @@ class BatchingInstance(Instance):
         self.kv = KVLedger(self.capacity_blocks, pool.block_size,
                            full=pool.kv_reservation == "full",
                            fractions=loads.kv_committed_fraction, slot=slot)
-        self.max_seqs = min(pool.max_batch_size, pool.max_batch_tokens)
+        # max_batch_size holds per micro-batch: a pipelined instance keeps one in flight per
+        # stage (vLLM runs a scheduler per stage), bounded by KV as always
+        self.max_seqs = min(pool.max_batch_size, pool.max_batch_tokens) * pool.deployment.pp
         self.host_bandwidth = pool.host_bandwidth * pool.deployment.chips
         self.swap = pool.preemption == "swap"
         self.waiting: deque[int] = deque()  # admitted next, FCFS

@@ -39,10 +39,13 @@ class StepCosts:
         self.num_layers = int(deployment.model.num_layers)
 
     def decode_coefficients(self, batch_size: int) -> tuple[float, float]:
-        """(a, b): a pure decode step over kv lengths L_i takes a + b * sum(L_i) seconds."""
+        """(a, b): a pure decode step over kv lengths L_i takes a + b * sum(L_i) seconds. With
+        ``pp > 1`` the step is a *round*: the batch runs as micro-batches in flight through the
+        pipeline stages and every sequence advances one token per pipeline cycle
+        (:func:`infersim.cost.pipeline.decode_round_coefficients`; the plain step when pp is 1)."""
         coef = self.decode_cache.get(batch_size)
         if coef is None:
-            a, b = self._cost.decode_step_coefficients(self.deployment, batch_size)
+            a, b = self._cost.decode_round_coefficients(self.deployment, batch_size)
             coef = (float(a), float(b))
             if not (coef[0] > 0 and coef[1] >= 0 and math.isfinite(coef[0] + coef[1])):
                 raise ValueError(f"decode_step_coefficients gave {coef} at batch {batch_size}")
