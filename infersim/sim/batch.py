@@ -27,8 +27,8 @@ import math
 class DecodeBatch:
     """Running sequences of one instance, with O(1) jumps over steps of constant membership."""
 
-    __slots__ = ("_heap", "_q_sum", "_residues", "base_sum", "block_size", "capacity_blocks",
-                 "members", "n", "steps_done")
+    __slots__ = ("_q_sum", "_residues", "base_sum", "block_size", "capacity_blocks",
+                 "finishes", "members", "n", "steps_done")
 
     def __init__(self, block_size: int, capacity_blocks: int) -> None:
         self.block_size = block_size
@@ -40,7 +40,9 @@ class DecodeBatch:
         self._residues = [0] * block_size
         # request id -> (base, finish step, join step), in join order
         self.members: dict[int, tuple[int, int, int]] = {}
-        self._heap: list[tuple[int, int]] = []
+        # (finish step, request id), the earliest first; entries of sequences that left early
+        # are dropped when they surface
+        self.finishes: list[tuple[int, int]] = []
 
     # -- state at a step boundary -------------------------------------------------------------
 
@@ -71,11 +73,6 @@ class DecodeBatch:
     def last_joined(self) -> int:
         return next(reversed(self.members))
 
-    def finishing_now(self) -> bool:
-        """Whether some sequence's last token came out at this boundary (cheap check first)."""
-        heap = self._heap
-        return bool(heap) and heap[0][0] <= self.steps_done
-
     # -- membership ---------------------------------------------------------------------------
 
     def join(self, rid: int, kv_len: int, remaining: int) -> None:
@@ -85,7 +82,7 @@ class DecodeBatch:
         q, r = divmod(base, self.block_size)
         finish = now + remaining
         self.members[rid] = (base, finish, now)
-        heapq.heappush(self._heap, (finish, rid))
+        heapq.heappush(self.finishes, (finish, rid))
         self.n += 1
         self.base_sum += base
         self._q_sum += q
@@ -102,7 +99,7 @@ class DecodeBatch:
     def next_finish_step(self) -> int:
         """The step count at which the earliest running sequence completes (the batch must not
         be empty)."""
-        heap, members = self._heap, self.members
+        heap, members = self.finishes, self.members
         while heap:
             step, rid = heap[0]
             member = members.get(rid)
@@ -114,7 +111,7 @@ class DecodeBatch:
     def pop_finished(self) -> list[tuple[int, int]]:
         """Remove the sequences whose last token came out at this boundary: (rid, join step)."""
         done = []
-        heap, members, now = self._heap, self.members, self.steps_done
+        heap, members, now = self.finishes, self.members, self.steps_done
         while heap and heap[0][0] <= now:
             step, rid = heapq.heappop(heap)
             member = members.get(rid)
@@ -170,9 +167,13 @@ def boundary_at_or_after(elapsed: float, a: float, b: float, k0: int, n: int, li
     lin = a + b * k0 - quad  # > 0: every sequence attends at least one token
     x = elapsed / lin if quad == 0 else (-lin + math.sqrt(lin * lin + 4 * quad * elapsed)) / (2 * quad)
     k = min(limit, max(0, math.ceil(x)))
-    while k > 0 and epoch_span(k - 1, a, b, k0, n) >= elapsed:
-        k -= 1
-    while k < limit and epoch_span(k, a, b, k0, n) < elapsed:
+    # epoch_span(m, a, b, k0, n), written out (two or three times per cut-short epoch)
+    while k > 0:
+        m = k - 1
+        if m * a + b * (m * k0 + n * m * (m - 1) / 2.0) < elapsed:
+            break
+        k = m
+    while k < limit and k * a + b * (k * k0 + n * k * (k - 1) / 2.0) < elapsed:
         k += 1
     return k
 

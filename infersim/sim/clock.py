@@ -17,6 +17,11 @@ Inlining that body into the loop was measured at under 1 % of the engine's CPU t
 requests of ``benchmarks/bench_engine.py``: 2.57-2.64 s inlined, 2.59-2.68 s shared, within the
 run-to-run spread), not worth two copies to keep in step.
 
+The few handlers that run once or more per request write :func:`call_later` out, as
+``heappush(env.queue, (now + delay, NORMAL, next(env.sequence), callback, value))``, through the
+Clock's public names for SimPy's queue and creation counter (a function call per event was
+measured at ~5 % of the engine's CPU time, 100,000 requests of ``benchmarks/bench_engine.py``).
+
 A bare call cannot be cancelled; a component that may supersede one (a link's next completion,
 a decode epoch's end) passes a token as the value and ignores calls whose token is stale.
 
@@ -35,15 +40,14 @@ import simpy
 from simpy.core import EmptySchedule, StopSimulation
 from simpy.events import NORMAL, URGENT
 
-__all__ = ["NORMAL", "URGENT", "Clock", "call_later", "run_until"]
+__all__ = ["NORMAL", "URGENT", "Clock", "call_later", "heappush", "run_until"]
 
 
 def call_later(env: Clock, delay: float, callback: Callable[[Any], None],
                value: Any = None, priority: int = NORMAL) -> None:
     """Run ``callback(value)`` ``delay`` seconds from now, in the queue slot a timeout created
     now would take (same time, priority and creation order)."""
-    queue: list[Any] = env._queue  # SimPy types its entries as events; bare calls join them
-    heappush(queue, (env._now + delay, priority, next(env._eid), callback, value))
+    heappush(env.queue, (env._now + delay, priority, next(env.sequence), callback, value))
 
 
 class Clock(simpy.Environment):
@@ -53,12 +57,22 @@ class Clock(simpy.Environment):
     engine drives it with the faster :func:`run_until`.
     """
 
+    # SimPy's ``now`` is a property over ``_now``; here it is a plain attribute that
+    # :func:`_dispatch` keeps equal to ``_now``, so that a read (ten per simulated request) costs
+    # an attribute load, not a function call
+    now: float = 0.0
+
     def __init__(self, initial_time: float = 0) -> None:
         super().__init__(initial_time)
+        self.now = self._now
         for name in ("_queue", "_eid", "_now"):
             if not hasattr(self, name):
                 raise RuntimeError(f"simpy {simpy.__version__}: Environment.{name} is gone; "
                                    f"the engine's clock (infersim.sim.clock) needs updating")
+        # the queue (SimPy types its entries as events; bare calls join them) and the creation
+        # counter, for handlers that write call_later out (see the module docstring)
+        self.queue: list[Any] = self._queue
+        self.sequence = self._eid
 
     def step(self) -> None:
         try:
@@ -72,7 +86,7 @@ def _dispatch(env: Clock, entry: tuple) -> None:
     """Process one entry popped off the queue: advance the clock to its time, then run the bare
     call, or the SimPy event's callbacks (re-raising a failed event no one defused, as SimPy
     does)."""
-    env._now = entry[0]
+    env._now = env.now = entry[0]
     if len(entry) == 5:
         entry[3](entry[4])
         return

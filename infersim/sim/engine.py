@@ -43,7 +43,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from infersim.errors import InfersimError
-from infersim.sim.clock import URGENT, Clock, call_later, run_until
+from infersim.sim.clock import NORMAL, URGENT, Clock, call_later, heappush, run_until
 from infersim.sim.costs import StepCosts
 from infersim.sim.decode import DecodeInstance
 from infersim.sim.link import KVLink
@@ -159,7 +159,9 @@ class Engine:
             at = at_list[rid]
             if at > now:
                 self._next_arrival = rid
-                call_later(env, at - now, self._arrivals)
+                # call_later(env, at - now, self._arrivals), written out: once per request
+                heappush(env.queue, (now + (at - now), NORMAL, next(env.sequence),
+                                     self._arrivals, None))
                 return
             self.arrive(rid)
             rid += 1

@@ -25,8 +25,8 @@ import numpy as np
 class KVLedger:
     """Used, prefill, pending and reserved blocks of one instance; publishes its load."""
 
-    __slots__ = ("_fractions", "_slot", "block_size", "capacity_blocks", "full", "pending",
-                 "prefill", "reserved", "used")
+    __slots__ = ("block_size", "capacity_blocks", "fractions", "full", "pending", "prefill",
+                 "reserved", "slot", "used")
 
     def __init__(self, capacity_blocks: int, block_size: int, *, full: bool,
                  fractions: np.ndarray, slot: int) -> None:
@@ -37,8 +37,8 @@ class KVLedger:
         self.prefill = 0
         self.pending = 0
         self.reserved = 0
-        self._fractions = fractions  # the router's committed-fraction column of the group
-        self._slot = slot
+        self.fractions = fractions  # the router's committed-fraction column of the group
+        self.slot = slot  # this instance's row in it
 
     def blocks(self, tokens: int) -> int:
         """Blocks that hold ``tokens`` tokens of KV."""
@@ -53,4 +53,4 @@ class KVLedger:
     def publish(self, used: int) -> None:
         """Tell the router the committed fraction, ``used`` blocks being in use now."""
         committed = self.reserved if self.full else used
-        self._fractions[self._slot] = (committed + self.pending) / self.capacity_blocks
+        self.fractions[self.slot] = (committed + self.pending) / self.capacity_blocks

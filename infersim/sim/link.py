@@ -64,7 +64,12 @@ class KVLink:
                  not_before_at: float = 0.0) -> None:
         """Start moving ``nbytes`` of request ``rid``'s KV now, towards ``destination``."""
         now = self.env.now
-        self._catch_up(now)
+        active = self._active
+        if active:  # self._catch_up(now), written out: once per request
+            elapsed = now - self._last_at
+            self._virtual += elapsed * self.bandwidth / active
+            self.busy_s += elapsed
+        self._last_at = now
         self._seq += 1
         heapq.heappush(self._heap, (self._virtual + nbytes, self._seq, not_before_at, rid,
                                     destination))
@@ -73,7 +78,10 @@ class KVLink:
         self.bytes_moved += nbytes
         if self._active > self.peak_concurrency:
             self.peak_concurrency = self._active
-        self._reschedule(now)
+        # self._reschedule(now), written out: once per request
+        self._timer += 1
+        call_later(self.env, max(0.0, (self._heap[0][0] - self._virtual) * self._active
+                                 / self.bandwidth), self._complete, self._timer)
 
     def _reschedule(self, now: float) -> None:
         self._timer += 1

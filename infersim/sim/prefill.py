@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from infersim.sim.clock import URGENT, Clock, call_later
+from infersim.sim.clock import NORMAL, URGENT, Clock, call_later, heappush
 from infersim.sim.costs import StepCosts
 from infersim.sim.instance import Instance
 from infersim.sim.ports import RunContext
@@ -52,7 +52,12 @@ class PrefillInstance(Instance):
     def enqueue(self, rid: int) -> None:
         prompt = self.ctx.prompt[rid]
         self.queue.append(rid)
-        self._add_load(prompt, 1)
+        loads, slot = self.loads, self.slot
+        # self._add_load(prompt, 1), written out: once per request
+        self.load_tokens += prompt
+        self.load_requests += 1
+        loads.outstanding_tokens[slot] = self.load_tokens
+        loads.outstanding_requests[slot] = self.load_requests
         self.committed_blocks += -(-prompt // self.block_size)
         self.loads.kv_committed_fraction[self.slot] = self.committed_blocks / self.capacity_blocks
         if self._idle:  # resume in this instant's turn, as a triggered SimPy event would
@@ -135,7 +140,9 @@ class PrefillInstance(Instance):
             ctx.prefill_started(self, batch, now, now + span)
         self._batch_started_at = now
         self._batch = (batch, sum(prompts), blocks, span)
-        call_later(self.env, span, self._batch_done)
+        # call_later(env, span, self._batch_done), written out: about once per request
+        env = self.env
+        heappush(env.queue, (now + span, NORMAL, next(env.sequence), self._batch_done, None))
 
     def _batch_done(self, _value: object) -> None:
         """The step ended: every prompt of the batch has its first token."""
@@ -145,7 +152,12 @@ class PrefillInstance(Instance):
         self._batch_started_at = None
         self.busy_s += span
         self.running = 0
-        self._add_load(-tokens, -len(batch))
+        loads, slot = self.loads, self.slot
+        # self._add_load(-tokens, -len(batch)), written out: about once per request
+        self.load_tokens -= tokens
+        self.load_requests -= len(batch)
+        loads.outstanding_tokens[slot] = self.load_tokens
+        loads.outstanding_requests[slot] = self.load_requests
         self.committed_blocks -= blocks
         self.loads.kv_committed_fraction[self.slot] = self.committed_blocks / self.capacity_blocks
         hashes = self.ctx.prefix_hashes
