@@ -109,6 +109,9 @@ class HardwareProfile:
     hop_latency_s: float  # per chip-to-chip hop when a model spans many chips
     sources: Mapping[str, str]  # field (as above; "peak_flops.<precision>") -> source
     price_date: str = ""  # when the price was observed, e.g. "2025-06"
+    vendor: str = ""  # who makes it; disaggregated plans ship KV within one vendor by default
+    purchase_unit_chips: int = 1  # chips bought together (an NVL72 rack: 72); 1 if sold singly
+    purchase_unit_name: str = ""  # what that unit is called ("NVL72 rack")
     path: str = ""  # the file it was loaded from, for messages
     # how the scale-up domain's chips are wired (infersim.cost.comm): "all_to_all" (NVSwitch,
     # Infinity Fabric mesh, a GroqNode), "torus" (Trainium2 NeuronLink), "ethernet" (CS-3
@@ -241,6 +244,7 @@ def _load_file(resolved: str, mtime_ns: int, size: int, display: str) -> Hardwar
 
 _TOP_FIELDS = ("description", "memory_kind", "peak_flops", "memory", "sram", "scaleup",
                "scaleout", "power", "price", "calibration")
+_OPTIONAL_FIELDS = ("vendor", "purchase")
 
 # section -> field -> (quantity kind, attribute name); kind "count" is a positive integer.
 _SECTIONS: dict[str, dict[str, tuple[str, str]]] = {
@@ -278,9 +282,26 @@ _UNIT_EXAMPLE = {"bytes": "'80 GB'", "bandwidth": "'50 GB/s'", "time": "'10 us'"
 def profile_from_dict(raw: Any, *, name: str, file: str) -> HardwareProfile:
     """Validate a parsed hardware YAML document and build the frozen profile."""
     top = _mapping(raw, file, "", "a mapping of hardware fields")
-    _check_keys(top, _TOP_FIELDS, file, "", required=_TOP_FIELDS)
+    _check_keys(top, _TOP_FIELDS + _OPTIONAL_FIELDS, file, "", required=_TOP_FIELDS)
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    if "vendor" in top:
+        values["vendor"] = _text(top["vendor"], file, "vendor", "the maker's name, e.g. nvidia")
+    if "purchase" in top:
+        # Chips sold only in whole units (a rack, a system): a plan pays for every chip of them.
+        unit = _mapping(top["purchase"], file, "purchase",
+                        "{chips: <chips per unit>, name: ..., source: ...}")
+        _check_keys(unit, ("chips", "name", "source"), file, "purchase",
+                    required=("chips", "name", "source"))
+        chips = unit["chips"]
+        if isinstance(chips, bool) or not isinstance(chips, int) or chips < 1:
+            raise InfersimError(file=file, field="purchase.chips",
+                                expected="a whole number of chips >= 1", given=chips)
+        values["purchase_unit_chips"] = chips
+        values["purchase_unit_name"] = _text(unit["name"], file, "purchase.name",
+                                             "what the unit is called, e.g. 'NVL72 rack'")
+        sources["purchase_unit_chips"] = _text(unit["source"], file, "purchase.source",
+                                               "a source (URL or document title)")
 
     values["description"] = _text(top["description"], file, "description", "a one-line description")
     kind = top["memory_kind"]

@@ -131,6 +131,11 @@ class SLO:
     e2el_ms: float | None = None
     percentile: float = DEFAULT_PERCENTILE
     attainment: float = 0.9
+    headroom: float = 0.0     # share of each target kept free: a plan must meet (1 - headroom)·target
+
+    def limit(self, metric: str) -> float:
+        """What a run's ``metric`` percentile must stay within: the target less the headroom."""
+        return float(getattr(self, f"{metric}_ms")) * (1.0 - self.headroom)
 
     def targets(self) -> dict[str, float]:
         return {m: getattr(self, f"{m}_ms") for m in SLO_METRICS
@@ -153,20 +158,32 @@ def slo_of(scenario: Any, attainment: float = 0.9) -> SLO:
 
 
 def slo_verdict(summary: Mapping[str, Any], slo: SLO, requests: int) -> tuple[bool, str]:
-    """Whether a run met every SLO percentile, completed every request and kept the required
-    share of requests inside every SLO; the reason if not."""
+    """Whether a run met every SLO percentile (within its target less the headroom), completed
+    every request and kept the required share of requests inside every SLO; the reason if not."""
     completed = int(summary.get("completed", 0))
     if completed < requests:
         return False, f"{requests - completed} of {requests} requests did not complete"
-    for metric, target in slo.targets().items():
+    for metric in slo.targets():
         key = slo.summary_key(metric)
-        if key not in summary:
-            raise InfersimError(field=f"slo.{metric}_ms", expected=f"a percentile the summary "
-                                f"reports ({key} is missing; use percentile 90 or 99)",
-                                given=slo.percentile)
-        value = float(summary[key])
-        if not target_met(value, target):
-            return False, f"{key} {value:.1f} > {target:g}"
+        value = run_percentile(summary, slo, metric)
+        if not target_met(value, slo.limit(metric)):
+            return False, f"{key} {value:.1f} > {slo.limit(metric):g}"
+    return attained(summary, slo)
+
+
+def run_percentile(summary: Mapping[str, Any], slo: SLO, metric: str) -> float:
+    """The summary's percentile of ``metric`` at the SLO's percentile (an error if the summary
+    does not report that percentile)."""
+    key = slo.summary_key(metric)
+    if key not in summary:
+        raise InfersimError(field=f"slo.{metric}_ms", expected=f"a percentile the summary "
+                            f"reports ({key} is missing; use percentile 90 or 99)",
+                            given=slo.percentile)
+    return float(summary[key])
+
+
+def attained(summary: Mapping[str, Any], slo: SLO) -> tuple[bool, str]:
+    """Whether the share of a run's requests inside every SLO reaches the attainment asked."""
     # request_goodput and request_throughput share a denominator (the run's duration), so their
     # ratio is the share of completed requests that met every target.
     throughput = float(summary.get("request_throughput", 0.0))

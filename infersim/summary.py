@@ -62,7 +62,8 @@ def price_run(scenario: Scenario, resolved: Resolved, pool_stats: Mapping[str, M
         usages.append(PoolUsage(
             name=name, role=pool.role, instances=pool.instances,
             chips_per_instance=pool.tp * pool.pp, busy_s=float(stats.get("busy_s", 0.0)),
-            price_per_chip_hour=chip.price_per_chip_hour, tdp_watts=chip.tdp_watts,
+            price_per_chip_hour=scenario.prices.get(chip.name, chip.price_per_chip_hour),
+            tdp_watts=chip.tdp_watts,
             idle_watts=chip.idle_watts,
             prefill_share=share, prefill_share_source=share_source))
     names, codes = _class_codes(requests)

@@ -23,7 +23,7 @@ from strategies import plan_targets
 
 from infersim.api import simulate
 from infersim.cli import main
-from infersim.cost import Deployment, decode_time
+from infersim.cost import Deployment, decode_time, placement
 from infersim.errors import InfersimError
 from infersim.hardware import load_hardware
 from infersim.model import load_model
@@ -32,7 +32,7 @@ from infersim.plan.executors import SerialExecutor
 from infersim.plan.outputs import plans_table, verdict, write_outputs
 from infersim.plan.planned import base_document, candidate_data
 from infersim.plan.planner import plan_capacity
-from infersim.plan.sizing import ITL_STEP_SHARE, size_candidates
+from infersim.plan.sizing import ITL_STEP_SHARE, _shape, size_candidates
 from infersim.plan.target import load_shape
 from infersim.scenario import build_cluster, load_scenario
 from infersim.slo import SLO, slo_of, slo_verdict
@@ -120,23 +120,24 @@ def test_sizing_invariants_hold_for_any_target(base, targets):
 
 def test_tighter_itl_never_admits_a_larger_decode_batch(base):
     load = load_shape(base)
+    model, chip = load_model("llama-3.1-8b"), load_hardware("h100")
 
-    def batches(itl_ms):
-        found, _ = size_candidates(base, load, SLO(ttft_ms=500, itl_ms=itl_ms), RATE, ["h100"])
-        return {(p.hardware, p.tp): p.max_batch_size for c in found for p in c.pools
-                if p.role == "decode"}
+    def batch(itl_ms, tp):
+        shape = _shape(chip, model, "bf16", None, False, 0.9, tp, 1, load,
+                       SLO(ttft_ms=500, itl_ms=itl_ms), 256, 8192, 3.0, None)
+        return shape.decode_batch
 
-    loose, tight = batches(40), batches(12)
-    assert loose and tight
-    assert all(tight[key] <= loose[key] for key in tight)
-    assert any(tight[key] < loose[key] for key in tight)
+    for tp in (1, 2, 4):
+        assert 1 <= batch(12, tp) <= batch(40, tp)
+    assert batch(12, 1) < batch(40, 1)
 
 
 def test_impossible_slos_are_pruned_with_reasons(base):
     load = load_shape(base)
     candidates, pruned = size_candidates(base, load, SLO(ttft_ms=500, itl_ms=1), RATE, ["h100"])
     assert candidates == []
-    assert pruned and all("ITL target" in why for _, why in pruned)
+    assert pruned and all("ITL target" in p.why for p in pruned)
+    assert {p.family for p in pruned} == {"h100"}
     outcome = plan_capacity(TINY, rate=RATE, hardware=["h100"],
                             executor=SerialExecutor(), min_span_s=SPAN,
                             slo=SLO(ttft_ms=500, itl_ms=1))
@@ -276,7 +277,7 @@ def test_a_budget_below_every_sized_cluster_says_so(base):
     load, slo = load_shape(base), slo_of(base)
     candidates, pruned = size_candidates(base, load, slo, RATE, ["h100"], budget=1.0)
     assert candidates == []
-    assert pruned[-1][1].startswith("cost more than the budget of 1 $/h (cheapest 5.98 $/h)")
+    assert pruned[-1].why.startswith("cost more than the budget of 1 $/h (cheapest 5.98 $/h)")
 
 
 def test_an_unknown_chip_names_the_option():
@@ -394,9 +395,13 @@ def test_a_lower_rate_searches_every_cluster_a_higher_rate_would_at_its_prices(b
     load, slo = load_shape(base), slo_of(base)
     low, _ = size_candidates(base, load, slo, rate, ["h100", "a100", "mi300x"])
     high, _ = size_candidates(base, load, slo, 2 * rate, ["h100", "a100", "mi300x"])
-    reach = max(c.cost_per_hour for c in low)
+    # Each chip family is banded on its own prices: within a family, the R search reaches
+    # every cluster the 2R search tries up to the dearest the R search tries.
+    reach: dict[str, float] = {}
+    for c in low:
+        reach[c.family] = max(reach.get(c.family, 0.0), c.cost_per_hour)
     keys = {c.key for c in low}
-    missed = [c.label for c in high if c.cost_per_hour <= reach + 1e-9
+    missed = [c.label for c in high if c.cost_per_hour <= reach.get(c.family, -1.0) + 1e-9
               and _same_clusters(c) not in {_same_clusters(x) for x in low}]
     assert not missed, missed
     assert keys
@@ -513,3 +518,131 @@ def test_a_scaleout_plan_gives_each_prefill_instance_its_own_nics(base):
     assert link["bandwidth"] == min(2 * h100.scaleout_bandwidth, a100.scaleout_bandwidth)
     cluster_link = build_cluster(load_scenario(planned)).links[0]
     assert cluster_link.per_sender_instance
+
+
+# --- issue #13: the search space, the tail, prices, units and the per-chip answer --------------
+
+
+def _big_load():
+    big = load_scenario(BIG)
+    return big, load_shape(big), slo_of(big)
+
+
+def test_no_layout_has_more_stages_than_layers_and_every_instance_holds_the_longest_request():
+    # 70B on LPUs used to get pp 103 > 80 layers; H100 prefill instances held 8,827 tokens of KV
+    # while the chat mix reaches 14,050.
+    big, load, slo = _big_load()
+    assert load.max_length >= 10_000 > load.mean_prompt + load.mean_output
+    model = load_model("llama-3.1-70b")
+    found, _ = size_candidates(big, load, slo, 20.0, ["lpu", "h100", "wse3"])
+    assert {c.family for c in found} >= {"lpu", "h100"}
+    for c in found:
+        for p in c.pools:
+            assert p.pp <= model.num_layers
+            dep = Deployment(model=model, hardware=load_hardware(p.hardware), precision="bf16",
+                             tp=p.tp, pp=p.pp)
+            assert placement(dep, 0.9).kv_capacity_tokens >= load.max_length, c.label
+
+
+def test_every_tp_that_fits_is_searched_and_gpus_get_pipelines_too():
+    big, load, slo = _big_load()
+    found, pruned = size_candidates(big, load, slo, 20.0, ["h100"], kv_transfer="same_chip")
+    shapes = {(p.tp, p.pp) for c in found for p in c.pools}
+    # tp 8 is searched (it used to stop at the two smallest fitting TPs); shapes not in any
+    # candidate were pruned with a reason naming them
+    tried = shapes | {(int(m.group(1)), int(m.group(2) or 1)) for p in pruned
+                      if (m := re.search(r"tp(\d+)(?:pp(\d+))?", p.what))}
+    assert {(2, 1), (4, 1), (8, 1), (4, 2), (8, 2)} <= tried
+    assert all(p.family == "h100" and p.why for p in pruned)
+
+
+def test_purchase_units_bill_whole_racks():
+    big, load, slo = _big_load()
+    found, _ = size_candidates(big, load, slo, 20.0, ["gb200-nvl72"])
+    rack = 72 * load_hardware("gb200-nvl72").price_per_chip_hour
+    assert found and all(abs(c.cost_per_hour / rack - round(c.cost_per_hour / rack)) < 1e-9
+                         for c in found)
+    assert all(c.units.endswith("NVL72 rack") for c in found if c.chips <= 72)
+
+
+def test_kv_transfer_bounds_which_chips_prefill_for_which(base):
+    load, slo = load_shape(base), slo_of(base)
+    chips = ["h100", "mi300x"]
+    same, pruned = size_candidates(base, load, slo, RATE, chips)          # default: same_vendor
+    assert {c.family for c in same} == {"h100", "mi300x"}
+    refused = [p for p in pruned if "kv_transfer" in p.why]
+    assert {p.family for p in refused} == {"h100 -> mi300x", "mi300x -> h100"}
+    anything, _ = size_candidates(base, load, slo, RATE, chips, kv_transfer="any")
+    assert "h100 -> mi300x" in {c.family for c in anything}
+    with pytest.raises(InfersimError, match="kv_transfer"):
+        size_candidates(base, load, slo, RATE, chips, kv_transfer="nearby")
+
+
+def test_price_overrides_reprice_every_candidate_and_the_run(base, tmp_path):
+    from infersim.plan.sizing import prices_for
+
+    load, slo = load_shape(base), slo_of(base)
+    listed, _ = size_candidates(base, load, slo, RATE, ["h100"], kv_transfer="same_chip")
+    cheap, _ = size_candidates(base, load, slo, RATE, ["h100"], kv_transfer="same_chip",
+                               prices=prices_for(["h100"], {"h100": 1.0}))
+    per_chip = {c.key: c.cost_per_hour / c.chips for c in cheap}
+    assert set(per_chip.values()) == {1.0}
+    assert {c.key for c in listed} == set(per_chip)
+    with pytest.raises(InfersimError, match="prices"):
+        prices_for(["h100"], {"b200": 1.0})
+
+
+def test_precision_is_searched_when_asked(base):
+    load, slo = load_shape(base), slo_of(base)
+    found, _ = size_candidates(base, load, slo, RATE, ["h100"], precisions=["bf16", "fp8"])
+    precisions = {p.precision for c in found for p in c.pools}
+    assert precisions == {None, "fp8"}
+    fp8 = next(c for c in found if any(p.precision == "fp8" for p in c.pools))
+    data = candidate_data(base_document(TINY)[1], base, fp8, RATE)
+    assert {p.get("precision") for p in data["pools"].values()} >= {"fp8"}
+    assert load_scenario(data)  # the planned scenario is valid
+
+
+def test_headroom_tightens_every_target():
+    slo = SLO(ttft_ms=500, itl_ms=40, headroom=0.2)
+    summary = {"completed": 10, "p99_ttft_ms": 450.0, "p99_itl_ms": 20.0,
+               "request_throughput": 1.0, "request_goodput": 1.0}
+    assert slo.limit("ttft") == pytest.approx(400.0)
+    ok, reason = slo_verdict(summary, slo, 10)
+    assert not ok and reason == "p99_ttft_ms 450.0 > 400"
+    assert slo_verdict(summary, SLO(ttft_ms=500, itl_ms=40), 10) == (True, "")
+
+
+def test_intervals_over_seeds_decide_the_verdict():
+    from infersim.plan.confirm import interval, seeds_verdict
+
+    mean, low, high = interval([500.0, 600.0, 700.0])
+    assert mean == 600.0 and low < 500.0 and high > 700.0        # t(0.95, 2) = 2.92
+    assert interval([5.0]) == (5.0, 5.0, 5.0)
+    slo = SLO(ttft_ms=750)
+    runs = [{"completed": 10, "p99_ttft_ms": v, "request_throughput": 1.0,
+             "request_goodput": 1.0} for v in (500.0, 600.0, 700.0)]
+    # every seed is under 750, but the interval's upper end (769) is not: not confirmed
+    ok, reason, spans = seeds_verdict(runs, slo, 10)
+    assert not ok and reason.startswith("p99_ttft_ms 600.0 [") and "over 3 seeds > 750" in reason
+    assert seeds_verdict(runs, SLO(ttft_ms=2000), 10)[0]
+    assert spans["p99_ttft_ms"][0] == 600.0
+
+
+def test_every_chip_asked_for_gets_a_row_with_a_plan_or_a_reason(tmp_path):
+    # Planned in fp8, which the A100 does not compute in: it has no plan, and says why.
+    outcome = plan_capacity(TINY, rate=RATE, hardware=["b200", "a100"], seeds=2,
+                            precisions=["fp8"], executor=SerialExecutor(), min_span_s=SPAN)
+    rows = {f.family: f for f in outcome.families}
+    assert list(rows)[:2] == ["b200", "a100"]
+    assert rows["b200"].best is not None and len(rows["b200"].best.seeds) == 2
+    assert rows["a100"].best is None
+    assert rows["a100"].reason == "cannot run it: has no fp8 peak"
+    assert rows["a100"].pruned > 0
+    write_outputs(outcome, tmp_path, str(TINY))
+    data = json.loads((tmp_path / "plan.json").read_text())
+    families = {row["family"]: row for row in data["families"]}
+    assert families["a100"]["plan"] is None and families["a100"]["reason"]
+    assert families["b200"]["intervals"]["p99_ttft_ms"]["low"] <= \
+        families["b200"]["intervals"]["p99_ttft_ms"]["high"]
+    assert all(p["family"] and p["why"] for p in data["pruned"])

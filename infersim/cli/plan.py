@@ -11,18 +11,23 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from infersim.errors import InfersimError
+from infersim.hardware import load_hardware
 from infersim.plan.candidate import PlanOutcome
 from infersim.plan.executors import BACKENDS, make_executor
-from infersim.plan.outputs import verdict, write_outputs
-from infersim.plan.planner import plan_capacity
+from infersim.plan.outputs import interval_text, verdict, write_outputs
+from infersim.plan.planner import SEEDS, plan_capacity
+from infersim.plan.sizing import DEFAULT_KV_TRANSFER
 from infersim.plan.target import MAX_REQUESTS, STEADY_STATE_S
 from infersim.slo import SLO, slo_of
 
@@ -74,6 +79,23 @@ def register(app: typer.Typer) -> None:
             "--address", help="Ray cluster address (default: start a local Ray)")] = None,
         workers: Annotated[str | None, typer.Option(
             "--workers", "-j", help="parallel simulations (default: all cores)")] = None,
+        seeds: Annotated[str, typer.Option(
+            "--seeds", help="seeds each finalist is confirmed over (verdicts carry 90% "
+                            "intervals)")] = str(SEEDS),
+        headroom: Annotated[str, typer.Option(
+            "--headroom", help="share of each SLO target kept free, in [0, 1): 0.1 plans for "
+                               "90% of it")] = "0",
+        precision: Annotated[str | None, typer.Option(
+            "--precision", help="precisions to search, comma-separated (default: the "
+                                "scenario's)")] = None,
+        price: Annotated[list[str] | None, typer.Option(
+            "--price", help="chip=USD per chip-hour, overriding the scenario's prices: and the "
+                            "hardware profile (repeatable)")] = None,
+        kv_transfer: Annotated[str, typer.Option(
+            "--kv-transfer", help="which chips may prefill for which: same_chip, same_vendor or "
+                                  "any")] = DEFAULT_KV_TRANSFER,
+        max_simulations: Annotated[str, typer.Option(
+            "--max-simulations", help="most simulations in all")] = "200",
     ) -> None:
         """Search chips, pool sizes, TP and colocated vs disaggregated for the cheapest plan."""
         from infersim.scenario import load_scenario
@@ -89,13 +111,15 @@ def register(app: typer.Typer) -> None:
         if share > 1:
             raise InfersimError(field="--attainment", expected="a share in (0, 1]",
                                 given=attainment)
-        slo = slo_of(base, attainment=share)
+        keep = _share(headroom, "--headroom")
+        slo = replace(slo_of(base, attainment=share), headroom=keep)
         ttft = _number(ttft_ms, "--ttft-ms")
         itl = _number(itl_ms, "--itl-ms")
         if ttft is not None or itl is not None:
             slo = SLO(ttft_ms=ttft if ttft is not None else slo.ttft_ms,
                       itl_ms=itl if itl is not None else slo.itl_ms, tpot_ms=slo.tpot_ms,
-                      e2el_ms=slo.e2el_ms, percentile=slo.percentile, attainment=share)
+                      e2el_ms=slo.e2el_ms, percentile=slo.percentile, attainment=share,
+                      headroom=keep)
         seed_value = None
         if seed is not None:
             try:
@@ -118,7 +142,11 @@ def register(app: typer.Typer) -> None:
                     requests=_number(requests, "--requests", integer=True), seed=seed_value,
                     progress=lambda text: status.update(f"planning: {text}"),
                     min_span_s=span, max_requests=_number(max_requests, "--max-requests",
-                                                          integer=True))
+                                                          integer=True),
+                    seeds=_number(seeds, "--seeds", integer=True),
+                    max_simulations=_number(max_simulations, "--max-simulations", integer=True),
+                    precisions=_names(precision, "--precision"), prices=_prices(price or []),
+                    kv_transfer=kv_transfer)
         finally:
             executor.close()
         out_dir = out if out is not None else Path("runs") / f"{base.name}-plan"
@@ -126,11 +154,15 @@ def register(app: typer.Typer) -> None:
         console = Console()
         if not console.is_terminal:  # logs and CI: do not squeeze the table into 80 columns
             console = Console(width=160)
+        console.print(families_table(outcome))
         console.print(outcome_table(outcome))
         err.print(verdict(outcome))
+        by_family = Counter(p.family for p in outcome.pruned)
         err.print(f"{len(outcome.evaluations)} candidates admitted by the cost model, "
-                  f"{len(outcome.pruned)} shapes pruned, {outcome.simulations} simulations, "
-                  f"{time.perf_counter() - started:.1f} s")
+                  f"{len(outcome.pruned)} shapes, pairings or clusters pruned ("
+                  + ", ".join(f"{family}: {n}" for family, n in by_family.items())
+                  + f"; every one with its reason in plan.json), {outcome.simulations} "
+                  f"simulations, {time.perf_counter() - started:.1f} s")
         if outcome.run_length is not None:
             rule = outcome.run_length
             at = (f"{rule.requests_at(outcome.rate)} requests at {outcome.rate:g} req/s, "
@@ -143,8 +175,8 @@ def register(app: typer.Typer) -> None:
         for path in paths:
             err.print(f"wrote {path}")
         if outcome.best is None:
-            for shape, why in outcome.pruned[:8]:
-                err.print(f"pruned {shape}: {why}")
+            for pruned in outcome.pruned[:8]:
+                err.print(f"pruned {pruned.what}: {pruned.why}")
             if outcome.budget is not None:
                 raise InfersimError(field="--budget", expected="a budget that buys a cluster "
                                     "meeting the SLOs" + (f" at {outcome.rate:g} req/s"
@@ -152,6 +184,65 @@ def register(app: typer.Typer) -> None:
                                     given=outcome.budget)
             raise InfersimError(field="--rate", expected="a load some candidate serves within "
                                 "the SLOs (widen --hardware or relax the SLOs)", given=outcome.rate)
+
+
+def _share(text: str, option: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise InfersimError(field=option, expected="a share in [0, 1)", given=text) from None
+    if not 0 <= value < 1:
+        raise InfersimError(field=option, expected="a share in [0, 1)", given=text)
+    return value
+
+
+def _names(text: str | None, option: str) -> list[str] | None:
+    if text is None:
+        return None
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise InfersimError(field=option, expected="names, comma-separated", given=text)
+    return names
+
+
+def _prices(items: list[str]) -> dict[str, float]:
+    """``--price h100=2.5`` options as chip -> USD per chip-hour."""
+    prices = {}
+    for item in items:
+        chip, sep, value = item.partition("=")
+        try:
+            number = float(value) if sep and chip.strip() else math.nan
+        except ValueError:
+            number = math.nan
+        if not (number > 0 and math.isfinite(number)):
+            raise InfersimError(field="--price", expected="chip=USD per chip-hour, such as "
+                                "h100=2.5", given=item)
+        prices[load_hardware(chip.strip()).name] = number
+    return prices
+
+
+def families_table(outcome: PlanOutcome) -> Table:
+    """The answer: per chip family, the best plan with its intervals, or why there is none."""
+    ttft_key = outcome.slo.summary_key("ttft")
+    itl_key = outcome.slo.summary_key("itl")
+    seeds = f" ({outcome.seeds} seeds, 90% interval)" if outcome.seeds > 1 else ""
+    table = Table(show_header=True, header_style="bold",
+                  title="best plan per chip" + (f" at {outcome.rate:g} req/s"
+                                                if outcome.rate is not None else ""))
+    for column in ("chip", "plan or why none", "$/h", ttft_key + seeds, itl_key, "max req/s"):
+        table.add_column(column, justify="left" if column in ("chip", "plan or why none")
+                         else "right")
+    for family in outcome.families:
+        ev = family.best
+        if ev is None:
+            table.add_row(family.family, f"[red]none[/]: {escape(family.reason)}", "-", "-", "-",
+                          "-")
+            continue
+        c = ev.candidate
+        plan = c.label + (f" ({c.units})" if c.units else "")
+        table.add_row(family.family, plan, f"{c.cost_per_hour:.2f}",
+                      interval_text(ev, ttft_key), interval_text(ev, itl_key), _fmt(ev.max_rate))
+    return table
 
 
 def outcome_table(outcome: PlanOutcome, limit: int = 15) -> Table:
@@ -165,12 +256,11 @@ def outcome_table(outcome: PlanOutcome, limit: int = 15) -> Table:
         table.add_column(column, justify="left" if column in ("layout", "plan", "SLOs")
                          else "right")
     for rank, ev in enumerate(outcome.evaluations[:limit], start=1):
-        summary = ev.summary or {}
-        verdict_text = ("[green]met[/]" if ev.slo_met else f"[red]missed[/] {ev.reason}"
+        verdict_text = ("[green]met[/]" if ev.slo_met else f"[red]missed[/] {escape(ev.reason)}"
                         if ev.slo_met is False else "[dim]not simulated[/]")
         table.add_row(str(rank), ev.candidate.layout, ev.candidate.label,
                       f"{ev.candidate.cost_per_hour:.2f}", verdict_text,
-                      _fmt(summary.get(ttft_key)), _fmt(summary.get(itl_key)),
+                      interval_text(ev, ttft_key), interval_text(ev, itl_key),
                       _fmt(ev.max_rate), _fmt(ev.goodput_per_dollar))
     if len(outcome.evaluations) > limit:
         table.caption = f"{len(outcome.evaluations) - limit} more in plans.csv"

@@ -9,6 +9,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from scipy.stats import t as student_t
+
 from infersim.api import simulate
 from infersim.errors import InfersimError
 from infersim.plan.candidate import LAYOUTS, Candidate, Evaluation
@@ -17,7 +20,11 @@ from infersim.plan.planned import candidate_data, source_label
 from infersim.plan.runner import plain
 from infersim.plan.target import LoadShape, RunLength
 from infersim.scenario import validate_data
-from infersim.slo import SLO, slo_verdict
+from infersim.slo import SLO, attained, run_percentile, slo_verdict
+
+# Confirmation over several seeds states each SLO percentile as the mean over the seeds with this
+# two-sided confidence interval; a plan meets a target when the interval's upper end does.
+CONFIDENCE = 0.9
 
 
 @dataclass(frozen=True)
@@ -69,12 +76,25 @@ class Simulator:
     def verdict(self, summary: Mapping[str, Any], rate: float) -> tuple[bool, str]:
         return slo_verdict(summary, self.slo, self.run_length.requests_at(rate))
 
-    def run(self, jobs: Sequence[tuple[Candidate, float]]) -> list[Mapping[str, Any]]:
-        keys = [(c.key, round(r, 9)) for c, r in jobs]
+    def seed_of(self, seed: int | None) -> int:
+        """The seed a run with ``seed`` (None: the planner's) simulates with."""
+        if seed is not None:
+            return seed
+        return self.seed if self.seed is not None else int(self.base.seed)
+
+    def run(self, jobs: Sequence[tuple[Candidate, float] | tuple[Candidate, float, int | None]]
+            ) -> list[Mapping[str, Any]]:
+        """Summaries of ``(candidate, rate[, seed])`` runs, in order; a seed of None is the
+        planner's own."""
+        full = [(job[0], job[1], job[2] if len(job) > 2 else None) for job in jobs]
+        keys = [(c.key, round(r, 9), seed) for c, r, seed in full]
         todo = {}
-        for (candidate, rate), key in zip(jobs, keys, strict=True):
+        for (candidate, rate, seed), key in zip(full, keys, strict=True):
             if key not in self.cache and key not in todo:
-                todo[key] = SimTask(self.data(candidate, rate), f"{source_label(self.base)} (planned)",
+                data = self.data(candidate, rate)
+                if seed is not None:
+                    data["seed"] = seed
+                todo[key] = SimTask(data, f"{source_label(self.base)} (planned)",
                                     str(self.base.base_dir))
         order = list(todo)
         for index, result in self.executor.map_unordered(simulate_task, [todo[k] for k in order]):
@@ -87,41 +107,113 @@ class Simulator:
         return [self.cache[key] for key in keys]
 
 
-def confirm_cheapest(candidates: Sequence[Candidate], rate: float, slo: SLO, load: LoadShape,
-             simulator: Simulator, confirm: int, max_simulations: int,
-             known: Mapping[tuple, Evaluation] | None = None) -> list[Evaluation]:
-    """Simulate cheapest-first in waves of the executor's width until enough are confirmed.
+def interval(values: Sequence[float]) -> tuple[float, float, float]:
+    """(mean, low, high) of ``values``: the :data:`CONFIDENCE` Student-t interval of their mean
+    (one value: no interval)."""
+    data = np.asarray(values, dtype=float)
+    mean = float(np.mean(data))
+    if len(data) < 2 or not np.all(np.isfinite(data)):
+        return mean, float(np.min(data)), float(np.max(data))
+    half = float(student_t.ppf(0.5 + CONFIDENCE / 2, len(data) - 1)
+                 * np.std(data, ddof=1) / math.sqrt(len(data)))
+    return mean, mean - half, mean + half
 
+
+def seeds_verdict(summaries: Sequence[Mapping[str, Any]], slo: SLO, requests: int
+                  ) -> tuple[bool, str, dict[str, tuple[float, float, float]]]:
+    """Whether a plan meets the SLOs over several seeds, with the stated confidence: every seed
+    completes every request and keeps the attainment share, and for each SLO percentile the
+    upper end of the confidence interval of its mean over the seeds stays under the target
+    (less the headroom). Returns the verdict, the reason if not, and the intervals."""
+    intervals = {slo.summary_key(metric): interval([run_percentile(s, slo, metric)
+                                                    for s in summaries])
+                 for metric in slo.targets()}
+    for seed_index, summary in enumerate(summaries):
+        completed = int(summary.get("completed", 0))
+        ok, reason = (attained(summary, slo) if completed >= requests else
+                      (False, f"{requests - completed} of {requests} requests did not complete"))
+        if not ok:
+            return False, f"seed {seed_index + 1} of {len(summaries)}: {reason}", intervals
+    for metric in slo.targets():
+        key = slo.summary_key(metric)
+        mean, low, high = intervals[key]
+        if not high <= slo.limit(metric):
+            where = (f" over {len(summaries)} seeds" if len(summaries) > 1 else "")
+            return (False, f"{key} {mean:.1f} [{low:.1f}, {high:.1f}]{where} > "
+                           f"{slo.limit(metric):g}", intervals)
+    return True, "", intervals
+
+
+def group_of(candidate: Candidate) -> tuple[str, str]:
+    """The search keeps one confirmed plan per chip family and layout."""
+    return candidate.family, candidate.layout
+
+
+def confirm_cheapest(candidates: Sequence[Candidate], rate: float, slo: SLO, load: LoadShape,
+                     simulator: Simulator, confirm: int, max_simulations: int,
+                     known: Mapping[tuple, Evaluation] | None = None, *,
+                     seeds: Sequence[int] = (), max_failures: int = 4) -> list[Evaluation]:
+    """Simulate, cheapest first, until every (chip family, layout) group has a confirmed plan,
+    has failed ``max_failures`` times in a row, or has nothing left to try.
+
+    Each wave simulates, in parallel, the next candidate of every open group on the first seed
+    (the screen) and, for candidates the screen passed, the remaining ``seeds``; a plan is
+    confirmed only by :func:`seeds_verdict` over all of them. Plans on two kinds of chip are
+    tried only while cheaper than the cheapest confirmed plan: they matter only if they win.
     ``known`` holds verdicts from a narrower price band, kept rather than re-simulated;
-    ``max_simulations`` bounds the planner's simulations in all.
+    ``max_simulations`` bounds the simulations of this stage.
     """
     known = known or {}
     evaluations = [known.get(c.key) or Evaluation(candidate=c) for c in candidates]
-    wave = max(1, simulator.executor.workers)
-    position = 0
-    while position < len(evaluations) and simulator.count < max_simulations:
+    extra = tuple(seeds[1:])
+    screened: dict[int, Mapping[str, Any]] = {}
+    failures: dict[tuple[str, str], int] = {}
+    requests = simulator.run_length.requests_at(rate)
+    while simulator.count < max_simulations:
         confirmed = [ev for ev in evaluations if ev.slo_met]
-        layouts_open = {c.layout for c in candidates} - {ev.candidate.layout for ev in confirmed}
-        if len(confirmed) >= confirm and not layouts_open:
+        done = {group_of(ev.candidate) for ev in confirmed}
+        cheapest = min((ev.candidate.cost_per_hour for ev in confirmed), default=math.inf)
+        screens, finals, seen = [], [], set()
+        for i, ev in enumerate(evaluations):
+            group = group_of(ev.candidate)
+            if ev.slo_met is not None or group in done or group in seen:
+                continue
+            if failures.get(group, 0) >= max_failures:
+                continue
+            if " -> " in ev.candidate.family and not ev.candidate.cost_per_hour < cheapest:
+                continue
+            seen.add(group)
+            (finals if i in screened else screens).append(i)
+        if not screens and not finals:
             break
-        batch = []
-        room = max(1, min(wave, max_simulations - simulator.count))
-        while position < len(evaluations) and len(batch) < room:
-            ev = evaluations[position]
-            position += 1
-            if ev.slo_met is not None:
-                continue
-            # Once a layout has enough confirmed plans, pricier plans of it teach nothing new.
-            same = sum(1 for c in confirmed if c.candidate.layout == ev.candidate.layout)
-            if same >= confirm or (same >= 1 and len(confirmed) >= confirm):
-                continue
-            batch.append(position - 1)
-        if not batch:
-            continue
-        summaries = simulator.run([(evaluations[i].candidate, rate) for i in batch])
-        for i, summary in zip(batch, summaries, strict=True):
+        room = max(1, max_simulations - simulator.count)
+        screens = screens[:room]
+        jobs = [(evaluations[i].candidate, rate, None) for i in screens]
+        jobs += [(evaluations[i].candidate, rate, seed) for i in finals for seed in extra]
+        results = simulator.run(jobs)
+        for i, summary in zip(screens, results, strict=False):
             ok, reason = simulator.verdict(summary, rate)
-            evaluations[i] = replace(evaluations[i], summary=summary, slo_met=ok, reason=reason)
+            group = group_of(evaluations[i].candidate)
+            if not ok:
+                evaluations[i] = replace(evaluations[i], summary=summary, slo_met=False,
+                                         reason=reason, seeds=(simulator.seed_of(None),))
+                failures[group] = failures.get(group, 0) + 1
+            elif not extra:
+                _, _, spans = seeds_verdict([summary], slo, requests)
+                evaluations[i] = replace(evaluations[i], summary=summary, slo_met=True,
+                                         seeds=(simulator.seed_of(None),), intervals=spans)
+            else:
+                screened[i] = summary
+        rest = results[len(screens):]
+        for n, i in enumerate(finals):
+            summaries = [screened[i], *rest[n * len(extra):(n + 1) * len(extra)]]
+            ok, reason, spans = seeds_verdict(summaries, slo, requests)
+            group = group_of(evaluations[i].candidate)
+            evaluations[i] = replace(evaluations[i], summary=screened[i], slo_met=ok,
+                                     reason=reason, intervals=spans,
+                                     seeds=(simulator.seed_of(None), *extra))
+            if not ok:
+                failures[group] = failures.get(group, 0) + 1
     return evaluations
 
 
@@ -130,15 +222,21 @@ def search_max_rate(evaluations: list[Evaluation], rate: float | None, slo: SLO,
     """Double, then bisect, each chosen candidate's rate: the highest at which the SLOs hold.
 
     With a target rate the chosen are the ``confirm`` cheapest confirmed candidates plus the
-    cheapest confirmed of each layout; under a budget alone, the ``confirm`` most promising.
+    cheapest confirmed of each layout and of each chip family; under a budget alone, the
+    ``confirm`` most promising.
     All chosen candidates advance one step together, so a step is one parallel wave.
     """
     if rate is not None:
         confirmed = [i for i, ev in enumerate(evaluations) if ev.slo_met]
         chosen = confirmed[:confirm]
+        families = sorted({evaluations[i].candidate.family for i in confirmed})
         for layout in LAYOUTS:
             first = next((i for i in confirmed if evaluations[i].candidate.layout == layout), None)
             if first is not None and first not in chosen:
+                chosen.append(first)
+        for family in families:
+            first = next(i for i in confirmed if evaluations[i].candidate.family == family)
+            if first not in chosen:
                 chosen.append(first)
         lo = {i: rate for i in chosen}
         lo_summary = {i: evaluations[i].summary for i in chosen}

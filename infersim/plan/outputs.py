@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from infersim.plan.candidate import LAYOUTS, Evaluation, PlanOutcome
+from infersim.plan.candidate import LAYOUTS, Evaluation, FamilyVerdict, PlanOutcome
 
 
 def _metric(summary, key: str) -> float:
@@ -53,10 +53,12 @@ def plans_table(outcome: PlanOutcome) -> pd.DataFrame:
         pools = {p.role: p for p in c.pools}
         row: dict[str, Any] = {
             "rank": rank,
+            "family": c.family,
             "layout": c.layout,
             "plan": c.label,
             "chips": c.chips,
             "cost_per_hour": round(c.cost_per_hour, 6),
+            "units": c.units,
             "sized_for_utilisation": c.utilisation_target,
             "model_capacity_rps": round(c.capacity_rps, 6),
             "simulated": ev.slo_met is not None,
@@ -64,6 +66,13 @@ def plans_table(outcome: PlanOutcome) -> pd.DataFrame:
             "reason": ev.reason,
             ttft_key: _metric(ev.summary, ttft_key),
             itl_key: _metric(ev.summary, itl_key),
+            "seeds": len(ev.seeds),
+            f"{ttft_key}_mean": ev.intervals.get(ttft_key, (math.nan,) * 3)[0],
+            f"{ttft_key}_low": ev.intervals.get(ttft_key, (math.nan,) * 3)[1],
+            f"{ttft_key}_high": ev.intervals.get(ttft_key, (math.nan,) * 3)[2],
+            f"{itl_key}_mean": ev.intervals.get(itl_key, (math.nan,) * 3)[0],
+            f"{itl_key}_low": ev.intervals.get(itl_key, (math.nan,) * 3)[1],
+            f"{itl_key}_high": ev.intervals.get(itl_key, (math.nan,) * 3)[2],
             "output_throughput": _metric(ev.summary, "output_throughput"),
             "request_goodput": _metric(ev.summary, "request_goodput"),
             "usd_per_million_output_tokens": _cost_metric(ev.summary,
@@ -76,11 +85,41 @@ def plans_table(outcome: PlanOutcome) -> pd.DataFrame:
             pool = pools.get(role)
             row[f"{role}_hardware"] = pool.hardware if pool else ""
             row[f"{role}_tp"] = pool.tp if pool else 0
+            row[f"{role}_pp"] = pool.pp if pool else 0
+            row[f"{role}_precision"] = (pool.precision or "") if pool else ""
             row[f"{role}_instances"] = pool.instances if pool else 0
             row[f"{role}_max_batch_size"] = pool.max_batch_size if pool else 0
             row[f"{role}_max_batch_tokens"] = pool.max_batch_tokens if pool else 0
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def interval_text(ev: Evaluation, key: str) -> str:
+    """``640 [590, 700]``: a metric's mean over the seeds and its confidence interval (one
+    seed: the value alone)."""
+    if key not in ev.intervals:
+        value = _metric(ev.summary, key)
+        return "-" if math.isnan(value) else f"{value:.4g}"
+    mean, low, high = ev.intervals[key]
+    if len(ev.seeds) < 2:
+        return f"{mean:.4g}"
+    return f"{mean:.4g} [{low:.4g}, {high:.4g}]"
+
+
+def family_row(outcome: PlanOutcome, family: FamilyVerdict) -> dict[str, Any]:
+    """One chip family's answer as plain data: its best plan with intervals, or why none."""
+    ev = family.best
+    row: dict[str, Any] = {"family": family.family, "plan": None, "reason": family.reason,
+                           "candidates": family.candidates, "simulated": family.simulated,
+                           "pruned": family.pruned}
+    if ev is not None:
+        c = ev.candidate
+        row.update({"plan": c.label, "layout": c.layout, "chips": c.chips, "units": c.units,
+                    "cost_per_hour": c.cost_per_hour, "max_rate": ev.max_rate,
+                    "seeds": list(ev.seeds),
+                    "intervals": {k: {"mean": v[0], "low": v[1], "high": v[2]}
+                                  for k, v in ev.intervals.items()}})
+    return row
 
 
 def verdict(outcome: PlanOutcome) -> str:
@@ -142,7 +181,9 @@ def write_outputs(outcome: PlanOutcome, out_dir: Path, base_source: str) -> list
         "best_cost_per_hour": outcome.best.candidate.cost_per_hour if outcome.best else None,
         "best_max_rate": outcome.best.max_rate if outcome.best else None,
         "verdict": verdict(outcome),
-        "pruned": [{"shape": shape, "why": why} for shape, why in outcome.pruned],
+        "seeds": outcome.seeds, "headroom": outcome.headroom,
+        "families": [family_row(outcome, f) for f in outcome.families],
+        "pruned": [{"family": p.family, "shape": p.what, "why": p.why} for p in outcome.pruned],
         "notes": list(outcome.notes),
     }
     plan_json = out_dir / "plan.json"
@@ -186,10 +227,16 @@ def _plain_ticks(axis, values) -> None:
     axis.set_major_formatter(formatter)
 
 
+# One colour per chip family, in the order families first appear among the simulated plans.
+PALETTE = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",
+           "tab:pink", "tab:olive", "tab:cyan", "tab:grey")
+
+
 def pareto_figure(outcome: PlanOutcome):
     """The planner's two panels: $/h against tail TTFT (the cost–latency trade), and $/h against
-    requests per dollar at each plan's maximum sustainable rate. Colocated plans are circles,
-    disaggregated ones squares; hollow marks missed an SLO; the chosen plan is a named star."""
+    requests per dollar at each plan's maximum sustainable rate. Colours are chip families;
+    colocated plans are circles, disaggregated ones squares; hollow marks missed an SLO; the
+    chosen plan is a named star."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -198,7 +245,6 @@ def pareto_figure(outcome: PlanOutcome):
     ttft_key = outcome.slo.summary_key("ttft")
     simulated = [ev for ev in outcome.evaluations if ev.slo_met is not None]
     markers = {"colocated": "o", "disaggregated": "s"}
-    colours = {"colocated": "tab:blue", "disaggregated": "tab:orange"}
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 6.4))
     best = outcome.best
 
@@ -215,16 +261,26 @@ def pareto_figure(outcome: PlanOutcome):
         ax.annotate("chosen", (x, y), xytext=(9, -4), textcoords="offset points", fontsize=8,
                     fontweight="bold", ha="left", va="top", zorder=6)
 
-    for layout in LAYOUTS:
-        for met in (True, False):
-            group = [ev for ev in simulated if ev.candidate.layout == layout and ev.slo_met is met]
-            if not group:
-                continue
-            left.scatter([ev.candidate.cost_per_hour for ev in group],
-                         [latency_of(ev) for ev in group], marker=markers[layout],
-                         facecolors=colours[layout] if met else "none",
-                         edgecolors=colours[layout], s=52, alpha=0.8,
-                         label=f"{layout}, {'meets the SLOs' if met else 'misses an SLO'}")
+    families = list(dict.fromkeys(ev.candidate.family for ev in simulated))
+    colour_of = {family: PALETTE[i % len(PALETTE)] for i, family in enumerate(families)}
+    missed_labelled = False
+    for family in families:
+        for layout in LAYOUTS:
+            for met in (True, False):
+                group = [ev for ev in simulated if ev.candidate.layout == layout
+                         and ev.candidate.family == family and ev.slo_met is met]
+                if not group:
+                    continue
+                if met:
+                    label = f"{layout}, {family}"
+                elif not missed_labelled:
+                    label, missed_labelled = "hollow: misses an SLO", True
+                else:
+                    label = None
+                left.scatter([ev.candidate.cost_per_hour for ev in group],
+                             [latency_of(ev) for ev in group], marker=markers[layout],
+                             facecolors=colour_of[family] if met else "none",
+                             edgecolors=colour_of[family], s=52, alpha=0.8, label=label)
     front = _pareto_front([(ev.candidate.cost_per_hour, latency_of(ev)) for ev in simulated
                            if ev.slo_met and math.isfinite(latency_of(ev))])
     if len(front) > 1:
@@ -265,7 +321,8 @@ def pareto_figure(outcome: PlanOutcome):
         if group:
             right.scatter([ev.candidate.cost_per_hour for ev in group],
                           [ev.goodput_per_dollar for ev in group], marker=markers[layout],
-                          color=colours[layout], s=52, alpha=0.7, label=layout)
+                          color=[colour_of[ev.candidate.family] for ev in group], s=52,
+                          alpha=0.7, label=f"{layout} (coloured by chip)")
             for ev in group:
                 text = f"{ev.max_rate:.3g} req/s"
                 if sharing[spot(ev)] > 1:

@@ -62,6 +62,8 @@ def candidate_data(base_data: Mapping[str, Any], base, candidate: Candidate,
                  "tp": pool.tp}
         if pool.pp > 1:
             entry["pp"] = pool.pp
+        if pool.precision:
+            entry["precision"] = pool.precision
         entry["max_batch_size"] = pool.max_batch_size
         entry["max_batch_tokens"] = pool.max_batch_tokens
         for key, value in template.items():

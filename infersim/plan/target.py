@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from infersim.scenario.seeds import workload_rng
+from infersim.scenario.seeds import derive_seed, workload_rng
 from infersim.workload import build_workload
 
 # Arrivals every planner simulation should span before its verdict is read as sustainable, and
@@ -43,11 +43,15 @@ class RunLength:
 
 @dataclass(frozen=True)
 class LoadShape:
-    """The workload as the cost model sees it: mean lengths of a draw of its requests."""
+    """The workload as the cost model sees it: mean lengths of a draw of its requests, and its
+    tail — the longest prompt and the longest request (prompt + output) of a large draw, which
+    every instance's KV room must hold or the run rejects them."""
 
     mean_prompt: float
     mean_output: float
     requests: int
+    max_prompt: float = 0.0
+    max_length: float = 0.0
 
     @property
     def mean_context(self) -> float:
@@ -59,11 +63,27 @@ class LoadShape:
         return self.mean_prompt + self.mean_output
 
 
+# Requests drawn to find the workload's tail: a run of a few thousand requests with another seed
+# must not meet a request longer than every instance can hold.
+TAIL_DRAW = 20_000
+
+
 def load_shape(base, requests: int | None = None) -> LoadShape:
-    """Mean prompt and output lengths of the workload, drawn as a run would draw them."""
+    """Mean prompt and output lengths of the workload, drawn as a run would draw them, and the
+    longest prompt and request of a :data:`TAIL_DRAW`-request draw (a trace: all of it)."""
 
     workload = build_workload(base.workload, workload_rng(base.seed), base_dir=base.base_dir)
     table = getattr(workload, "requests", workload)
+    tail = table
+    if base.workload.trace is None and base.workload.requests < TAIL_DRAW:
+        more = base.workload.model_copy(update={"requests": TAIL_DRAW})
+        drawn = build_workload(more, workload_rng(derive_seed(base.seed, ("planner tail",))),
+                               base_dir=base.base_dir)
+        tail = getattr(drawn, "requests", drawn)
+    prompts = np.concatenate([table.prompt_tokens, tail.prompt_tokens])
+    lengths = np.concatenate([table.prompt_tokens + table.output_tokens,
+                              tail.prompt_tokens + tail.output_tokens])
     return LoadShape(mean_prompt=float(np.mean(table.prompt_tokens)),
                      mean_output=float(np.mean(table.output_tokens)),
-                     requests=int(requests or len(table.prompt_tokens)))
+                     requests=int(requests or len(table.prompt_tokens)),
+                     max_prompt=float(np.max(prompts)), max_length=float(np.max(lengths)))

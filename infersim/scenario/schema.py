@@ -246,6 +246,9 @@ class Scenario(BaseModel):
     ideal: bool = Field(False, description="every efficiency 1, no overheads: the roofline bound")
     layerwise_kv_overlap: bool = Field(False, description="ship KV layer by layer while prefill "
                                                           "runs, hiding most transfer time")
+    prices: dict[Name, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
+        default_factory=dict, description="USD per chip-hour by chip name, overriding the "
+                                          "hardware profiles' prices (runs and plans)")
 
     _base_dir: Path | None = PrivateAttr(default=None)
     _source: str | None = PrivateAttr(default=None)
@@ -270,6 +273,8 @@ class Scenario(BaseModel):
         (and the sweep cache and plan baselines) it had.
         """
         data = self.model_dump(mode="json")
+        if not data.get("prices"):
+            data.pop("prices", None)     # added later: a scenario without prices keeps its hash
         for pool in data["pools"].values():
             for key in _OMITTED_WHEN_UNSET:
                 if pool.get(key) is None:
