@@ -60,8 +60,15 @@ def test_shipped_profile_is_physical_and_fully_sourced(name):
     assert hw.flops("bf16") > 0  # every shipped chip runs 16-bit models
     # Every figure and every knob names where it came from.
     expected = {f.name for f in dataclasses.fields(HardwareProfile)} - {
-        "name", "description", "memory_kind", "peak_flops", "sources", "price_date", "path"}
+        "name", "description", "memory_kind", "peak_flops", "sources", "price_date", "path",
+        "vendor", "purchase_unit_name", "purchase_unit_chips"}
     expected |= {f"peak_flops.{p}" for p in hw.peak_flops}
+    # A chip sold only in whole units (a rack, a system) says so, and where that is from.
+    if hw.purchase_unit_name:
+        expected.add("purchase_unit_chips")
+    else:
+        assert hw.purchase_unit_chips == 1
+    assert hw.vendor
     assert set(hw.sources) == expected
     assert all(len(text) > 10 for text in hw.sources.values())
     assert len(hw.price_date) >= 7
@@ -278,7 +285,11 @@ BAD_DOCUMENTS = [
      "bandwidth"),
     (_rename("power", "powr"), "powr: unknown field (did you mean 'power'?); expected one of "
      "description, memory_kind, peak_flops, memory, sram, scaleup, scaleout, power, price, "
-     "calibration"),
+     "calibration, vendor, purchase"),
+    (_edit("purchase", {"chips": 0, "name": "rack", "source": "a rack of none"}),
+     "purchase.chips: expected a whole number of chips >= 1, got 0"),
+    (_edit("purchase", {"chips": 72, "source": "a rack"}),
+     "purchase.name: missing field; expected it to be present"),
     (_edit("memory.bandwidth.value", "-3.35 TB/s"),
      "memory.bandwidth: expected a positive bandwidth such as '50 GB/s', got '-3.35 TB/s'"),
     (_edit("memory.bandwidth.value", "0 TB/s"),
