@@ -95,3 +95,20 @@ def test_bad_plan_is_one_line_exit_2(capsys, tmp_path, body, needle):
     assert len(lines) == 1 and lines[0].startswith(f"infersim: error: {plan}: "), err
     assert needle in lines[0]
     assert "Traceback" not in err
+
+
+def test_junit_reports_readable_plans_and_names_the_unreadable(capsys, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("scenario: missing.yaml\nassert: {p99_ttft_ms: {max: 1}}\n")
+    report = tmp_path / "junit.xml"
+    code, _out, err = run(["check", str(SHIPPED_PLANS[0]), str(bad), "--junit", str(report)],
+                          capsys)
+    assert code == 2                                   # bad input still fails the command
+    assert f"PASS {SHIPPED_PLANS[0].stem}" in err and "1 unreadable" in err
+    assert err.strip().splitlines()[-1].startswith(f"infersim: error: {bad}: scenario: ")
+    suites = {s.get("name"): s for s in ET.parse(report).getroot().findall("testsuite")}
+    assert set(suites) == {SHIPPED_PLANS[0].stem, "bad"}
+    assert suites[SHIPPED_PLANS[0].stem].get("failures") == "0"
+    error = suites["bad"].find("testcase").find("error")
+    assert suites["bad"].get("errors") == "1" and "scenario: expected an existing" in \
+        error.get("message")

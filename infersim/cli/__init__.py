@@ -37,6 +37,7 @@ COMMAND_MODULES = (
     "infersim.cli.sweep",      # sweep
     "infersim.cli.plan",       # plan
     "infersim.cli.check",      # check
+    "infersim.cli.report",     # report
     "infersim.cli.calibrate",  # calibrate
 )
 

@@ -19,7 +19,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from infersim.plan.check import Measured, PlanFile, PlanResult, run_plans, to_junit
+from infersim.errors import InfersimError
+from infersim.plan.check import (
+    Measured,
+    PlanFile,
+    PlanResult,
+    run_plans,
+    to_junit,
+    unreadable_suite,
+)
 from infersim.plan.junit import write_junit
 
 
@@ -58,14 +66,25 @@ def register(app: typer.Typer) -> None:
             for note in result.notes:
                 err.print(f"     {note}")
 
-        results = run_plans(plans, measure, update_baseline=update_baseline, on_plan=report)
-        console.print(results_table(results))
+        unreadable: list[tuple[Path, InfersimError]] = []
+        results = run_plans(plans, measure, update_baseline=update_baseline, on_plan=report,
+                            on_unreadable=lambda path, error: unreadable.append((path, error)))
+        if results:
+            console.print(results_table(results))
         if junit is not None:
-            write_junit(to_junit(results), junit)
+            # The plans that could be read are reported; each that could not is an error case.
+            write_junit(to_junit(results) + [unreadable_suite(p, e) for p, e in unreadable],
+                        junit)
             err.print(f"wrote {junit}")
         failed = sum(1 for r in results for c in r.cases if not c.passed)
         total = sum(len(r.cases) for r in results)
-        err.print(f"{len(results)} plans, {total} checks, {failed} failed")
+        if results:
+            err.print(f"{len(results)} plans, {total} checks, {failed} failed"
+                      + (f", {len(unreadable)} unreadable" if unreadable else ""))
+        for _, error in unreadable[1:]:
+            err.print(f"infersim: error: {error}", highlight=False, markup=False)
+        if unreadable:
+            raise unreadable[0][1]      # bad input: one line each, exit 2
         if failed:
             sys.exit(1)
 

@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
         """Simulate scenarios and compare latency, throughput, cost and energy side by side."""
         from infersim.api import simulate
         from infersim.report.outputs import json_ready
-        from infersim.report.tables import compare_rows, compare_table
+        from infersim.report.tables import compare_rows, compare_table, plain
         from infersim.scenario import load_scenario
 
         seed_value = parse_seed(seed)
@@ -49,4 +49,9 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps(json_ready(compare_rows(summaries, names)), indent=2))
         else:
-            Console().print(compare_table(summaries, names))
+            console = Console()
+            table = compare_table(summaries, names)
+            if not console.is_terminal:   # a pipe or a file: plain columns, wide enough
+                console = Console(width=max(100, 36 + 24 * len(names)))
+                table = plain(table)
+            console.print(table)

@@ -98,6 +98,7 @@ def register(app: typer.Typer) -> None:
             "--max-simulations", help="most simulations in all")] = "200",
     ) -> None:
         """Search chips, pool sizes, TP and colocated vs disaggregated for the cheapest plan."""
+        from infersim.report.html import write_report
         from infersim.scenario import load_scenario
 
         if backend not in BACKENDS:
@@ -151,6 +152,7 @@ def register(app: typer.Typer) -> None:
             executor.close()
         out_dir = out if out is not None else Path("runs") / f"{base.name}-plan"
         paths = write_outputs(outcome, out_dir, str(scenario))
+        paths.append(write_report(out_dir))
         console = Console()
         if not console.is_terminal:  # logs and CI: do not squeeze the table into 80 columns
             console = Console(width=160)

@@ -426,18 +426,29 @@ def evaluate(plan: PlanFile, measured: Measured, *, update_baseline: bool = Fals
 
 def run_plans(paths: Sequence[str | Path], measure: Callable[[PlanFile], Measured], *,
               update_baseline: bool = False, known_metrics: Sequence[str] | None = None,
-              on_plan: Callable[[PlanResult], None] | None = None) -> list[PlanResult]:
-    """Validate every plan first (bad input stops before any simulation), then run each."""
-    plans = [load_plan(path, known_metrics) for path in paths]
+              on_plan: Callable[[PlanResult], None] | None = None,
+              on_unreadable: Callable[[Path, InfersimError], None] | None = None,
+              ) -> list[PlanResult]:
+    """Validate every plan first, then run each. A plan that cannot be read (or whose baseline
+    cannot) stops everything before any simulation — unless ``on_unreadable`` is given: then it
+    is handed that plan's path and error, and the readable plans still run."""
+    plans = []
+    for path in paths:
+        try:
+            plan = load_plan(path, known_metrics)
+            if not update_baseline and plan.baseline is not None:
+                read_baseline(plan.baseline, plan)
+        except InfersimError as err:
+            if on_unreadable is None:
+                raise
+            on_unreadable(Path(path), err)
+            continue
+        plans.append(plan)
     names = [plan.name for plan in plans]
     for plan in plans:
         if names.count(plan.name) > 1:
             raise InfersimError(file=plan.path, field="name", expected="a name no other plan in "
                                 "this check uses (it names the JUnit testsuite)", given=plan.name)
-    if not update_baseline:
-        for plan in plans:
-            if plan.baseline is not None:
-                read_baseline(plan.baseline, plan)
     results = []
     for plan in plans:
         started = time.perf_counter()
@@ -453,6 +464,15 @@ def run_plans(paths: Sequence[str | Path], measure: Callable[[PlanFile], Measure
         if on_plan:
             on_plan(result)
     return results
+
+
+def unreadable_suite(path: Path, error: InfersimError) -> TestSuite:
+    """A plan file that could not be read, as a JUnit testsuite with one erroring case."""
+    name = Path(path).stem
+    return TestSuite(name=name, cases=(TestCase(name="read plan",
+                                                classname=f"infersim.plans.{name}",
+                                                error=str(error)),),
+                     properties={"plan": str(path)})
 
 
 def to_junit(results: Sequence[PlanResult]) -> list[TestSuite]:

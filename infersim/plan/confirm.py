@@ -109,14 +109,14 @@ class Simulator:
 
 def interval(values: Sequence[float]) -> tuple[float, float, float]:
     """(mean, low, high) of ``values``: the :data:`CONFIDENCE` Student-t interval of their mean
-    (one value: no interval)."""
+    (one value: no interval), never below zero (the values are latencies)."""
     data = np.asarray(values, dtype=float)
     mean = float(np.mean(data))
     if len(data) < 2 or not np.all(np.isfinite(data)):
         return mean, float(np.min(data)), float(np.max(data))
     half = float(student_t.ppf(0.5 + CONFIDENCE / 2, len(data) - 1)
                  * np.std(data, ddof=1) / math.sqrt(len(data)))
-    return mean, mean - half, mean + half
+    return mean, max(0.0, mean - half), mean + half
 
 
 def seeds_verdict(summaries: Sequence[Mapping[str, Any]], slo: SLO, requests: int

@@ -18,6 +18,8 @@ from rich.table import Table
 # (label, summary key or dotted path into it, format)
 ROWS: tuple[tuple[str, str, str], ...] = (
     ("completed / failed requests", "completed|failed", "{:,.0f} / {:,.0f}"),
+    ("rejected requests", "infersim.rejected", "{:,.0f}"),
+    ("in flight when the clock stopped", "infersim.in_flight_at_stop", "{:,.0f}"),
     ("duration (s)", "duration", "{:,.2f}"),
     ("request throughput (req/s)", "request_throughput", "{:,.2f}"),
     ("request goodput (req/s)", "request_goodput", "{:,.2f}"),
@@ -65,6 +67,38 @@ def _fmt(summary: Mapping[str, Any], key: str, fmt: str) -> str:
     return fmt.format(*values)
 
 
+def slo_rows(summaries: Sequence[Mapping[str, Any]]) -> list[tuple[str, list[str]]]:
+    """One row per SLO target any of the runs states: its verdict and value in each run."""
+    keys = list(dict.fromkeys(k for s in summaries for k in (s.get("slo_attainment") or {})))
+    rows = []
+    for key in keys:
+        cells, label = [], ""
+        for summary in summaries:
+            verdict = (summary.get("slo_attainment") or {}).get(key)
+            if not isinstance(verdict, Mapping):
+                cells.append("—")
+                continue
+            p = float(verdict.get("percentile", 99))
+            label = (f"SLO p{int(p) if p.is_integer() else p} {key.removesuffix('_ms').upper()}"
+                     f" <= {verdict.get('target'):g} ms")
+            value = verdict.get("value")
+            shown = f"{value:,.1f}" if isinstance(value, (int, float)) and math.isfinite(value) \
+                else "—"
+            cells.append(f"{'met' if verdict.get('met') else 'MISSED'} ({shown})")
+        rows.append((label or key, cells))
+    return rows
+
+
+def plain(table: Table) -> Table:
+    """The table for a pipe or a file: no box drawing, no colour (rich adds no ANSI codes when
+    the output is not a terminal), columns separated by spaces."""
+    table.box = None
+    table.show_edge = False
+    table.pad_edge = False
+    table.header_style = ""
+    return table
+
+
 def summary_table(summary: Mapping[str, Any], *, title: str | None = None) -> Table:
     """One run's headline numbers, then a per-pool and per-class block where there are any."""
     table = Table(title=title or f"infersim: {summary.get('scenario_name', 'run')}",
@@ -73,6 +107,8 @@ def summary_table(summary: Mapping[str, Any], *, title: str | None = None) -> Ta
     table.add_column("value", justify="right")
     for label, key, fmt in ROWS:
         table.add_row(label, _fmt(summary, key, fmt))
+    for label, cells in slo_rows([summary]):
+        table.add_row(label, *cells)
     pools = lookup(summary, "cost.pools") or {}
     for name, pool in pools.items():
         util = pool.get("utilization")
@@ -100,6 +136,8 @@ def compare_table(summaries: Sequence[Mapping[str, Any]], names: Sequence[str]) 
         table.add_column(name, justify="right")
     for label, key, fmt in ROWS:
         table.add_row(label, *[_fmt(s, key, fmt) for s in summaries])
+    for label, cells in slo_rows(summaries):
+        table.add_row(label, *cells)
     return table
 
 

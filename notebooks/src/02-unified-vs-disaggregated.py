@@ -11,7 +11,8 @@
 # The two shipped scenarios `h100-unified` and `h100-disaggregated` fix the model, the workload and
 # the SLOs; this notebook varies only the arrival rate and the way the same GPUs are organised, and
 # simulates each point with `infersim.simulate`. Colocated layouts run with chunked prefill at two
-# step budgets (the scenario's 2,048 tokens and a smaller one, the usual tuning for latency) or
+# step budgets (the scenario's 1,024 tokens, the largest that keeps its ITL target, and a smaller
+# one, the usual tuning for latency) or
 # prefill-first; split layouts divide the eight GPUs between the phases in two ratios.
 #
 # Two readings of the ITL target appear below. The *fleet* reading (the p99 of all token gaps ≤
@@ -25,7 +26,7 @@
 # %% tags=["parameters"]
 UNIFIED_SCENARIO = "h100-unified"            # shipped scenario names (or paths to YAML files)
 SPLIT_SCENARIO = "h100-disaggregated"
-CHUNK_BUDGETS = [2048, 512]                  # tokens per colocated step with chunked prefill
+CHUNK_BUDGETS = [1024, 512]                  # tokens per colocated step with chunked prefill
 SPLITS = [(4, 4), (6, 2)]                    # (prefill, decode) instances of the split layouts
 RATES = [4, 8, 16, 24, 32, 40, 48, 56, 64]   # offered load, requests/s
 REQUESTS = 600                               # requests per run: small, for speed
