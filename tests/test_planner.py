@@ -262,7 +262,9 @@ def test_plan_command_writes_a_runnable_plan(tmp_path, capsys):
         code = exit_info.code or 0
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    assert {p.name for p in out.iterdir()} == {"best.yaml", "plans.csv", "plan.json", "pareto.png"}
+    assert {p.name for p in out.iterdir()} == {"best.yaml", "plans.csv", "plan.json", "pareto.png",
+                                               "report.html"}
+    assert "best plan per chip at 30 req/s" in captured.out
     assert "wins at 30 req/s" in captured.err
     # 200 requests would be under 7 s at 30 req/s: the run says how long its runs were
     assert ("each simulation spans at least 5 s of arrivals (200 requests at 30 req/s, 200 or "
@@ -646,3 +648,16 @@ def test_every_chip_asked_for_gets_a_row_with_a_plan_or_a_reason(tmp_path):
     assert families["b200"]["intervals"]["p99_ttft_ms"]["low"] <= \
         families["b200"]["intervals"]["p99_ttft_ms"]["high"]
     assert all(p["family"] and p["why"] for p in data["pruned"])
+
+
+def test_a_scenarios_prices_block_is_what_its_run_bills(base):
+    data = base_document(TINY)[1]
+    priced = load_scenario({**data, "prices": {"h100": 1.25}, "workload": {**data["workload"],
+                                                                           "requests": 40}})
+    summary = simulate(priced).summary
+    chips = sum(p.instances * p.tp * p.pp for p in priced.pools.values())
+    assert summary["cost"]["dollars_per_hour"] == pytest.approx(1.25 * chips)
+    assert priced.hash != load_scenario({**data, "workload": {**data["workload"],
+                                                              "requests": 40}}).hash
+    with pytest.raises(InfersimError, match="prices"):
+        load_scenario({**data, "prices": {"h100": -1}})
