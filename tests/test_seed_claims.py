@@ -1,6 +1,6 @@
 """docs/seed-claims.md: every claim of the seed articles has its row, and the page is current
-with the script, the quoted claims and the scenarios it runs (tools/seed_claims.py regenerates
-it; the digest at its foot is recomputed here, so a stale page fails without re-planning)."""
+with the script and the quoted claims (tools/seed_claims.py regenerates it; the digest at its
+foot is recomputed here, so a stale page fails without re-planning)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ The claims (quoted, with their sources) are data: docs/seeds/claims.yaml. Each s
 comparison runs at its own best configuration: layouts come from the capacity planner
 (:func:`infersim.plan.planner.plan_capacity`, one seed per candidate here, for time), chunk budgets
 from a sweep. The page ends with a digest of everything it was computed from (this script, the
-claims, the scenarios it runs), which
+claims), which
 ``--check`` and the test suite recompute, so a stale page is caught without rerunning it.
 """
 
@@ -23,10 +23,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 CLAIMS = REPO / "docs" / "seeds" / "claims.yaml"
 OUT = REPO / "docs" / "seed-claims.md"
-# The page is stale when any of these change: the script, the claims and the scenarios it runs.
-# (Its figures also depend on the hardware, model and workload files; those change often and
-# every change is not worth minutes of re-planning, so regenerate after physics changes.)
-INPUTS = ("tools/seed_claims.py", "docs/seeds/claims.yaml", "scenarios/*.yaml")
+# The page is stale when either of these changes: the script or the claims. (Its figures also
+# depend on the scenarios, hardware, models and workloads; those change often and each change is
+# not worth ten minutes of re-planning in every test run: regenerate after physics changes.)
+INPUTS = ("tools/seed_claims.py", "docs/seeds/claims.yaml")
 DIGEST_PREFIX = "<!-- inputs digest: "
 
 # The planner's reference load for claims about layouts: Llama-3.1-8B, the chat mix.

@@ -99,12 +99,8 @@ def register(app: typer.Typer) -> None:
         """Simulate a scenario; print the summary; write summary.json, parquet and plots."""
         from infersim.api import simulate
         from infersim.calibrate.overlay import read_overlay
-<<<<<<< HEAD
-        from infersim.report.save import check_out_dir, save_result
-=======
         from infersim.report.html import write_report
-        from infersim.report.save import save_result
->>>>>>> 52e62db (infersim report (HTML, self-contained: summary, SLO verdicts, rejections/overload, cost, plots; for plans the per-chip table with intervals, ranked candidates, Pareto plot by chip, pruned counts), written by run and plan too, checked in headless chromium in the suite (no console message, screenshot not blank; a negative control proves the check can fail; skips saying why without a browser; .ci/run installs Debian chromium when apt works); compare readable when piped (no box drawing, no ANSI) and both run and compare print SLO verdicts, rejected and in-flight counts; check writes JUnit for the plans it could read plus an error case per unreadable plan (still exit 2); h100-unified's chunk budget 2048 -> 1024 tokens, the largest that holds its own 50 ms p99 ITL target (2048 gave ~63 ms; golden digest of h100-unified regenerated for this; broken-unified keeps 2048 via set:; notebook 02 budgets 1024/512); benchmarks/bench_plan.py times the 70B question over six chips)
+        from infersim.report.save import check_out_dir, save_result
         from infersim.report.tables import summary_table
         from infersim.scenario import load_scenario
 
@@ -118,13 +114,8 @@ def register(app: typer.Typer) -> None:
             warn = Console(stderr=True, highlight=False, soft_wrap=True)
             for line in result.warnings:
                 warn.print(f"warning: {line}", style="yellow")
-<<<<<<< HEAD
         written = save_result(result, target, plots=plots, force=force)
-=======
-        target = out if out is not None else Path("runs") / loaded.name
-        written = save_result(result, target, plots=plots)
         written.append(write_report(target))
->>>>>>> 52e62db (infersim report (HTML, self-contained: summary, SLO verdicts, rejections/overload, cost, plots; for plans the per-chip table with intervals, ranked candidates, Pareto plot by chip, pruned counts), written by run and plan too, checked in headless chromium in the suite (no console message, screenshot not blank; a negative control proves the check can fail; skips saying why without a browser; .ci/run installs Debian chromium when apt works); compare readable when piped (no box drawing, no ANSI) and both run and compare print SLO verdicts, rejected and in-flight counts; check writes JUnit for the plans it could read plus an error case per unreadable plan (still exit 2); h100-unified's chunk budget 2048 -> 1024 tokens, the largest that holds its own 50 ms p99 ITL target (2048 gave ~63 ms; golden digest of h100-unified regenerated for this; broken-unified keeps 2048 via set:; notebook 02 budgets 1024/512); benchmarks/bench_plan.py times the 70B question over six chips)
         if not quiet:
             console = Console()
             if loaded.description:
