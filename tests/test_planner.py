@@ -298,7 +298,7 @@ def test_best_yaml_describes_the_chosen_plan_not_the_base(tmp_path, outcome):
     data["description"] = "one prefill GPU, two decode GPUs at 8 req/s"
     base_path = tmp_path / "described.yaml"
     base_path.write_text(yaml.safe_dump(data))
-    planned = plan_capacity(base_path, rate=RATE, hardware=CHIPS,
+    planned = plan_capacity(base_path, rate=RATE, seeds=1, hardware=CHIPS,
                             executor=SerialExecutor(), min_span_s=SPAN)
     write_outputs(planned, tmp_path / "out", str(base_path))
     text = (tmp_path / "out" / "best.yaml").read_text()
@@ -371,7 +371,7 @@ def test_plan_from_a_scenario_object_or_a_dict_equals_the_plan_from_its_file(out
         assert mine == theirs
         # and the plan it writes runs
         assert slo_verdict(simulate(planned.best_scenario).summary, slo_of(base), 200)[0]
-    from_dict = plan_capacity(as_dict, rate=RATE, hardware=CHIPS,
+    from_dict = plan_capacity(as_dict, rate=RATE, seeds=1, hardware=CHIPS,
                               executor=SerialExecutor(), min_span_s=SPAN)
     assert "planned by infersim plan from scenario 'tiny-disaggregated'" in \
         from_dict.best_scenario["description"]
@@ -427,7 +427,7 @@ def test_the_cheapest_plan_never_gets_cheaper_as_the_load_rises():
     # (21.00 $/h) while at 8 req/s it found four MI300X pairs (15.92 $/h), which serve 7 too.
     costs = {}
     for rate in (7.0, 8.0, 14.0):
-        planned = plan_capacity(BIG, rate=rate, hardware=["mi300x", "b200"],
+        planned = plan_capacity(BIG, rate=rate, seeds=1, hardware=["mi300x", "b200"],
                                 executor=SerialExecutor(), min_span_s=SPAN)
         assert planned.best is not None, rate
         costs[rate] = planned.best.candidate.cost_per_hour
@@ -453,7 +453,7 @@ def test_run_length_covers_the_span_up_to_the_cap(base_requests, span_s, cap, ra
 
 
 def test_max_rate_runs_span_the_stated_minimum_of_arrivals(tmp_path):
-    planned = plan_capacity(TINY, rate=RATE, hardware=["b200"], executor=SerialExecutor(),
+    planned = plan_capacity(TINY, rate=RATE, seeds=1, hardware=["b200"], executor=SerialExecutor(),
                             min_span_s=8.0, max_requests=5000)
     best = planned.best
     assert best.max_rate > RATE
@@ -466,7 +466,7 @@ def test_max_rate_runs_span_the_stated_minimum_of_arrivals(tmp_path):
     run_length = json.loads((tmp_path / "plan.json").read_text())["run_length"]
     assert run_length == {"min_span_s": 8.0, "max_requests": 5000, "base_requests": 200,
                           "requests_at_rate": 320}
-    capped = plan_capacity(TINY, rate=RATE, hardware=["b200"], executor=SerialExecutor(),
+    capped = plan_capacity(TINY, rate=RATE, seeds=1, hardware=["b200"], executor=SerialExecutor(),
                            min_span_s=8.0, max_requests=250)
     assert capped.best.max_rate_summary["completed"] == 250
     assert any("capped at 250 requests" in note for note in capped.notes), capped.notes

@@ -22,6 +22,9 @@ from infersim.plan.target import LoadShape, RunLength
 from infersim.scenario import validate_data
 from infersim.slo import SLO, attained, run_percentile, slo_verdict
 
+# A chip family and layout is searched until it has a confirmed plan or misses this many
+# candidates in a row (each dearer than the last).
+MAX_FAILURES = 4
 # Confirmation over several seeds states each SLO percentile as the mean over the seeds with this
 # two-sided confidence interval; a plan meets a target when the interval's upper end does.
 CONFIDENCE = 0.9
@@ -152,7 +155,8 @@ def group_of(candidate: Candidate) -> tuple[str, str]:
 def confirm_cheapest(candidates: Sequence[Candidate], rate: float, slo: SLO, load: LoadShape,
                      simulator: Simulator, confirm: int, max_simulations: int,
                      known: Mapping[tuple, Evaluation] | None = None, *,
-                     seeds: Sequence[int] = (), max_failures: int = 4) -> list[Evaluation]:
+                     seeds: Sequence[int] = (), max_failures: int = MAX_FAILURES
+                     ) -> list[Evaluation]:
     """Simulate, cheapest first, until every (chip family, layout) group has a confirmed plan,
     has failed ``max_failures`` times in a row, or has nothing left to try.
 

@@ -56,7 +56,13 @@ from typing import Any
 from infersim.errors import InfersimError
 from infersim.hardware import load_hardware
 from infersim.plan.candidate import Evaluation, FamilyVerdict, PlanOutcome, Pruned
-from infersim.plan.confirm import Simulator, confirm_cheapest, rank, search_max_rate
+from infersim.plan.confirm import (
+    MAX_FAILURES,
+    Simulator,
+    confirm_cheapest,
+    rank,
+    search_max_rate,
+)
 from infersim.plan.executors import Executor
 from infersim.plan.planned import base_document, plan_description, plan_name, source_label
 from infersim.plan.sizing import (
@@ -236,8 +242,14 @@ def _why_none(mine: Sequence[Evaluation], simulated: Sequence[Evaluation],
     """Why a chip family has no plan, in the words a capacity planner would use."""
     if simulated:
         dearest = max(simulated, key=lambda ev: ev.candidate.cost_per_hour)
-        return (f"misses the SLOs at every size tried ({len(simulated)} simulated, up to "
-                f"{dearest.candidate.cost_per_hour:.2f} $/h): {dearest.reason}")
+        if len(simulated) == len(mine):
+            return (f"misses the SLOs at every size the cost model sized ({len(simulated)} "
+                    f"simulated, up to {dearest.candidate.cost_per_hour:.2f} $/h): "
+                    f"{dearest.reason}")
+        return (f"misses the SLOs at its {len(simulated)} cheapest sizes (up to "
+                f"{dearest.candidate.cost_per_hour:.2f} $/h; the search stops each layout of a "
+                f"chip after {MAX_FAILURES} misses in a row, {len(mine) - len(simulated)} dearer "
+                f"sizes not simulated): {dearest.reason}")
     if mine:
         return (f"not simulated: {len(mine)} candidates, none reached before the search "
                 "stopped (raise --max-simulations)")
