@@ -8,7 +8,9 @@ holds the scheduler semantics that change latency, each value beside its source:
   ``max_batch_tokens`` (the step's token budget, vLLM ``max_num_batched_tokens``),
   ``max_batch_size`` (``max_num_seqs``), ``block_size`` (tokens per KV block), ``preemption``
   (recompute or swap), ``kv_reservation`` (on-demand blocks, or TensorRT-LLM's guaranteed-no-evict
-  admission), ``memory_fraction`` and ``step_overhead``, the host time per step, either one
+  admission), ``memory_fraction``, ``first_token_from`` (disaggregated: whether the client's
+  first token comes from the decode side, after the KV moved and decode admitted the request,
+  or as prefill ends) and ``step_overhead``, the host time per step, either one
   quantity or a table by tensor-parallel degree (``{1: 3 ms, 4: 5.5 ms}``: a pool takes the entry
   of the largest degree not above its ``tp``; below the smallest, the chip's calibrated value);
 - ``disaggregation``: whether the engine serves split prefill and decode pools at all.
@@ -35,7 +37,8 @@ from infersim.yamlfile import read_yaml
 
 # Pool fields an engine profile may set (scheduler semantics, not sizing or placement).
 POOL_FIELDS = ("chunked_prefill", "max_batch_tokens", "max_batch_size", "block_size",
-               "preemption", "kv_reservation", "memory_fraction", "step_overhead")
+               "preemption", "kv_reservation", "memory_fraction", "first_token_from",
+               "step_overhead")
 _TOP_KEYS = ("description", "pool_defaults", "disaggregation")
 
 

@@ -19,7 +19,8 @@ def build_cluster(scenario: Scenario, resolved: Resolved | None = None) -> Any:
                  max_batch_size=pool.max_batch_size, chunked_prefill=pool.chunked_prefill,
                  block_size=pool.block_size, memory_fraction=pool.memory_fraction,
                  preemption=pool.preemption, scaleup_domain=pool.scaleup_domain,
-                 host_bandwidth=pool.host_bandwidth, kv_reservation=pool.kv_reservation)
+                 host_bandwidth=pool.host_bandwidth, kv_reservation=pool.kv_reservation,
+                 first_token_from=pool.first_token_from)
         for name, pool in scenario.pools.items())
     links = tuple(LinkSpec(a=link.between[0], b=link.between[1], bandwidth=link.bandwidth,
                            latency_s=link.latency, per_sender_instance=link.per == "instance")

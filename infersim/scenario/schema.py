@@ -145,6 +145,11 @@ class PoolConfig(BaseModel):
         None, gt=0, le=1, description="this deployment's achievable fraction of memory "
                                       "bandwidth, replacing the chip's calibrated value (written "
                                       "by infersim calibrate); none: the chip's")
+    first_token_from: Literal["decode", "prefill"] = Field(
+        "decode", description="prefill pools: where a client gets a request's first token; "
+                              "decode: from the decode instance, once it has the KV and admits "
+                              "the request (vLLM disaggregation, Dynamo, SGLang, TensorRT-LLM); "
+                              "prefill: as the prefill step ends")
     kv_reservation: Literal["on_demand", "full"] = Field(
         "on_demand", description="decode and mixed pools: on_demand takes KV blocks as sequences "
                                  "grow and preempts when memory runs out (vLLM); full admits a "
@@ -158,7 +163,7 @@ class PoolConfig(BaseModel):
 # out (see Scenario.resolved): pool fields, then link fields.
 _OMITTED_WHEN_UNSET = ("step_overhead", "compute_efficiency",
                        "memory_efficiency", "engine")
-_POOL_OMITTED_AT = {"kv_reservation": "on_demand"}
+_POOL_OMITTED_AT = {"kv_reservation": "on_demand", "first_token_from": "decode"}
 _LINK_OMITTED_AT = {"per": "pool"}
 
 

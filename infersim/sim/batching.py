@@ -177,6 +177,7 @@ class BatchingInstance(Instance):
                 records.decode_start_at[rid] = now
                 records.decode_instance[rid] = self.index
                 kv.pending -= reserve if full else need
+                self._admitted(rid, now)
             else:
                 del self._resume[rid]
                 if self.swap:
@@ -184,6 +185,9 @@ class BatchingInstance(Instance):
                 else:
                     stall += self.costs.prefill_s([kv_len])  # recompute prompt + generated
         return stall, used
+
+    def _admitted(self, rid: int, now: float) -> None:
+        """``rid`` joined the batch for the first time (decode instances report it)."""
 
     # -- epochs ---------------------------------------------------------------------------------
 

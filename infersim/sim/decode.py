@@ -59,6 +59,9 @@ class DecodeInstance(BatchingInstance):
         self._add_load(ctx.output[rid] - 1, 1)
         kv.publish(kv.used)
 
+    def _admitted(self, rid: int, now: float) -> None:
+        self.ctx.decode_admitted(rid, now)
+
     def deliver(self, rid: int) -> None:
         """The request's KV has arrived: it may join at the next step boundary."""
         self.waiting.append(rid)

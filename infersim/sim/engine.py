@@ -17,6 +17,11 @@ for the arrival-side router, the decode-side router and the users' think times.
 Modelling choices worth knowing when reading results:
 
 - a request with one output token is done when its prefill ends (no KV moves);
+- in disaggregated serving the client gets the first token from the decode side by default
+  (``PoolSpec.first_token_from``): when a decode instance admits the request, after its KV has
+  moved and a batch slot and memory are free there, so TTFT includes the transfer and the wait
+  for decode; the prefill instance holds the request's KV until that admission, and stops taking
+  prompts while held KV leaves no room (back-pressure from a saturated decode pool);
 - a request whose KV could never fit where it would have to live (its prompt on every prefill
   instance, or prompt + output on every decode or mixed instance; where KV is reserved in full,
   the reservation of prompt + output tokens, one more) is rejected on arrival; so is
@@ -97,7 +102,8 @@ class Engine:
             records=self.records, runs=self.runs, timeseries=self.timeseries,
             prefilled=self.prefilled,
             prefill_started=self.prefill_started if cluster.layerwise_kv_overlap else None,
-            finished=self.finish, new_prefix_cache=self.new_prefix_cache)
+            finished=self.finish, new_prefix_cache=self.new_prefix_cache,
+            decode_admitted=self.decode_admitted)
 
         # instances, grouped for the two routing decisions
         self.instances: list[FrontInstance | BackInstance] = []
@@ -258,8 +264,12 @@ class Engine:
         first_token_at, transfer_start_at = records.first_token_at, records.kv_transfer_start_at
         overlap = self.cluster.layerwise_kv_overlap
         kv_bytes, links = inst.costs.kv_bytes, self.out_links[inst.slot]
+        from_prefill = inst.pool.first_token_from == "prefill"
+        prefill_end_at = records.prefill_end_at
         for rid in batch:
-            first_token_at[rid] = now
+            prefill_end_at[rid] = now
+            if output[rid] == 1 or from_prefill:
+                first_token_at[rid] = now
             if output[rid] == 1:
                 records.last_token_at[rid] = now
                 self.finish(rid, now)
@@ -287,6 +297,15 @@ class Engine:
         rid, decode = value
         self.records.kv_transfer_end_at[rid] = self.env.now
         decode.deliver(rid)
+
+    def decode_admitted(self, rid: int, now: float) -> None:
+        """A decode instance admitted ``rid``: the prefill instance frees the KV it held, and a
+        client streaming from the decode side gets its first token now."""
+        prefill = self.instances[self.records.prefill_instance[rid]]
+        assert isinstance(prefill, PrefillInstance)
+        prefill.release(rid)
+        if np.isnan(self.records.first_token_at[rid]):
+            self.records.first_token_at[rid] = now
 
     # -- completion -----------------------------------------------------------------------------
 

@@ -39,6 +39,8 @@ class RunContext:
     prefill_started: Callable[[Any, list[int], float, float], None] | None
     # (request id, now): its last token is out
     finished: Callable[[int, float], None]
+    # (request id, now): a decode instance admitted it (its KV moved and a batch slot was free)
+    decode_admitted: Callable[[int, float], None]
     # a prefix cache for one prefill or mixed instance (None when prompts carry no block ids)
     new_prefix_cache: Callable[[], PrefixCache | None]
 

@@ -9,9 +9,12 @@ output token of each comes out when the step ends. A prompt longer than the budg
 alone, in consecutive budget-sized chunks (each attending to the chunks before it). One SimPy event
 per batch: the instance costs the engine almost nothing per request.
 
-The batch's KV (every prompt's, cached prefix included) must fit the instance's KV memory; it is
-freed when the step ends, as the KV streams out to the decode side (a prefill instance is not
-held up by slow transfers).
+The batch's KV (every prompt's, cached prefix included) must fit the instance's KV memory
+besides the KV it still holds for requests already prefilled: a prefilled request's KV stays
+here until a decode instance admits the request (its KV moved over and a batch slot free there;
+:meth:`PrefillInstance.release`). When held KV fills the memory the instance stops taking
+prompts: a saturated decode pool back-pressures prefill. Requests with one output token (done at
+prefill) free their KV when the step ends.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class PrefillInstance(Instance):
         self.queue: deque[int] = deque()
         self._prefill_cache = costs.prefill_cache  # prompt length -> step time, one-prompt steps
         self.committed_blocks = 0  # KV blocks of the prompts queued or being computed
+        self.held_blocks = 0  # KV blocks of prefilled requests no decode instance admitted yet
         self.running = 0
         self._idle = False  # waiting for work (no batch in progress, nothing queued)
         self._batch: tuple[list[int], int, int, float] | None = None  # in progress
@@ -49,6 +53,10 @@ class PrefillInstance(Instance):
     def queue_length(self) -> int:
         return len(self.queue)
 
+    def _publish_kv(self) -> None:
+        self.loads.kv_committed_fraction[self.slot] = ((self.committed_blocks + self.held_blocks)
+                                                       / self.capacity_blocks)
+
     def enqueue(self, rid: int) -> None:
         prompt = self.ctx.prompt[rid]
         self.queue.append(rid)
@@ -59,7 +67,7 @@ class PrefillInstance(Instance):
         loads.outstanding_tokens[slot] = self.load_tokens
         loads.outstanding_requests[slot] = self.load_requests
         self.committed_blocks += -(-prompt // self.block_size)
-        self.loads.kv_committed_fraction[self.slot] = self.committed_blocks / self.capacity_blocks
+        self._publish_kv()
         if self._idle:  # resume in this instant's turn, as a triggered SimPy event would
             self._idle = False
             call_later(self.env, 0.0, self._wake)
@@ -70,14 +78,14 @@ class PrefillInstance(Instance):
         queue, cache = self.queue, self.prefix_cache
         prompt, hashes = self.ctx.prompt, self.ctx.prefix_hashes
         budget, limit = self.pool.max_batch_tokens, self.pool.max_batch_size
-        block, free = self.pool.block_size, self.capacity_blocks
+        block, free = self.pool.block_size, self.capacity_blocks - self.held_blocks
         batch: list[int] = []
         tokens = 0
         if cache is None or hashes is None:  # the common case, written out: every prompt computed in full
             while queue and len(batch) < limit:
                 p = prompt[queue[0]]
                 need = -(-p // block)
-                if batch and (tokens + p > budget or need > free):
+                if (batch and tokens + p > budget) or need > free:
                     break
                 batch.append(queue.popleft())
                 tokens += p
@@ -89,7 +97,7 @@ class PrefillInstance(Instance):
             hit = cache.cached_tokens(hashes[rid], prompt[rid])
             new = prompt[rid] - hit
             need = -(-prompt[rid] // block)
-            if batch and (tokens + new > budget or need > free):
+            if (batch and tokens + new > budget) or need > free:
                 break
             batch.append(queue.popleft())
             cached.append(hit)
@@ -110,6 +118,11 @@ class PrefillInstance(Instance):
             return
         ctx, records = self.ctx, self.ctx.records
         batch, cached = self._take_batch()
+        if not batch:  # held KV leaves no room for the next prompt: wait for a release
+            self._idle = True
+            if now >= self.sample_due:
+                self._sample(now, 0, self.held_blocks)
+            return
         prompt = ctx.prompt
         prompts = [prompt[rid] for rid in batch]
         budget = self.pool.max_batch_tokens
@@ -132,10 +145,10 @@ class PrefillInstance(Instance):
         self.running = len(batch)
         block = self.block_size
         blocks = sum([-(-p // block) for p in prompts])
-        if blocks > self.peak_blocks:
-            self.peak_blocks = blocks
+        if blocks + self.held_blocks > self.peak_blocks:
+            self.peak_blocks = blocks + self.held_blocks
         if now >= self.sample_due:
-            self._sample(now, len(batch), blocks)
+            self._sample(now, len(batch), blocks + self.held_blocks)
         if ctx.prefill_started is not None:  # layer-wise KV overlap
             ctx.prefill_started(self, batch, now, now + span)
         self._batch_started_at = now
@@ -159,7 +172,10 @@ class PrefillInstance(Instance):
         loads.outstanding_tokens[slot] = self.load_tokens
         loads.outstanding_requests[slot] = self.load_requests
         self.committed_blocks -= blocks
-        self.loads.kv_committed_fraction[self.slot] = self.committed_blocks / self.capacity_blocks
+        prompt, output, block = self.ctx.prompt, self.ctx.output, self.block_size
+        # what goes on to a decode instance stays here until one admits it
+        self.held_blocks += sum([-(-prompt[rid] // block) for rid in batch if output[rid] > 1])
+        self._publish_kv()
         hashes = self.ctx.prefix_hashes
         if self.prefix_cache is not None and hashes is not None:
             for rid in batch:
@@ -167,6 +183,14 @@ class PrefillInstance(Instance):
         now = self.env.now
         self.ctx.prefilled(self, batch, now)
         self._next_batch(now)
+
+    def release(self, rid: int) -> None:
+        """A decode instance admitted ``rid``: its KV held here is freed."""
+        self.held_blocks -= -(-self.ctx.prompt[rid] // self.block_size)
+        self._publish_kv()
+        if self._idle and self.queue:  # blocked on memory: try again in this instant's turn
+            self._idle = False
+            call_later(self.env, 0.0, self._wake)
 
     def finalize(self, stop_at: float) -> None:
         """The run stopped at ``stop_at``: count the unfinished batch's time as busy."""

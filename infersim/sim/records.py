@@ -30,7 +30,8 @@ class RequestRecords:
         self.n = n
         self.arrival_at = np.full(n, np.nan)
         self.prefill_start_at = np.full(n, np.nan)
-        self.first_token_at = np.full(n, np.nan)
+        self.first_token_at = np.full(n, np.nan)  # as the client gets it
+        self.prefill_end_at = np.full(n, np.nan)  # a prefill instance's step produced it
         self.kv_transfer_start_at = np.full(n, np.nan)
         self.kv_transfer_end_at = np.full(n, np.nan)
         self.decode_start_at = np.full(n, np.nan)

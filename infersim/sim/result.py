@@ -227,6 +227,7 @@ def build_result(run: RunRecords, *, duration_s: float) -> SimResult:
         "prefill_instance": local_of[rec.prefill_instance],
         "cached_prompt_tokens": rec.cached_prompt_tokens,
         "prefill_start_at": rec.prefill_start_at,
+        "prefill_end_at": rec.prefill_end_at,
         "first_token_at": rec.first_token_at,
         "kv_transfer_start_at": rec.kv_transfer_start_at,
         "kv_transfer_end_at": rec.kv_transfer_end_at,
@@ -244,7 +245,9 @@ def build_result(run: RunRecords, *, duration_s: float) -> SimResult:
     with np.errstate(invalid="ignore", divide="ignore"):
         df["tpot_s"] = np.where(output > 1, (df["e2e_s"] - df["ttft_s"]) / (output - 1), np.nan)
     df["queue_s"] = rec.prefill_start_at - rec.arrival_at
-    df["prefill_s"] = rec.first_token_at - rec.prefill_start_at
+    # a mixed instance's first token comes out as its prompt's last chunk ends
+    prefill_end = np.where(np.isnan(rec.prefill_end_at), rec.first_token_at, rec.prefill_end_at)
+    df["prefill_s"] = prefill_end - rec.prefill_start_at
     df["transfer_s"] = rec.kv_transfer_end_at - rec.kv_transfer_start_at
     df["decode_s"] = rec.last_token_at - rec.decode_start_at
 

@@ -33,6 +33,7 @@ from infersim.errors import InfersimError
 ROLES: tuple[str, ...] = ("prefill", "decode", "mixed")
 PREEMPTION_MODES: tuple[str, ...] = ("recompute", "swap")
 KV_RESERVATIONS: tuple[str, ...] = ("on_demand", "full")
+FIRST_TOKEN_FROM: tuple[str, ...] = ("decode", "prefill")
 
 # PCIe 5.0 x16, one direction, per chip: what a GPU can push to host memory when it swaps KV out.
 DEFAULT_HOST_BANDWIDTH = 64e9
@@ -71,6 +72,11 @@ class PoolSpec:
     # as it grows, preempting when it runs out (vLLM); ``full`` all of prompt + output up front,
     # admitting only what fits, so it never preempts (TensorRT-LLM's GUARANTEED_NO_EVICT)
     kv_reservation: Literal["on_demand", "full"] = "on_demand"
+    # prefill pools: where the client gets a request's first token. ``decode``: the decode
+    # instance streams every token, so the first reaches the client when that instance admits
+    # the request (KV moved and a batch slot free: vLLM's disaggregation proxy, Dynamo, SGLang
+    # and TensorRT-LLM disaggregated serving); ``prefill``: as the prefill step ends
+    first_token_from: Literal["decode", "prefill"] = "decode"
 
     def __post_init__(self) -> None:
         where = f"pools.{self.name}"
@@ -92,6 +98,10 @@ class PoolSpec:
         if self.kv_reservation not in KV_RESERVATIONS:
             raise InfersimError(field=f"{where}.kv_reservation",
                                 expected=" | ".join(KV_RESERVATIONS), given=self.kv_reservation)
+        if self.first_token_from not in FIRST_TOKEN_FROM:
+            raise InfersimError(field=f"{where}.first_token_from",
+                                expected=" | ".join(FIRST_TOKEN_FROM),
+                                given=self.first_token_from)
         if self.role == "prefill" and self.kv_reservation != "on_demand":
             raise InfersimError(field=f"{where}.kv_reservation", expected="on_demand in a "
                                 "prefill pool (it holds no decoding sequences)",
