@@ -44,20 +44,23 @@ def test_one_request_on_an_idle_cluster():
     result = simulate_cluster(pd_cluster(bandwidth=bandwidth, latency_s=latency),
                               table([arrival], [prompt], [output]), seed=0)
     row = result.requests.iloc[0]
-    ttft = prefill_time(DEP, [prompt])
+    prefill = prefill_time(DEP, [prompt])
     transfer = kv_cache_bytes(DEP, prompt) / bandwidth + latency
+    # the client's first token comes from the idle decode instance as its KV lands
+    ttft = prefill + transfer
     a, b = decode_step_coefficients(DEP, 1)
     steps = [a + b * (prompt + 1 + j) for j in range(output - 1)]
     # the closed form is the cost model's own step time for a one-sequence decode batch
     assert steps == pytest.approx([step_time(DEP, StepBatch(decode_kv_lens=(prompt + 1 + j,)))
                                    .time_s for j in range(output - 1)], rel=1e-12)
     assert row.ttft_s == pytest.approx(ttft, rel=1e-12)
+    assert row.prefill_end_at == pytest.approx(arrival + prefill, rel=1e-12)
     assert row.transfer_s == pytest.approx(transfer, rel=1e-12)
-    assert row.decode_start_at == pytest.approx(arrival + ttft + transfer, rel=1e-12)
-    expected = arrival + ttft + transfer + np.cumsum(steps)
+    assert row.decode_start_at == pytest.approx(arrival + prefill + transfer, rel=1e-12)
+    expected = arrival + ttft + np.cumsum(steps)
     np.testing.assert_allclose(result.token_times(0),
                                np.concatenate([[arrival + ttft], expected]), rtol=1e-12)
-    assert row.tpot_s == pytest.approx((transfer + sum(steps)) / (output - 1), rel=1e-12)
+    assert row.tpot_s == pytest.approx(sum(steps) / (output - 1), rel=1e-12)
     assert row.completed and not row.rejected and row.preemptions == 0
     assert (row.prefill_pool, row.prefill_instance) == ("prefill", 0)
     assert (row.decode_pool, row.decode_instance) == ("decode", 0)
@@ -77,14 +80,14 @@ def test_two_requests_queue_behind_one_another_with_batch_size_one():
     df = result.requests
     one = prefill_time(DEP, [800])
     assert df.prefill_start_at.tolist() == [0.0, pytest.approx(one, rel=1e-12)]
-    assert df.first_token_at.tolist() == pytest.approx([one, 2 * one], rel=1e-12)
+    assert df.prefill_end_at.tolist() == pytest.approx([one, 2 * one], rel=1e-12)
     assert df.queue_s.iloc[1] == pytest.approx(one, rel=1e-12)
 
 
 def test_two_requests_share_one_batched_prefill():
     result = simulate_cluster(pd_cluster(prefill_batch_size=2), table([0, 0], [800, 600],
                                                                       [2, 2]), seed=0)
-    first = result.requests.first_token_at
+    first = result.requests.prefill_end_at
     assert first.tolist() == pytest.approx([prefill_time(DEP, [800, 600])] * 2, rel=1e-12)
 
 
@@ -92,9 +95,12 @@ def test_a_prefill_batch_fits_the_instances_kv_memory():
     small = simulate_cluster(pd_cluster(prefill_kv_tokens=1000),
                              table([0, 0], [600, 600], [2, 2]), seed=0).requests
     one = prefill_time(DEP, [600])
-    assert small.first_token_at.tolist() == pytest.approx([one, 2 * one], rel=1e-12)
+    # the first prompt's KV stays until the decode instance admits it: only then the second
+    assert small.prefill_start_at[1] == small.decode_start_at[0]
+    assert small.prefill_end_at.tolist() == pytest.approx(
+        [one, small.decode_start_at[0] + one], rel=1e-12)
     roomy = simulate_cluster(pd_cluster(), table([0, 0], [600, 600], [2, 2]), seed=0).requests
-    assert roomy.first_token_at.tolist() == pytest.approx([prefill_time(DEP, [600, 600])] * 2)
+    assert roomy.prefill_end_at.tolist() == pytest.approx([prefill_time(DEP, [600, 600])] * 2)
 
 
 def test_half_the_link_bandwidth_doubles_the_transfer():
@@ -122,7 +128,7 @@ def test_layerwise_overlap_exposes_only_the_last_layer():
     nbytes = kv_cache_bytes(DEP, prompt)
     assert row.kv_transfer_start_at == row.prefill_start_at == 0.0
     expected = max(nbytes / bandwidth,
-                   row.first_token_at + nbytes / DEP.model.num_layers / bandwidth)
+                   row.prefill_end_at + nbytes / DEP.model.num_layers / bandwidth)
     assert row.kv_transfer_end_at == pytest.approx(expected, rel=1e-12)
 
 
@@ -508,9 +514,12 @@ def check_invariants(result, workload) -> None:
     # timestamps in order along each request's path
     for earlier, later in [("arrival_at", "prefill_start_at"), ("prefill_start_at",
                                                                 "first_token_at"),
+                           ("prefill_start_at", "prefill_end_at"),
+                           ("prefill_end_at", "first_token_at"),
                            ("first_token_at", "last_token_at"),
                            ("kv_transfer_start_at", "kv_transfer_end_at"),
-                           ("first_token_at", "kv_transfer_end_at"),
+                           ("prefill_end_at", "kv_transfer_end_at"),
+                           ("first_token_at", "decode_start_at"),
                            ("kv_transfer_end_at", "decode_start_at"),
                            ("decode_start_at", "last_token_at")]:
         both = done[[earlier, later]].dropna()

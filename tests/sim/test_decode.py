@@ -20,7 +20,8 @@ def decode_alone(prompt: list[int], output: list[int]):
                      records=RequestRecords(len(prompt)), runs=RunLog(), timeseries=Timeseries(1.0),
                      prefilled=lambda *a: None, prefill_started=None,
                      finished=lambda rid, now: finished.append((rid, now)),
-                     new_prefix_cache=lambda: None)
+                     new_prefix_cache=lambda: None,
+                     decode_admitted=lambda rid, now: None)
     pool = pd_cluster().pools[1]
     costs = StepCosts(pool.deployment, pool.memory_fraction, field="pool")
     loads = InstanceLoads([costs.kv_capacity_tokens // pool.block_size])
