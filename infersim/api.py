@@ -19,14 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from infersim.errors import InfersimError
 from infersim.result import Result
-from infersim.scenario import Resolved, Scenario, build_cluster, check_scenario, load_scenario
-from infersim.scenario.preflight import (
-    beyond_context_requests,
-    beyond_context_warning,
-    build_workload_for,
-)
-from infersim.scenario.seeds import run_streams
+from infersim.scenario import Resolved, Scenario, load_scenario
+from infersim.scenario.build import prepare_run
 from infersim.sim.result import SimResult
 from infersim.summary import assemble_summary, class_summary, price_run
 
@@ -44,17 +40,15 @@ def simulate(scenario: ScenarioLike, *, seed: int | None = None, overrides: Sequ
     """
     from infersim.sim import simulate_cluster
 
+    if progress is not None and not callable(progress):
+        raise InfersimError(field="progress", expected="a callable taking the fraction done, "
+                            "or None", given=progress)
     sc = load_scenario(scenario, overrides=overrides, seed=seed)
-    resolved = check_scenario(sc)
-    cluster = build_cluster(sc, resolved)
-    workload_rng, engine_seed = run_streams(sc.seed)
-    workload = build_workload_for(sc, workload_rng)
-    # Served as if the model had no window: counted in the summary and warned about, not refused.
-    beyond = beyond_context_requests(resolved, workload)
-    warnings = (beyond_context_warning(resolved, beyond, len(workload)),) if beyond else ()
-    sim = simulate_cluster(cluster, workload, seed=engine_seed, time_limit_s=sc.time_limit,
-                           progress=progress)
-    return summarise_run(sc, resolved, sim, beyond_context=beyond, warnings=warnings)
+    prepared = prepare_run(sc)  # everything infersim validate checks, shared with it
+    sim = simulate_cluster(prepared.cluster, prepared.workload, seed=prepared.engine_seed,
+                           time_limit_s=sc.time_limit, progress=progress)
+    return summarise_run(sc, prepared.resolved, sim, beyond_context=prepared.beyond_context,
+                         warnings=prepared.warnings)
 
 
 def summarise_run(sc: Scenario, resolved: Resolved, sim: SimResult, *, beyond_context: int = 0,

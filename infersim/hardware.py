@@ -38,7 +38,7 @@ from infersim.errors import InfersimError
 from infersim.paths import find_data_file, list_names, shipped_dir
 from infersim.precision import PRECISIONS
 from infersim.units import parse_quantity
-from infersim.yamlfile import parse_yaml
+from infersim.yamlfile import read_yaml
 
 MemoryKind = Literal["hbm", "sram"]
 MEMORY_KINDS: tuple[str, ...] = ("hbm", "sram")
@@ -198,6 +198,9 @@ def load_hardware(name_or_path: str | os.PathLike[str]) -> HardwareProfile:
     Profiles are cached per resolved file and modification time: the engine and the planner ask
     for the same chip many times, and an edited file is read again.
     """
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise InfersimError(field="hardware", expected="a chip name or the path to a hardware "
+                            "YAML file", given=name_or_path)
     given = os.fspath(name_or_path)
     path = find_data_file("hardware", given) if given else None
     if path is None and _looks_like_path(given):
@@ -229,12 +232,7 @@ def _display_name(path: Path) -> str:
 @functools.lru_cache(maxsize=256)
 def _load_file(resolved: str, mtime_ns: int, size: int, display: str) -> HardwareProfile:
     # mtime_ns and size are only cache-key parts: an edited file is a different key.
-    try:
-        text = Path(resolved).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise InfersimError(file=display, expected="a readable UTF-8 YAML file",
-                            given=type(err).__name__) from None
-    raw = parse_yaml(text, display)
+    raw = read_yaml(resolved, display)  # size, depth and alias limits included
     return profile_from_dict(raw, name=Path(resolved).stem, file=display)
 
 
@@ -274,6 +272,15 @@ _KNOBS: dict[str, tuple[str, str]] = {
 # knobs a profile may leave out (they default to 0 s): added after the first profiles were
 # written, and 0 is the right value for chips without host-launched kernels
 _OPTIONAL_KNOBS = ("launch_overhead",)
+
+# The widest range each kind of figure may take: beyond any chip made (a WSE-3 wafer streams
+# 2.1e16 B/s of SRAM), finite, and far from the floats where the cost model would overflow or
+# divide by almost nothing (a bandwidth of 1e-300 B/s makes every transfer take inf s).
+_PLAUSIBLE: dict[str, tuple[float, float, str]] = {
+    "flops": (1e6, 1e20, "FLOP/s"), "bandwidth": (1e3, 1e18, "B/s"),
+    "bytes": (1e3, 1e16, "bytes"), "time": (0.0, 3600.0, "s"), "power": (0.0, 1e7, "W"),
+    "count": (1, 1_000_000, "chips"),
+}
 
 _UNIT_EXAMPLE = {"bytes": "'80 GB'", "bandwidth": "'50 GB/s'", "time": "'10 us'",
                  "flops": "'989 TFLOP/s'", "power": "'700 W'"}
@@ -366,7 +373,7 @@ def profile_from_dict(raw: Any, *, name: str, file: str) -> HardwareProfile:
             values[attribute] = _fraction(body["value"], file, f"{field}.value")
         else:
             seconds = parse_quantity(body["value"], "time", field=f"{field}.value", file=file)
-            if seconds < 0:
+            if not 0 <= seconds <= _PLAUSIBLE["time"][1]:
                 raise InfersimError(file=file, field=f"{field}.value",
                                     expected="a time >= 0 such as '10 us'", given=body["value"])
             values[attribute] = seconds
@@ -433,14 +440,21 @@ def _sourced(entry: Any, kind: str, file: str, field: str) -> tuple[Any, str]:
     _check_keys(body, ("value", "source"), file, field, required=("value", "source"))
     source = _text(body["source"], file, f"{field}.source", "a source (URL or document title)")
     raw = body["value"]
+    low, high, unit = _PLAUSIBLE[kind]
     if kind == "count":
         if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
             raise InfersimError(file=file, field=field, expected="a whole number >= 1", given=raw)
+        if raw > high:
+            raise InfersimError(file=file, field=field, expected=f"at most {high:,} {unit}",
+                                given=raw)
         return raw, source
     number = parse_quantity(raw, kind, field=field, file=file)
     if not number > 0:
         raise InfersimError(file=file, field=field, expected=f"a positive {kind} such as {example}",
                             given=raw)
+    if not low <= number <= high:
+        raise InfersimError(file=file, field=field, expected=f"a {kind} from {low:g} to "
+                            f"{high:g} {unit}", given=raw)
     return number, source
 
 
@@ -458,7 +472,7 @@ def _topology(entry: Any, file: str) -> tuple[str, str]:
 
 def _positive_number(value: Any, file: str, field: str, expected: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value <= 0:
+            or not 0 < value <= 1e9:
         raise InfersimError(file=file, field=field, expected=expected, given=value)
     return float(value)
 

@@ -46,7 +46,6 @@ that holds one.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -56,7 +55,7 @@ from typing import Any, Literal
 from infersim.errors import InfersimError
 from infersim.paths import find_data_file, list_names, search_dirs
 from infersim.precision import bytes_per_element
-from infersim.yamlfile import read_yaml
+from infersim.yamlfile import read_json, read_yaml
 
 # Keys of a model YAML file; anything else is a typo the user should hear about.
 _YAML_KEYS = ("name", "description", "source", "reported_params", "hf_config", "notes")
@@ -353,6 +352,10 @@ class ModelSpec:
 # ---- reading Hugging Face configs -------------------------------------------------------------
 
 
+# No model dimension (layers, width, vocabulary, context, experts) comes near 2**31.
+_MAX_CONFIG_INT = 2**31 - 1
+
+
 def _int_field(cfg: Mapping[str, Any], key: str, *, file: str | None, prefix: str,
                minimum: int = 1, default: int | None = None) -> int:
     """A config integer that must be ``>= minimum``; ``None``/absent takes ``default``."""
@@ -362,11 +365,13 @@ def _int_field(cfg: Mapping[str, Any], key: str, *, file: str | None, prefix: st
             raise InfersimError("required key missing", file=file, field=prefix + key,
                                 expected=f"an integer >= {minimum}")
         return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not math.isfinite(value) or value != int(value)):
         raise InfersimError(file=file, field=prefix + key, expected=f"an integer >= {minimum}",
                             given=value)
-    if value < minimum:
-        raise InfersimError(file=file, field=prefix + key, expected=f"an integer >= {minimum}",
+    if not minimum <= value <= _MAX_CONFIG_INT:
+        bound = f">= {minimum}" if value < minimum else f"<= {_MAX_CONFIG_INT}"
+        raise InfersimError(file=file, field=prefix + key, expected=f"an integer {bound}",
                             given=value)
     return int(value)
 
@@ -500,15 +505,7 @@ def from_hf_config(config: Mapping[str, Any], *, name: str, file: str | Path | N
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InfersimError(file=path, expected="a readable UTF-8 config.json",
-                            given=type(exc).__name__) from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InfersimError(f"not valid JSON ({exc.msg})", file=path, line=exc.lineno) from None
+    return read_json(path, what="config.json")
 
 
 def _read_yaml(path: Path) -> Any:
@@ -576,6 +573,9 @@ def load_model(name_or_path: str | Path, *, field: str = "model") -> ModelSpec:
     Names are looked up in ``INFERSIM_MODELS_PATH`` folders, then in the shipped ``models/``.
     ``field`` names the setting that held ``name_or_path``, for the error when nothing matches.
     """
+    if not isinstance(name_or_path, (str, Path)) or not str(name_or_path):
+        raise InfersimError(field=field, expected="a model name or the path to a config.json or "
+                            "model YAML", given=name_or_path)
     text = str(name_or_path)
     direct = Path(text).expanduser()
     if direct.is_dir():

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from infersim.economics import CostReport
+from infersim.errors import InfersimError
 from infersim.scenario import Scenario
 
 
@@ -34,4 +35,9 @@ class Result:
 
     def token_times(self, request_id: int) -> np.ndarray:
         """Instants (s) of every output token of one request, rebuilt exactly."""
-        return self.sim.token_times(request_id)
+        count = len(self.requests)
+        if (isinstance(request_id, bool) or not isinstance(request_id, (int, np.integer))
+                or not 0 <= request_id < count):  # -1 would silently mean the last one
+            raise InfersimError(field="request_id", expected=f"an integer from 0 to {count - 1}",
+                                given=request_id)
+        return self.sim.token_times(int(request_id))

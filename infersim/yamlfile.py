@@ -1,4 +1,4 @@
-"""Reading the YAML files users write (scenarios, hardware profiles, models, mixes, plans, sweeps).
+"""Reading the YAML (and JSON) files users write: scenarios, hardware, models, mixes, plans, sweeps.
 
 One reader for all of them, so that every file gets the same guarantees: only safe YAML (no
 arbitrary objects), a key given twice in one mapping is an error rather than a silent overwrite,
@@ -14,6 +14,7 @@ written with an exponent and no dot (``1e3``, YAML 1.2 style) is a number, not a
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -153,22 +154,43 @@ def parse_yaml(text: str, file: str | Path) -> Any:
                             given="a longer one") from None
 
 
-def read_yaml(path: str | Path, label: str | None = None, *, what: str = "file") -> Any:
-    """Read and parse a YAML file; ``what`` names it in the missing-file error ("plan file")."""
-    path = Path(path)
-    label = label or str(path)
+def _read_text(path: Path, label: str, what: str, kind: str) -> str:
+    """A regular UTF-8 file of at most MAX_BYTES, read without following it into a device."""
     try:
         if path.exists() and not path.is_file():  # a folder, a FIFO or a device never ends well
             raise IsADirectoryError if path.is_dir() else OSError("not a regular file")
         with open(path, "rb") as handle:
             raw = handle.read(MAX_BYTES + 1)
         if len(raw) > MAX_BYTES:
-            raise InfersimError(file=label, expected=f"a YAML file of at most {MAX_BYTES >> 20} "
-                                "MiB", given=f"{path.stat().st_size:,} bytes")
-        text = raw.decode("utf-8")
+            raise InfersimError(file=label, expected=f"a {kind} file of at most "
+                                f"{MAX_BYTES >> 20} MiB", given=f"{path.stat().st_size:,} bytes")
+        return raw.decode("utf-8")
     except FileNotFoundError:
         raise InfersimError(file=label, expected=f"an existing {what}", given=str(path)) from None
     except (OSError, UnicodeDecodeError) as err:
-        raise InfersimError(file=label, expected="a readable UTF-8 YAML file",
+        raise InfersimError(file=label, expected=f"a readable UTF-8 {kind} file",
                             given=type(err).__name__) from None
-    return parse_yaml(text, label)
+
+
+def read_yaml(path: str | Path, label: str | None = None, *, what: str = "file") -> Any:
+    """Read and parse a YAML file; ``what`` names it in the missing-file error ("plan file")."""
+    path = Path(path)
+    label = label or str(path)
+    return parse_yaml(_read_text(path, label, what, "YAML"), label)
+
+
+def read_json(path: str | Path, label: str | None = None, *, what: str = "file") -> Any:
+    """Read and parse a JSON file (a Hugging Face config.json) under the same limits."""
+    path = Path(path)
+    label = label or str(path)
+    text = _read_text(path, label, what, "JSON")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InfersimError(f"not valid JSON ({err.msg})", file=label, line=err.lineno) from None
+    except RecursionError:
+        raise InfersimError(file=label, expected="JSON nested at most a few hundred levels",
+                            given="deeper") from None
+    except ValueError:  # an integer of thousands of digits (Python's int/str conversion limit)
+        raise InfersimError(file=label, expected="numbers of at most 4,300 digits",
+                            given="a longer one") from None

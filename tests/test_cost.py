@@ -172,7 +172,7 @@ def test_prefill_time_matches_a_prefill_only_step():
 
 
 def test_step_batch_rejects_mismatched_context():
-    with pytest.raises(ValueError):
+    with pytest.raises(InfersimError, match="prefill_context: expected empty or one entry per"):
         StepBatch(prefill_new_tokens=(10, 20), prefill_context=(0,))
 
 

@@ -13,9 +13,13 @@ folders. A handful run through a fresh interpreter, as a user runs them.
 from __future__ import annotations
 
 import copy
+import gzip
+import json
 import math
 import os
 import signal
+import subprocess
+import sys
 import tracemalloc
 import zlib
 from pathlib import Path
@@ -24,6 +28,7 @@ import pytest
 import yaml
 
 from infersim import cli
+from infersim.paths import shipped_dir
 
 BASE = {
     "name": "hostile",
@@ -130,7 +135,7 @@ HOSTILE_NUMBERS = {
 TRACE = "TIMESTAMP,ContextTokens,GeneratedTokens\n" + "".join(
     f"2023-11-16 18:15:{10 + i:02d}.0000000,{100 + i},{5 + i}\n" for i in range(8))
 
-CASES: list[tuple[str, object, list[str], str | None]] = []  # id, content, argv, needle
+CASES: list[tuple] = []  # id, scenario (data or text), argv, needle[, {file: contents}]
 for _variant, _field in NUMERIC_FIELDS:
     for _label, _number in HOSTILE_NUMBERS.items():
         CASES.append((f"{_variant}:{_field}={_label}", _with(VARIANTS[_variant], _field, _number),
@@ -251,6 +256,89 @@ for _label, _seed in {"word": "abc", "negative": "-1", "float": "1.5",
 CASES.append(("seed-flag:huge", BASE, ["--seed", "9" * 30], "seed"))
 
 
+# Hostile files a scenario names: a chip profile, a model config, traces and length tables.
+H100 = (shipped_dir("hardware") / "h100.yaml").read_text()
+CHIP = _with(BASE, "pools.decode.hardware", "chip.yaml")
+for _label, (_old, _new, _needle) in {
+    "flops-nan": ("989 TFLOP/s", ".nan", "peak_flops.bf16"),
+    "flops-inf": ("989 TFLOP/s", ".inf", "peak_flops.bf16"),
+    "flops-denormal": ("989 TFLOP/s", "1e-300 TFLOP/s", "peak_flops.bf16"),
+    "flops-huge": ("989 TFLOP/s", "1e30 TFLOP/s", "peak_flops.bf16"),
+    "flops-text": ("989 TFLOP/s", "fast", "peak_flops.bf16"),
+    "bandwidth-denormal": ("3.35 TB/s", "1e-300 B/s", "memory.bandwidth"),
+    "bandwidth-huge": ("3.35 TB/s", "1e300 TB/s", "memory.bandwidth"),
+    "memory-huge": ("value: 80 GB", "value: 1e30 GB", "memory.capacity"),
+    "memory-negative": ("value: 80 GB", "value: -80 GB", "memory.capacity"),
+    "chips-huge": ("value: 8\n", "value: 100000000000\n", "scaleup.chips"),
+    "chips-float": ("value: 8\n", "value: 8.5\n", "scaleup.chips"),
+    "latency-huge": ("value: 2.5 us", "value: 1e300 s", "scaleup.latency"),
+    "latency-inf": ("value: 2.5 us", "value: .inf", "scaleup.latency"),
+    "tdp-huge": ("value: 700 W", "value: 1e300 W", "power.tdp"),
+    "tdp-nan": ("value: 700 W", "value: .nan", "power.tdp"),
+    "not-a-mapping": (H100, "- 1\n", "chip.yaml"),
+    "laughs": ("memory_kind: hbm", "memory_kind: hbm\n" + LAUGHS.replace("name:", "x:"),
+               "chip.yaml"),
+}.items():
+    CASES.append((f"chip:{_label}", CHIP, [], _needle, {"chip.yaml": H100.replace(_old, _new, 1)}))
+
+TINY = {"architectures": ["LlamaForCausalLM"], "hidden_size": 64, "intermediate_size": 160,
+        "model_type": "llama", "num_attention_heads": 8, "num_hidden_layers": 2,
+        "num_key_value_heads": 2, "vocab_size": 100}
+MODEL = _with(BASE, "model", "tiny/config.json")
+for _key in ("hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers",
+             "num_key_value_heads", "vocab_size"):
+    for _label, _value in {"nan": math.nan, "inf": math.inf, "huge": 10**30, "zero": 0,
+                           "float": 2.5, "text": "x"}.items():
+        CASES.append((f"model:{_key}={_label}", MODEL, [], _key,
+                      {"tiny/config.json": json.dumps({**TINY, _key: _value})}))
+for _label, (_text, _needle) in {
+    "deep-json": ('{"a":' * 100_000 + "1" + "}" * 100_000, "config.json"),
+    "huge-int-json": ('{"hidden_size": 1' + "0" * 5000 + "}", "digits"),
+    "not-json": ("hello", "JSON"),
+    "json-list": ("[1, 2]", "config.json"),
+    "bad-utf8": (b"\xff\xfe{}", "config.json"),
+}.items():
+    CASES.append((f"model:{_label}", MODEL, [], _needle, {"tiny/config.json": _text}))
+
+AZURE_HEADER = "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+AZURE_ROW = "2023-11-16 18:15:46.6805900,{},{}\n"
+for _label, _count in {"2**63": 2**63, "2**64": 2**64, "1e30": 10**30, "1e300": "1e300",
+                       "negative": -5, "nan": "nan", "inf": "inf", "fraction": "1.5",
+                       "text": "abc", "digits": "9" * 5000}.items():
+    for _column, _row in (("ContextTokens", AZURE_ROW.format(_count, 10)),
+                          ("GeneratedTokens", AZURE_ROW.format(100, _count))):
+        CASES.append((f"trace:azure-{_column}={_label}", VARIANTS["trace"], [], _column,
+                      {"trace.csv": AZURE_HEADER + _row + AZURE_ROW.format(100, 10)}))
+MOONCAKE = _workload(trace={"format": "mooncake", "path": "trace.jsonl"})
+_MC = {"timestamp": 0, "input_length": 100, "output_length": 10, "hash_ids": [0]}
+for _key in ("timestamp", "input_length", "output_length"):
+    for _label, _value in {"2**63": 2**63, "1e30": 10**30, "negative": -1, "nan": math.nan,
+                           "inf": math.inf, "text": "x", "null": None}.items():
+        CASES.append((f"trace:mooncake-{_key}={_label}", MOONCAKE, [], _key,
+                      {"trace.jsonl": json.dumps({**_MC, _key: _value}) + "\n"}))
+for _label, (_text, _needle) in {
+    "deep": ("[" * 100_000 + "]" * 100_000 + "\n", "JSON"),
+    "digits": ('{"timestamp": 0, "input_length": 1' + "0" * 5000 + "}\n", "JSON"),
+    "hash-ids-huge": (json.dumps({**_MC, "hash_ids": [2**70]}) + "\n", "hash_ids"),
+    "not-json": ("hello\n", "JSON"),
+}.items():
+    CASES.append((f"trace:mooncake-{_label}", MOONCAKE, [], _needle, {"trace.jsonl": _text}))
+_GZ = gzip.compress((AZURE_HEADER + "".join(AZURE_ROW.format(100 + i, 10) for i in range(500))
+                     ).encode())
+GZ_TRACE = _with(VARIANTS["trace"], "workload.trace.path", "trace.csv.gz")
+EMPIRICAL_GZ = _with(VARIANTS["empirical"], "workload.prompt_tokens", {
+    "dist": "empirical", "path": "lengths.csv.gz", "column": "ContextTokens"})
+for _label, _bytes in {"truncated": _GZ[: len(_GZ) // 2], "crc": _GZ[:-8] + bytes(8),
+                       "length": _GZ[:-4] + b"\xff\xff\xff\x7f", "header-only": _GZ[:10],
+                       "garbage": b"\x1f\x8b" + bytes(60),
+                       "flipped": _GZ[:40] + bytes(b ^ 0xFF for b in _GZ[40:48]) + _GZ[48:]
+                       }.items():
+    CASES.append((f"gzip:trace-{_label}", GZ_TRACE, [], "trace.csv.gz",
+                  {"trace.csv.gz": _bytes}))
+    CASES.append((f"gzip:lengths-{_label}", EMPIRICAL_GZ, [], "lengths.csv.gz",
+                  {"lengths.csv.gz": _bytes}))
+
+
 def _snapshot(root: Path, skip: Path | None) -> dict[str, tuple]:
     state = {}
     for folder, dirs, files in os.walk(root):
@@ -292,8 +380,14 @@ def _run(argv: list[str], capsys) -> tuple[int, str]:
     return exit_info.value.code, captured.err
 
 
-def _write_scenario(folder: Path, content) -> Path:
+def _write_scenario(folder: Path, content, files: dict | None = None) -> Path:
     (folder / "trace.csv").write_text(TRACE)
+    for name, body in (files or {}).items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(body, bytes):
+            (folder / name).write_bytes(body)
+        else:
+            (folder / name).write_text(body)
     path = folder / "scenario.yaml"
     if isinstance(content, str):
         path.write_text(content)
@@ -312,19 +406,21 @@ def _assert_refused(code: int, err: str, needle: str | None) -> None:
         assert needle in lines[0], lines[0]
 
 
-@pytest.mark.parametrize(("content", "args", "needle"), [c[1:] for c in CASES],
+@pytest.mark.parametrize(("content", "args", "needle", "files"),
+                         [(*c[1:4], c[4] if len(c) > 4 else None) for c in CASES],
                          ids=[c[0] for c in CASES])
-def test_hostile_case_is_refused_cleanly(tmp_path, monkeypatch, capsys, content, args, needle):
+def test_hostile_case_is_refused_cleanly(tmp_path, monkeypatch, capsys, content, args, needle,
+                                         files):
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
-    path = _write_scenario(work, content)
+    path = _write_scenario(work, content, files)
     out = work / "out"
     before = _snapshot(tmp_path, out)
     # Every case through validate; run must refuse it too, before simulating (a sample of them
     # keeps the suite fast: the two share one pre-flight). Memory is traced where a small file
     # could amplify (tracemalloc slows everything down, so only there).
-    traced = isinstance(content, str)
+    traced = isinstance(content, str) or files is not None
     if traced:
         tracemalloc.start()
     try:
@@ -355,3 +451,156 @@ def test_every_variant_is_valid_so_each_case_fails_for_its_hostile_value(
     with pytest.raises(SystemExit) as exit_info, _Watchdog(60):
         cli.main(["validate", str(path)])
     assert exit_info.value.code in (0, None), capsys.readouterr().err
+
+
+# -- unsafe output folders: run refuses before simulating; nothing outside --out changes -------
+
+def _out_cases(root: Path) -> dict[str, tuple[list[str], str]]:
+    """Each: the extra run arguments (after the scenario), and the text the error must hold."""
+    (root / "file").write_text("a file")
+    (root / "used").mkdir()
+    (root / "used" / "summary.json").write_text("an earlier run")
+    (root / "elsewhere").mkdir()
+    (root / "elsewhere" / "summary.json").write_text("not yours to overwrite")
+    (root / "link").symlink_to(root / "elsewhere")
+    (root / "dangling").symlink_to(root / "nowhere")
+    return {
+        "out-is-a-file": (["--out", str(root / "file")], "--out"),
+        "out-under-a-file": (["--out", str(root / "file" / "run")], "--out"),
+        "out-holds-files": (["--out", str(root / "used")], "--force"),
+        "out-is-a-symlink": (["--out", str(root / "link")], "symbolic link"),
+        "out-is-a-symlink-forced": (["--out", str(root / "link"), "--force"], "symbolic link"),
+        "out-is-a-dangling-symlink": (["--out", str(root / "dangling")], "symbolic link"),
+        "out-in-proc": (["--out", "/proc/infersim-run"], "--out"),
+        "out-empty-name": (["--out", ""], "--out"),
+        "default-out-name-dotdot": (["--set", "name=.."], "name"),
+    }
+
+
+OUT_CASES = ["out-is-a-file", "out-under-a-file", "out-holds-files", "out-is-a-symlink",
+             "out-is-a-symlink-forced", "out-is-a-dangling-symlink", "out-in-proc",
+             "out-empty-name", "default-out-name-dotdot"]
+
+
+@pytest.mark.parametrize("case", OUT_CASES)
+def test_unsafe_output_folder_is_refused_and_nothing_changes(tmp_path, monkeypatch, capsys, case):
+    monkeypatch.chdir(tmp_path)
+    args, needle = _out_cases(tmp_path)[case]
+    path = _write_scenario(tmp_path, BASE)
+    before = _snapshot(tmp_path, None)
+    code, err = _run(["run", str(path), *args, "-q", "--no-plots"], capsys)
+    _assert_refused(code, err, needle)
+    assert _snapshot(tmp_path, None) == before
+    assert (tmp_path / "elsewhere" / "summary.json").read_text() == "not yours to overwrite"
+
+
+def test_every_output_case_is_listed(tmp_path):
+    assert sorted(_out_cases(tmp_path)) == sorted(OUT_CASES)
+
+
+# -- the Python API: every mistake is an InfersimError, one line --------------------------------
+
+def _api_cases():
+    import infersim
+    from infersim.cost import StepBatch
+
+    small = _with(BASE, "workload.requests", 3)
+    result = infersim.simulate(small)
+    model, chip = infersim.load_model("llama-3.1-8b"), infersim.load_hardware("h100")
+    deployment = infersim.Deployment(model=model, hardware=chip)
+    return {
+        "overrides-int": lambda: infersim.simulate(small, overrides=5),
+        "overrides-list-of-int": lambda: infersim.simulate(small, overrides=[5]),
+        "overrides-bytes": lambda: infersim.simulate(small, overrides=[b"seed=1"]),
+        "overrides-mapping": lambda: infersim.simulate(small, overrides={"seed": 1}),
+        "overrides-unknown-path": lambda: infersim.simulate(small, overrides="pools.x.tp=2"),
+        "seed-negative": lambda: infersim.simulate(small, seed=-1),
+        "seed-float": lambda: infersim.simulate(small, seed=1.5),
+        "seed-text": lambda: infersim.simulate(small, seed="1"),
+        "seed-huge": lambda: infersim.simulate(small, seed=2**70),
+        "scenario-int": lambda: infersim.simulate(5),
+        "scenario-none": lambda: infersim.simulate(None),
+        "scenario-list": lambda: infersim.simulate([1]),
+        "scenario-empty": lambda: infersim.simulate(""),
+        "scenario-folder": lambda: infersim.simulate("/tmp"),
+        "scenario-int-keys": lambda: infersim.simulate({1: 2}),
+        "progress-not-callable": lambda: infersim.simulate(small, progress=5),
+        "token-times-negative": lambda: result.token_times(-1),
+        "token-times-beyond": lambda: result.token_times(10**9),
+        "token-times-float": lambda: result.token_times(1.5),
+        "token-times-text": lambda: result.token_times("a"),
+        "token-times-bool": lambda: result.token_times(True),
+        "token-times-none": lambda: result.token_times(None),
+        "load-scenario-overrides-int": lambda: infersim.load_scenario(small, overrides=3),
+        "load-hardware-int": lambda: infersim.load_hardware(5),
+        "load-hardware-none": lambda: infersim.load_hardware(None),
+        "load-hardware-empty": lambda: infersim.load_hardware(""),
+        "load-hardware-folder": lambda: infersim.load_hardware("/tmp"),
+        "load-model-int": lambda: infersim.load_model(5),
+        "load-model-empty": lambda: infersim.load_model(""),
+        "load-model-folder": lambda: infersim.load_model("/tmp"),
+        "load-model-dev-zero": lambda: infersim.load_model("/dev/zero"),
+        "deployment-no-model": lambda: infersim.Deployment(model=None, hardware=chip),
+        "deployment-no-hardware": lambda: infersim.Deployment(model=model, hardware="h100"),
+        "deployment-tp-zero": lambda: infersim.Deployment(model=model, hardware=chip, tp=0),
+        "deployment-tp-text": lambda: infersim.Deployment(model=model, hardware=chip, tp="2"),
+        "deployment-precision": lambda: infersim.Deployment(model=model, hardware=chip,
+                                                            precision="fp9"),
+        "deployment-overhead-nan": lambda: infersim.Deployment(model=model, hardware=chip,
+                                                               step_overhead_s=math.nan),
+        "step-time-not-a-batch": lambda: infersim.step_time(deployment, None),
+        "step-batch-mismatch": lambda: StepBatch(prefill_new_tokens=(1, 2), prefill_context=(0,)),
+    }
+
+
+API_CASES = sorted([
+    "overrides-int", "overrides-list-of-int", "overrides-bytes", "overrides-mapping",
+    "overrides-unknown-path", "seed-negative", "seed-float", "seed-text", "seed-huge",
+    "scenario-int", "scenario-none", "scenario-list", "scenario-empty", "scenario-folder",
+    "scenario-int-keys", "progress-not-callable", "token-times-negative", "token-times-beyond",
+    "token-times-float", "token-times-text", "token-times-bool", "token-times-none",
+    "load-scenario-overrides-int", "load-hardware-int", "load-hardware-none",
+    "load-hardware-empty", "load-hardware-folder", "load-model-int", "load-model-empty",
+    "load-model-folder", "load-model-dev-zero", "deployment-no-model", "deployment-no-hardware",
+    "deployment-tp-zero", "deployment-tp-text", "deployment-precision",
+    "deployment-overhead-nan", "step-time-not-a-batch", "step-batch-mismatch"])
+
+
+@pytest.fixture(scope="module")
+def api_cases():
+    return _api_cases()
+
+
+@pytest.mark.parametrize("case", API_CASES)
+def test_api_mistakes_raise_one_line_infersim_errors(api_cases, case):
+    from infersim.errors import InfersimError
+
+    with pytest.raises(InfersimError) as err, _Watchdog(60):
+        api_cases[case]()
+    assert "\n" not in str(err.value) and str(err.value)
+
+
+def test_every_api_case_is_listed(api_cases):
+    assert sorted(api_cases) == API_CASES
+
+
+def test_a_single_override_string_is_one_override_not_characters():
+    import infersim
+
+    scenario = infersim.load_scenario(BASE, overrides="workload.requests=3")
+    assert scenario.workload.requests == 3
+
+
+# -- a few through a fresh interpreter, as a user runs them -------------------------------------
+
+@pytest.mark.parametrize("label", ["yaml:billion-laughs", "base:workload.arrival.rate=inf",
+                                   "trace:azure-ContextTokens=2**63", "model:deep-json"])
+def test_a_fresh_interpreter_prints_one_line_and_exits_2(tmp_path, label):
+    (case,) = [c for c in CASES if c[0] == label]
+    path = _write_scenario(tmp_path, case[1], case[4] if len(case) > 4 else None)
+    before = _snapshot(tmp_path, None)
+    proc = subprocess.run([sys.executable, "-c", "from infersim.cli import main; main()", "run",
+                           str(path), "--out", str(tmp_path / "out"), "-q"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    _assert_refused(proc.returncode, proc.stderr, case[3])
+    assert _snapshot(tmp_path, None) == before

@@ -1,7 +1,8 @@
 """``infersim validate``: check a scenario without running it.
 
-Checks the schema (types, units, unknown keys), that the chips and the model exist, that the
-model fits each pool's instance (and if not, how many chips it needs), that every prefill pool
+Runs every check ``infersim run`` makes before simulating (the two share
+:func:`infersim.scenario.build.prepare_run`): the schema (types, units, bounds, unknown keys),
+that the chips and the model exist, that the model fits each pool's instance (and if not, how many chips it needs), that every prefill pool
 can ship KV cache to every decode pool (a link or a shared scale-up domain), that a scale-up
 domain holds no more chips than one rack has, and that the workload builds (a trace file exists
 and has rows). Prints one line per pool on success, and a warning where some requests are longer
@@ -30,17 +31,13 @@ def register(app: typer.Typer) -> None:
                         typer.Option("--set", metavar="KEY=VALUE", help=SET_HELP)] = None,
     ) -> None:
         """Check a scenario (schema, chips, model fit, links, workload) without simulating."""
-        from infersim.scenario import check_scenario, load_scenario
-        from infersim.scenario.preflight import (
-            beyond_context_requests,
-            beyond_context_warning,
-            build_scenario_workload,
-            oversized_requests,
-        )
+        from infersim.scenario import load_scenario
+        from infersim.scenario.build import prepare_run
+        from infersim.scenario.preflight import oversized_requests
 
         loaded = load_scenario(scenario, overrides=sets or (), seed=parse_seed(seed))
-        resolved = check_scenario(loaded)
-        workload = build_scenario_workload(loaded)
+        prepared = prepare_run(loaded)  # every check infersim run makes before simulating
+        resolved, workload = prepared.resolved, prepared.workload
         requests = len(workload)
         console = Console(highlight=False, soft_wrap=True)
         console.print(f"ok: {loaded.name} (scenario {loaded.hash}, seed {loaded.seed}): "
@@ -55,7 +52,5 @@ def register(app: typer.Typer) -> None:
                 console.print(f"  warning: {count:,} of {requests:,} requests need more KV cache "
                               f"than one {name} instance holds; the engine will reject them",
                               style="yellow")
-        beyond = beyond_context_requests(resolved, workload)
-        if beyond:
-            console.print(f"  warning: {beyond_context_warning(resolved, beyond, requests)}",
-                          style="yellow")
+        for line in prepared.warnings:
+            console.print(f"  warning: {line}", style="yellow")

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING
 
 from infersim.cost.comm import Fabric, allreduce_time, send_recv_time
 from infersim.cost.types import ZERO_COST, Bound, Deployment, StepBatch, StepCost
+from infersim.errors import InfersimError
 from infersim.precision import bytes_per_element
 
 if TYPE_CHECKING:
@@ -349,6 +350,8 @@ def _fixed_part(c: _DeploymentConstants, model: ModelSpec, tokens: int, sequence
 
 def step_time(dep: Deployment, batch: StepBatch) -> StepCost:
     """The roofline cost of one engine step of ``batch`` on the instance ``dep``."""
+    if not isinstance(batch, StepBatch):
+        raise InfersimError(field="batch", expected="a StepBatch", given=batch)
     c = deployment_constants(dep)
     tokens = batch.tokens
     if tokens == 0:

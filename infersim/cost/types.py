@@ -63,6 +63,12 @@ class Deployment:
     cuda_graphs: bool = True
 
     def __post_init__(self) -> None:
+        # duck-typed: the cost layer does not import the loaders (load_model, load_hardware)
+        for name, attribute, loader in (("model", "num_layers", "load_model"),
+                                        ("hardware", "peak_flops", "load_hardware")):
+            if not hasattr(getattr(self, name), attribute):
+                raise InfersimError(field=name, expected=f"what infersim.{loader} returns",
+                                    given=getattr(self, name))
         _positive_int(self.tp, "tp")
         _positive_int(self.pp, "pp")
         if self.pp > self.model.num_layers:
@@ -146,7 +152,8 @@ class StepBatch:
     def __post_init__(self) -> None:
         if len(self.prefill_context) != len(self.prefill_new_tokens):
             if self.prefill_context:
-                raise ValueError("prefill_context must be empty or match prefill_new_tokens")
+                raise InfersimError(field="prefill_context", expected="empty or one entry per "
+                                    "prefill_new_tokens entry", given=self.prefill_context)
             # No context given: every prefill starts from an empty cache.
             object.__setattr__(self, "prefill_context", (0,) * len(self.prefill_new_tokens))
 

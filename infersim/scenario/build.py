@@ -1,11 +1,51 @@
-"""From a checked scenario to the engine's frozen :class:`~infersim.sim.ClusterSpec`."""
+"""From a checked scenario to what the engine runs: its frozen
+:class:`~infersim.sim.ClusterSpec` and the workload.
+
+:func:`prepare_run` is everything ``infersim run`` does before the clock starts, and all that
+``infersim validate`` does: the two share it, so a scenario that validates runs (no check is
+made only once the simulation is under way).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from infersim.scenario.preflight import Resolved, check_scenario
+from infersim.scenario.preflight import (
+    Resolved,
+    beyond_context_requests,
+    beyond_context_warning,
+    build_workload_for,
+    check_scenario,
+)
 from infersim.scenario.schema import DECODE_POLICIES, ROUTER_POLICIES, Scenario
+from infersim.scenario.seeds import run_streams
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A scenario ready to simulate: checked, its cluster spec built, its workload drawn."""
+
+    scenario: Scenario
+    resolved: Resolved
+    cluster: Any  # ClusterSpec
+    workload: Any  # RequestTable or ClosedLoop
+    engine_seed: int
+    beyond_context: int  # requests longer than the model's context window (served, warned)
+    warnings: tuple[str, ...]
+
+
+def prepare_run(scenario: Scenario) -> Prepared:
+    """Every check and every input of a run, short of starting the engine."""
+    resolved = check_scenario(scenario)
+    cluster = build_cluster(scenario, resolved)
+    workload_rng, engine_seed = run_streams(scenario.seed)
+    workload = build_workload_for(scenario, workload_rng)
+    # Served as if the model had no window: counted in the summary and warned about, not refused.
+    beyond = beyond_context_requests(resolved, workload)
+    warnings = (beyond_context_warning(resolved, beyond, len(workload)),) if beyond else ()
+    return Prepared(scenario=scenario, resolved=resolved, cluster=cluster, workload=workload,
+                    engine_seed=engine_seed, beyond_context=beyond, warnings=warnings)
 
 
 def build_cluster(scenario: Scenario, resolved: Resolved | None = None) -> Any:

@@ -139,6 +139,21 @@ def apply_engine_profiles(data: Mapping[str, Any], file: str | Path | None,
     return {**data, "pools": filled}
 
 
+def _override_list(overrides: Any) -> list[str]:
+    """``overrides`` as a list of ``key.path=value`` strings; one string is one override (not
+    a sequence of one-character overrides)."""
+    if isinstance(overrides, str):
+        return [overrides]
+    if isinstance(overrides, (bytes, Mapping)) or not isinstance(overrides, Sequence):
+        raise InfersimError(field="overrides", expected="a list of 'key.path=value' strings",
+                            given=overrides)
+    for item in overrides:
+        if not isinstance(item, str):
+            raise InfersimError(field="overrides", expected="'key.path=value' strings",
+                                given=item)
+    return list(overrides)
+
+
 def validate_data(data: Any, *, file: str | Path | None = None,
                   base_dir: Path | None = None) -> Scenario:
     """A :class:`Scenario` from already-parsed data; errors are one InfersimError line."""
@@ -161,6 +176,7 @@ def validate_data(data: Any, *, file: str | Path | None = None,
 def load_scenario(source: Scenario | str | Path | Mapping[str, Any], *,
                   overrides: Sequence[str] = (), seed: int | None = None) -> Scenario:
     """Load, override and validate a scenario from a file, a name, a dict or a Scenario."""
+    overrides = _override_list(overrides)
     if isinstance(source, Scenario):
         if not overrides and seed is None:
             return source

@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from infersim import limits
 from infersim.errors import InfersimError
-from infersim.workload.traces import open_text
+from infersim.workload.traces import open_text, reading_errors
 
 Tokens = Annotated[float, Field(gt=0, le=limits.MAX_TOKENS)]
 
@@ -265,10 +265,11 @@ class Empirical(_LengthBase):
             path = resolve_path(self.path, base_dir)
             values, weights = _read_columns(path, self.column, self.weight_column)
             where, field = path, self.column
-        if not np.all(np.isfinite(values)) or np.any(values < 0):
-            bad = values[~(np.isfinite(values) & (values >= 0))][0]
-            raise InfersimError(file=where, field=field, expected="token counts >= 0",
-                                given=float(bad))
+        fine = (values >= 0) & (values <= limits.MAX_TOKENS)  # NaN is not fine either
+        if not fine.all():
+            bad = float(values[~fine][0])
+            raise InfersimError(file=where, field=field, given=bad, expected=(
+                f"token counts <= {limits.MAX_TOKENS:,}" if bad > 0 else "token counts >= 0"))
         if weights is None:
             return values, None
         wfield = "weights" if self.values is not None else self.weight_column
@@ -305,7 +306,7 @@ def _read_columns(path: Path, column: str, weight_column: str | None
     if not path.is_file():
         raise InfersimError(file=path, expected="an existing CSV file", given=str(path))
     wanted = [column] + ([weight_column] if weight_column else [])
-    with open_text(path) as handle:
+    with open_text(path) as handle, reading_errors(path):
         try:
             frame = pd.read_csv(handle, dtype=str, keep_default_na=False, na_values=[""])
         except pd.errors.EmptyDataError:

@@ -58,6 +58,7 @@ import numpy as np
 import pandas as pd
 
 from infersim.errors import InfersimError
+from infersim.limits import MAX_SECONDS, MAX_TOKENS
 from infersim.workload.table import RequestTable
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,7 @@ def _header(handle: TextIO, path: Path, required: Sequence[str]) -> list[str]:
 
 
 @contextmanager
-def _reading(path: Path) -> Iterator[None]:
+def reading_errors(path: Path) -> Iterator[None]:
     """Turn undecodable bytes and truncated gzip streams into one-line errors."""
     try:
         yield
@@ -184,13 +185,15 @@ def _token_column(chunk: pd.DataFrame, column: str, path: Path) -> np.ndarray:
     """A column of whole token counts >= 0, else an error at the first bad line."""
     raw = chunk[column]
     numbers = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(numbers) | (numbers < 0) | (numbers != np.floor(numbers))
+    bad = ~(numbers >= 0) | (numbers > MAX_TOKENS) | (numbers != np.floor(numbers))
     if bad.any():
         i = int(np.argmax(bad))
         line = int(chunk.index[i]) + 2
         value = numbers[i]
         if np.isfinite(value) and value < 0:
             expected = "a token count >= 0"
+        elif np.isfinite(value) and value > MAX_TOKENS:  # 2**63 would wrap to negative in int64
+            expected = f"a token count <= {MAX_TOKENS:,}"
         else:
             expected = "a whole number of tokens"
         raise InfersimError(file=path, line=line, field=column, expected=expected,
@@ -214,11 +217,12 @@ def _timestamp_ns(chunk: pd.DataFrame, column: str, path: Path) -> np.ndarray:
 def _seconds_column(chunk: pd.DataFrame, column: str, path: Path, scale: float) -> np.ndarray:
     raw = chunk[column]
     numbers = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(numbers) | (numbers < 0)
+    bad = ~((numbers >= 0) & (numbers * scale <= MAX_SECONDS))
     if bad.any():
         i = int(np.argmax(bad))
         raise InfersimError(file=path, line=int(chunk.index[i]) + 2, field=column,
-                            expected="a time >= 0 in seconds", given=_given(raw.iloc[i]))
+                            expected=f"a time <= {MAX_SECONDS:g} s" if numbers[i] * scale
+                            > MAX_SECONDS else "a time >= 0 in seconds", given=_given(raw.iloc[i]))
     return numbers * scale
 
 
@@ -316,7 +320,7 @@ def load_azure(path: str | Path, *, ordered: bool = False,
     out = _Columns()
     limit = _ReadLimit(path, ordered, window_s, max_requests)
     epoch_ns: int | None = None
-    with open_text(path) as handle, _reading(path):
+    with open_text(path) as handle, reading_errors(path):
         names = _header(handle, path, cols)
         for chunk in _csv_chunks(handle, path, names, text_columns=("TIMESTAMP",)):
             chunk = chunk[~_blank_rows(chunk)]
@@ -349,7 +353,7 @@ def load_burstgpt(path: str | Path, *, model: str | None = None, ordered: bool =
     out = _Columns()
     limit = _ReadLimit(path, ordered, window_s, max_requests)
     seen_models: set[str] = set()
-    with open_text(path) as handle, _reading(path):
+    with open_text(path) as handle, reading_errors(path):
         names = _header(handle, path, cols)
         for chunk in _csv_chunks(handle, path, names, text_columns=("Model",)):
             chunk = chunk[~_blank_rows(chunk)]
@@ -405,7 +409,7 @@ def load_lengths(path: str | Path, *, prompt_column: str | None = None,
     path = Path(path)
     out = _Columns()
     usable_rows = 0
-    with open_text(path) as handle, _reading(path):
+    with open_text(path) as handle, reading_errors(path):
         names = _header(handle, path, ())
         prompt_col, output_col = length_columns(names, prompt_column, output_column, path)
         _header_has(names, (prompt_col, output_col), path)
@@ -430,9 +434,10 @@ def _json_number(record: dict, key: str, path: Path, line: int, *, whole: bool) 
             or (whole and value != int(value)):
         raise InfersimError(file=path, line=line, field=key,
                             expected="a whole number" if whole else "a number", given=value)
-    if value < 0:
-        raise InfersimError(file=path, line=line, field=key, expected="a value >= 0",
-                            given=value)
+    top = MAX_TOKENS if whole else MAX_SECONDS * 1e3  # tokens; milliseconds
+    if not 0 <= value <= top:
+        raise InfersimError(file=path, line=line, field=key, given=value,
+                            expected="a value >= 0" if value < 0 else f"a value <= {top:g}")
     return value
 
 
@@ -451,7 +456,7 @@ def load_mooncake(path: str | Path, *, ordered: bool = False,
     stamps_ms, prompt, output = array("d"), array("q"), array("q")
     flat_ids, ends = array("q"), array("q")
     with_hashes: bool | None = None
-    with open_text(path) as handle, _reading(path):
+    with open_text(path) as handle, reading_errors(path):
         for line, text in enumerate(handle, start=1):
             if not text.strip():
                 continue
@@ -459,6 +464,9 @@ def load_mooncake(path: str | Path, *, ordered: bool = False,
                 record = json.loads(text)
             except json.JSONDecodeError as exc:
                 raise InfersimError(f"invalid JSON ({exc.msg}, character {exc.pos + 1})", file=path,
+                                    line=line, expected="one JSON object per line") from None
+            except (RecursionError, ValueError):  # deep nesting; an int of 4,300+ digits
+                raise InfersimError("invalid JSON (too deep or a number too long)", file=path,
                                     line=line, expected="one JSON object per line") from None
             if not isinstance(record, dict):
                 raise InfersimError(file=path, line=line, expected="a JSON object",
