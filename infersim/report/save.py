@@ -90,6 +90,18 @@ def check_out_dir(out_dir: Path, *, force: bool = False) -> None:
         if occupied:
             raise InfersimError(field="--out", expected="a new or empty folder (--force "
                                 "replaces one that holds files)", given=str(out_dir))
+    # The folder the run will be staged in must take a new folder: try it now, not after an
+    # hour of simulation (root passes permission checks yet cannot write in /proc).
+    ancestor = out_dir.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    try:
+        if not ancestor.is_dir():
+            raise NotADirectoryError(20, "Not a directory")
+        Path(tempfile.mkdtemp(prefix=".infersim-probe.", dir=ancestor)).rmdir()
+    except OSError as err:
+        raise InfersimError(field="--out", expected="a folder that can be created",
+                            given=f"{out_dir} ({err.strerror or err})") from None
 
 
 def result_frames(result: Result) -> dict[str, Callable[[], pd.DataFrame]]:
