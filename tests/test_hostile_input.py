@@ -351,7 +351,10 @@ def _snapshot(root: Path, skip: Path | None) -> dict[str, tuple]:
             if skip is not None and path == skip:
                 continue
             info = path.lstat()
-            state[str(path.relative_to(root))] = (info.st_mode, info.st_size, info.st_mtime_ns)
+            # a folder's own mtime moves when anything is made and removed in it (the probe for
+            # a writable --out); what it holds is compared entry by entry instead
+            changed = 0 if path.is_dir() and not path.is_symlink() else info.st_mtime_ns
+            state[str(path.relative_to(root))] = (info.st_mode, info.st_size, changed)
     return state
 
 
