@@ -25,6 +25,12 @@ emitting a token), under ``swap`` it waits in host memory and comes back first. 
 starts only when blocks for all of its prompt and output tokens are free besides the other
 admitted requests' reservations, which it keeps until it finishes, so memory never runs out and
 nothing is preempted.
+
+The instance runs on the continuous-batching core (:mod:`infersim.sim.batching`): at each turn it
+retires, preempts and admits like a decode instance, then (:meth:`MixedInstance._run`) starts a
+prompt step if any prompt work fits (its end, :meth:`MixedInstance._step_end`, hands finished
+prompts to the batch and takes the next turn), else an epoch of pure decode steps, else sleeps
+until a prompt arrives.
 """
 
 from __future__ import annotations
