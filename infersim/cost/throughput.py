@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from infersim.cost.memory import check_fits, placement
-from infersim.cost.pipeline import cycle_s, micro_batches_in_flight, stage_plan
+from infersim.cost.pipeline import decode_round_coefficients
 from infersim.cost.step import decode_step_coefficients, prefill_time, step_time
 from infersim.cost.types import Deployment, StepBatch
 from infersim.errors import InfersimError
@@ -183,13 +183,11 @@ def _decode_step(dep: Deployment, batch: float, context: float) -> float:
 
 
 def _pipelined_decode_round(dep: Deployment, batch: float, context: float) -> float:
-    """One decode round of ``batch`` sequences split into as many micro-batches as stages (at
-    least one sequence each): ``max(latency, m · bottleneck)`` of a micro-batch's step."""
+    """One decode round of ``batch`` sequences at ``context`` tokens each, as micro-batches in
+    flight (:func:`~infersim.cost.pipeline.decode_round_coefficients`)."""
     running = max(1, round(batch))
-    micro = micro_batches_in_flight(dep.pp, running)
-    per_micro = max(1, round(running / micro))
-    plan = stage_plan(dep, StepBatch(decode_kv_lens=(max(1, round(context)),) * per_micro))
-    return cycle_s(plan, micro)
+    a, b = decode_round_coefficients(dep, running)
+    return a + b * running * max(1, round(context))
 
 
 def offline_throughput(dep: Deployment, lengths: LengthStats, engine: EngineConfig) -> OfflineEstimate:
