@@ -161,6 +161,9 @@ def test_compare_table(capsys):
                            capsys)
     assert code == 0, err
     assert "default (default)" in out and "J" in out
+    # piped (capsys is not a terminal): plain columns, no box drawing, no ANSI escapes
+    assert not set(out) & set("┃━│┏┓┗┛┡┩└┘─\x1b")
+    assert "SLO p99 TTFT" in out and "rejected requests" in out
 
 
 def test_validate_says_ok_and_what_fits(capsys):

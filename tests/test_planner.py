@@ -265,6 +265,7 @@ def test_plan_command_writes_a_runnable_plan(tmp_path, capsys):
     assert {p.name for p in out.iterdir()} == {"best.yaml", "plans.csv", "plan.json", "pareto.png",
                                                "report.html"}
     assert "best plan per chip at 30 req/s" in captured.out
+    assert not set(captured.out) & set("┃━│┏┓┗┛┡┩└┘─\x1b")     # piped: plain columns
     assert "wins at 30 req/s" in captured.err
     # 200 requests would be under 7 s at 30 req/s: the run says how long its runs were
     assert ("each simulation spans at least 5 s of arrivals (200 requests at 30 req/s, 200 or "

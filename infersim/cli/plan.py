@@ -29,6 +29,7 @@ from infersim.plan.outputs import interval_text, verdict, write_outputs
 from infersim.plan.planner import SEEDS, plan_capacity
 from infersim.plan.sizing import DEFAULT_KV_TRANSFER
 from infersim.plan.target import MAX_REQUESTS, STEADY_STATE_S
+from infersim.report.tables import plain
 from infersim.slo import SLO, slo_of
 
 
@@ -154,10 +155,12 @@ def register(app: typer.Typer) -> None:
         paths = write_outputs(outcome, out_dir, str(scenario))
         paths.append(write_report(out_dir))
         console = Console()
-        if not console.is_terminal:  # logs and CI: do not squeeze the table into 80 columns
+        tables = [families_table(outcome), outcome_table(outcome)]
+        if not console.is_terminal:  # logs, pipes and CI: plain columns, not squeezed into 80
             console = Console(width=160)
-        console.print(families_table(outcome))
-        console.print(outcome_table(outcome))
+            tables = [plain(table) for table in tables]
+        for table in tables:
+            console.print(table)
         err.print(verdict(outcome))
         by_family = Counter(p.family for p in outcome.pruned)
         err.print(f"{len(outcome.evaluations)} candidates admitted by the cost model, "
