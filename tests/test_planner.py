@@ -662,3 +662,20 @@ def test_a_scenarios_prices_block_is_what_its_run_bills(base):
                                                               "requests": 40}}).hash
     with pytest.raises(InfersimError, match="prices"):
         load_scenario({**data, "prices": {"h100": -1}})
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--price", "nochip=1"], "--price: expected a known chip"),
+    (["--price", "h100"], "--price: expected chip=USD per chip-hour, such as h100=2.5, got 'h100'"),
+    (["--price", "h100=-2"], "--price: expected chip=USD per chip-hour"),
+    (["--kv-transfer", "near"], "--kv-transfer: expected same_chip or same_vendor or any"),
+    (["--headroom", "1"], "--headroom: expected a share in [0, 1), got '1'"),
+    (["--seeds", "0"], "--seeds: expected a positive number, got '0'"),
+    (["--precision", ","], "--precision: expected names, comma-separated"),
+])
+def test_bad_plan_options_are_one_line_exit_2(args, message, capsys):
+    with pytest.raises(SystemExit) as failed:
+        main(["plan", str(TINY), "--rate", "40", *args])
+    assert failed.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err

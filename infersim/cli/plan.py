@@ -27,7 +27,7 @@ from infersim.plan.candidate import PlanOutcome
 from infersim.plan.executors import BACKENDS, make_executor
 from infersim.plan.outputs import interval_text, verdict, write_outputs
 from infersim.plan.planner import SEEDS, plan_capacity
-from infersim.plan.sizing import DEFAULT_KV_TRANSFER
+from infersim.plan.sizing import DEFAULT_KV_TRANSFER, KV_TRANSFER
 from infersim.plan.target import MAX_REQUESTS, STEADY_STATE_S
 from infersim.report.tables import plain
 from infersim.slo import SLO, slo_of
@@ -102,6 +102,9 @@ def register(app: typer.Typer) -> None:
         from infersim.report.html import write_report
         from infersim.scenario import load_scenario
 
+        if kv_transfer not in KV_TRANSFER:
+            raise InfersimError(field="--kv-transfer", expected=" or ".join(KV_TRANSFER),
+                                given=kv_transfer)
         if backend not in BACKENDS:
             raise InfersimError(field="--backend", expected=" or ".join(BACKENDS), given=backend)
         chips = [h.strip() for h in hardware.split(",") if h.strip()] if hardware else None
@@ -222,7 +225,12 @@ def _prices(items: list[str]) -> dict[str, float]:
         if not (number > 0 and math.isfinite(number)):
             raise InfersimError(field="--price", expected="chip=USD per chip-hour, such as "
                                 "h100=2.5", given=item)
-        prices[load_hardware(chip.strip()).name] = number
+        try:
+            name = load_hardware(chip.strip()).name
+        except InfersimError as err:
+            raise InfersimError(field="--price", expected=err.expected or "a known chip",
+                                given=chip.strip()) from None
+        prices[name] = number
     return prices
 
 
