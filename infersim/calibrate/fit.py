@@ -43,7 +43,7 @@ class Knob:
 
 KNOBS: tuple[Knob, ...] = (
     Knob("step_overhead", 0.0, 0.030,
-         "host time per engine step: 0 to 30 ms (vLLM 0.6 at TP4 spent ~5.5 ms)"),
+         "host time per engine step: 0 to 30 ms (engines/vllm-0.6.yaml: 6.5 ms at TP4)"),
     Knob("compute_efficiency", 0.15, 1.0, "achieved fraction of peak FLOP/s"),
     Knob("memory_efficiency", 0.30, 1.0, "achieved fraction of memory bandwidth"),
 )

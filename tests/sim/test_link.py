@@ -97,7 +97,9 @@ def test_matches_the_fluid_model(transfers, bandwidth):
     sizes = [b for _, b in transfers]
     ready, link = run_link(starts, sizes, bandwidth)
     expected = fluid_finish_times(starts, sizes, bandwidth)
-    assert ready == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    # abs 1e-11 s: two transfers overlapping for 1e-12 s (hypothesis found starts 0.001 and
+    # 1e-12) round differently in the engine and the fluid model by ~2e-12 s
+    assert ready == pytest.approx(expected, rel=1e-9, abs=1e-11)
     assert link.bytes_moved == pytest.approx(sum(sizes))
     # the link is never faster than its bandwidth
     assert max(ready) - min(starts) >= sum(sizes) / bandwidth * (1 - 1e-9)
