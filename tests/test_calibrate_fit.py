@@ -89,7 +89,7 @@ def _main(argv, capsys):
 
 def test_cli_writes_an_overlay_that_run_applies(tmp_path, capsys):
     overlay = tmp_path / "cal.yaml"
-    code, out, err = _main(["calibrate", BENCH / "genai-perf-c8.json", BENCH / "aiperf-c24.json",
+    code, out, err = _main(["calibrate", BENCH / "genai-perf-c8.json", BENCH / "aiperf-c24" / "profile_export_aiperf.json",
                             "--scenario", BENCH / "a100-vllm.yaml", "--knobs", "step_overhead",
                             "--max-evals", "8", "--max-requests", "48", "--out", overlay], capsys)
     assert code == 0, err

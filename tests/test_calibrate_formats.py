@@ -18,6 +18,7 @@ from infersim.calibrate.formats import METRICS, Load, detect_tool, read_benchmar
 from infersim.errors import InfersimError
 
 BENCH = Path(__file__).parent / "fixtures" / "bench"
+AIPERF = "aiperf-c24/profile_export_aiperf.json"
 
 
 def _load(name: str) -> dict:
@@ -69,16 +70,60 @@ def test_guidellm_report_is_one_run_per_benchmark():
         r["prompt_tokens"] for r in data["benchmarks"][0]["requests"]["successful"]]
 
 
-@pytest.mark.parametrize(("name", "tool", "concurrency"), [("genai-perf-c8.json", "genai-perf", 8),
-                                                            ("aiperf-c24.json", "aiperf", 24)])
-def test_perf_exports(name, tool, concurrency):
-    (run,) = read_benchmark(BENCH / name)
-    data = _load(name)
-    assert run.tool == tool and run.load == Load("concurrency", float(concurrency))
+def test_genai_perf_export():
+    (run,) = read_benchmark(BENCH / "genai-perf-c8.json")
+    data = _load("genai-perf-c8.json")
+    assert run.tool == "genai-perf" and run.load == Load("concurrency", 8.0)
     assert run.mean_prompt_tokens == 512 and run.mean_output_tokens == 128
-    assert run.metrics["median_ttft_ms"] == data["time_to_first_token"]["p50"]
-    assert run.metrics["median_tpot_ms"] == data["inter_token_latency"]["p50"]
-    assert run.requests == (48 if tool == "aiperf" else None)  # genai-perf does not say
+    # genai-perf's inter_token_latency is per request (e2e - ttft)/(output - 1): vLLM's TPOT
+    assert run.metrics == {"median_ttft_ms": data["time_to_first_token"]["p50"],
+                           "p90_ttft_ms": data["time_to_first_token"]["p90"],
+                           "median_tpot_ms": data["inter_token_latency"]["p50"],
+                           "median_e2el_ms": data["request_latency"]["p50"]}
+    assert run.requests is None and run.prompt_tokens is None  # its export does not say
+
+
+def test_aiperf_run_folder_is_replayed_from_its_per_request_records():
+    (run,) = read_benchmark(BENCH / AIPERF)
+    data = _load(AIPERF)
+    records = [json.loads(line) for line in
+               (BENCH / "aiperf-c24" / "profile_export.jsonl").read_text().splitlines()]
+    assert run.tool == "aiperf" and run.load == Load("concurrency", 24.0)
+    assert run.requests == len(records) == data["request_count"]["avg"]
+    assert run.prompt_tokens.tolist() == [r["metrics"]["input_sequence_length"]["value"]
+                                          for r in records]
+    assert run.mean_output_tokens == pytest.approx(data["output_sequence_length"]["avg"])
+    # recomputed from the records, they agree with AIPerf's own aggregates
+    for ours, block in (("median_ttft_ms", "time_to_first_token"),
+                        ("p90_ttft_ms", "time_to_first_token"),
+                        ("median_tpot_ms", "inter_token_latency"),
+                        ("median_e2el_ms", "request_latency")):
+        stat = "p90" if ours.startswith("p90") else "p50"
+        assert run.metrics[ours] == pytest.approx(data[block][stat], rel=1e-4), ours
+
+
+def test_aiperf_export_alone_keeps_its_statistics(tmp_path):
+    lone = tmp_path / "profile_export_aiperf.json"
+    lone.write_text((BENCH / AIPERF).read_text())
+    (run,) = read_benchmark(lone)
+    assert run.prompt_tokens is None and run.requests == 64
+    assert run.metrics["median_ttft_ms"] == _load(AIPERF)["time_to_first_token"]["p50"]
+
+
+def test_malformed_aiperf_record_names_its_line(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "profile_export_aiperf.json").write_text((BENCH / AIPERF).read_text())
+    lines = (BENCH / "aiperf-c24" / "profile_export.jsonl").read_text().splitlines()
+    bad = json.loads(lines[2])
+    bad["metrics"]["output_sequence_length"]["value"] = "many"
+    lines[2] = json.dumps(bad)
+    (folder / "profile_export.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(InfersimError) as err:
+        read_benchmark(folder / "profile_export_aiperf.json")
+    assert str(err.value) == (f"{folder / 'profile_export.jsonl'}:3: metrics."
+                              "output_sequence_length.value: expected an integer >= 0, "
+                              "got 'many'")
 
 
 def test_detect_tool_refuses_other_json():
@@ -89,7 +134,7 @@ def test_detect_tool_refuses_other_json():
 def _broken(tmp_path, name: str, edit) -> Path:
     data = _load(name)
     edit(data)
-    path = tmp_path / name
+    path = tmp_path / Path(name).name
     path.write_text(json.dumps(data))
     return path
 
@@ -112,7 +157,7 @@ def _broken(tmp_path, name: str, edit) -> Path:
         "prompt_tokens"),
      "benchmarks.0.requests.successful.2.prompt_tokens: expected a value (this field is "
      "required)"),
-    ("aiperf-c24.json", lambda d: d["input_config"]["loadgen"].pop("concurrency"),
+    (AIPERF, lambda d: d["input_config"]["loadgen"].pop("concurrency"),
      "input_config.loadgen.concurrency: expected the load: concurrency or request_rate"),
     ("genai-perf-c8.json", lambda d: d["time_to_first_token"].update(unit="parsecs"),
      "time_to_first_token.unit: expected a time unit (ms, s, sec, us, ns), got 'parsecs'"),

@@ -20,7 +20,12 @@ Three families of serving benchmarks are read, each in the format its tool write
   one block per metric, ``{unit, avg, p50, p90, p99, ...}`` (``time_to_first_token``,
   ``inter_token_latency`` (vLLM's TPOT, again), ``request_latency``, ``input_sequence_length``,
   ``output_sequence_length``, ``request_throughput``), and the load under ``input_config``
-  (``concurrency`` / ``request_rate``; AIPerf nests them under ``input_config.loadgen``).
+  (``concurrency`` / ``request_rate``; AIPerf nests them under ``input_config.loadgen``). When
+  AIPerf's per-request records, ``profile_export.jsonl``, sit beside its export (as AIPerf writes
+  them, one run per folder), the run is replayed request by request from them (each record's
+  ``metrics.input_sequence_length`` / ``output_sequence_length`` ``.value``,
+  ``metadata.request_start_ns``) and its statistics recomputed from their ``time_to_first_token``,
+  ``inter_token_latency`` and ``request_latency``; failed records (``error`` set) are left out.
 
 Every run becomes a :class:`BenchRun` whose measured metrics carry vLLM's names and units
 (:data:`METRICS`). A malformed file is one :class:`~infersim.errors.InfersimError` naming the
@@ -349,12 +354,83 @@ def _read_perf(doc: _Doc, file: str, tool: Tool) -> list[BenchRun]:
     if count is not None and (isinstance(count, bool) or not isinstance(count, (int, float))
                               or count < 1):
         raise doc.error(["request_count", "avg"], "a request count >= 1", count)
-    mean_prompt = doc.number(["input_sequence_length", "avg"])
-    mean_output = doc.number(["output_sequence_length", "avg"])
-    return [BenchRun(source=file, tool=tool, load=load,
+    prompt = output = start = None
+    records = Path(file).with_name("profile_export.jsonl")
+    if tool == "aiperf" and records.is_file():
+        prompt, output, start, metrics = _read_aiperf_records(records)
+        count = len(prompt)
+    mean_prompt = doc.number(["input_sequence_length", "avg"]) if prompt is None \
+        else float(prompt.mean())
+    mean_output = doc.number(["output_sequence_length", "avg"]) if output is None \
+        else float(output.mean())
+    return [BenchRun(source=file, tool=tool, load=load, prompt_tokens=prompt,
+                     output_tokens=output, start_s=start,
                      requests=int(count) if count is not None else None,
                      mean_prompt_tokens=mean_prompt, mean_output_tokens=mean_output,
                      metrics=metrics)]
+
+
+_RECORD_UNITS = {"ms": 1.0, "s": 1e3, "sec": 1e3, "us": 1e-3, "ns": 1e-6}
+
+
+def _read_aiperf_records(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                               dict[str, float]]:
+    """AIPerf's per-request records: lengths, send instants (s from the first) and the
+    statistics of the successful ones."""
+    file = str(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as err:
+        raise InfersimError(file=file, expected="a readable profile_export.jsonl",
+                            given=err.strerror or str(err)) from None
+    prompt, output, start, ttft, tpot, e2e = [], [], [], [], [], []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise InfersimError(f"not JSON ({err.msg})", file=file, line=number) from None
+        doc = _Doc(record, f"{file}:{number}")
+        if not isinstance(record, Mapping):
+            raise doc.error([], "one JSON object per line (a request record)", record)
+        if record.get("error") is not None:
+            continue
+        lengths = []
+        for key in ("input_sequence_length", "output_sequence_length"):
+            value = doc.get(["metrics", key, "value"])
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise doc.error(["metrics", key, "value"], "an integer >= 0", value)
+            lengths.append(value)
+        prompt.append(lengths[0])
+        output.append(lengths[1])
+        start.append(doc.number(["metadata", "request_start_ns"]) * 1e-9)
+        times = []
+        for key in ("time_to_first_token", "inter_token_latency", "request_latency"):
+            unit = doc.get(["metrics", key, "unit"], default="ms")
+            if unit not in _RECORD_UNITS:
+                raise doc.error(["metrics", key, "unit"], "a time unit (" +
+                                ", ".join(_RECORD_UNITS) + ")", unit)
+            value = doc.number(["metrics", key, "value"], default=None,
+                               scale=_RECORD_UNITS[unit])
+            times.append(np.nan if value is None else value)
+        ttft.append(times[0])
+        tpot.append(times[1])
+        e2e.append(times[2])
+    if not prompt:
+        raise InfersimError(file=file, expected="at least one successful request record",
+                            given="none")
+    starts = np.asarray(start)
+    ttft_ms, tpot_ms, e2e_ms = (np.asarray(v) for v in (ttft, tpot, e2e))
+    metrics: dict[str, float] = {}
+    if np.isfinite(ttft_ms).any():
+        stats = _percentile_stats(ttft_ms[np.isfinite(ttft_ms)])
+        metrics.update(median_ttft_ms=stats["median"], p90_ttft_ms=stats["p90"])
+    for key, values in (("median_tpot_ms", tpot_ms), ("median_e2el_ms", e2e_ms)):
+        if np.isfinite(values).any():
+            metrics[key] = float(np.median(values[np.isfinite(values)]))
+    return (np.asarray(prompt, dtype=np.int64), np.asarray(output, dtype=np.int64),
+            np.sort(starts - starts.min()), metrics)
 
 
 # --------------------------------------------------------------------------------------------

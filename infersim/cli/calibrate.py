@@ -127,7 +127,11 @@ def _runs_table(cal) -> Table:
                 continue
             cells.append(f"{r.measured[key]:.1f} / {r.simulated[key]:.1f} "
                          f"{100 * r.relative(key):+.1f}%")
-        table.add_row(Path(r.run.source).name, r.run.load.describe(), r.role, *cells)
+        path = Path(r.run.source)
+        # AIPerf and genai-perf name every export alike: their run folder tells them apart
+        name = f"{path.parent.name}/{path.name}" if path.name.startswith("profile_export") \
+            else path.name
+        table.add_row(name, r.run.load.describe(), r.role, *cells)
     return table
 
 
