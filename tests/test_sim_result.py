@@ -19,6 +19,10 @@ def test_stable_sort_is_numpys_stable_argsort(values):
     expected = np.argsort(v, kind="stable")
     assert order.tolist() == expected.tolist()
     assert np.array_equal(ordered, v[expected], equal_nan=True)
+    parts = [v[:len(v) // 3], v[len(v) // 3:]]  # a list is sorted as its concatenation, then emptied
+    order_of_parts, ordered_parts = stable_sort(parts)
+    assert order_of_parts.tolist() == expected.tolist() and parts == []
+    assert np.array_equal(ordered_parts, ordered, equal_nan=True)
 
 
 @pytest.fixture(scope="module")
