@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from infersim.errors import InfersimError
-from infersim.workload import traces
+from infersim.workload import tracefile, traces
 from infersim.workload.traces import Trace, load_trace, replay, with_arrivals
 
 FIXTURES = Path(__file__).parent / "fixtures" / "traces"
@@ -336,7 +336,7 @@ def test_a_trace_declared_ordered_must_be(tmp_path, monkeypatch):
 
 
 def test_csv_reading_stops_by_chunks(tmp_path, monkeypatch):
-    monkeypatch.setattr(traces, "_CHUNK_ROWS", 3)
+    monkeypatch.setattr(tracefile, "CHUNK_ROWS", 3)
     rows = "".join(f"2023-11-16 18:15:{s:02d}.5000000,{s + 1},{s % 4 + 1}\n" for s in range(30))
     (tmp_path / "a.csv").write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n" + rows)
     path = tmp_path / "a.csv"

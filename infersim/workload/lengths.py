@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from infersim import limits
 from infersim.errors import InfersimError
-from infersim.workload.traces import open_text, reading_errors
+from infersim.workload.tracefile import open_text, reading_errors
 
 Tokens = Annotated[float, Field(gt=0, le=limits.MAX_TOKENS)]
 

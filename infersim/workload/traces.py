@@ -39,33 +39,37 @@ the trace's own time); ``speedup`` divides every inter-arrival time (2.0 = twice
 
 from __future__ import annotations
 
-import csv
-import gzip
 import json
 import logging
 import math
-import re
-import warnings
-import zlib
 from array import array
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
 
 import numpy as np
-import pandas as pd
 
 from infersim.errors import InfersimError
 from infersim.limits import MAX_SECONDS, MAX_TOKENS
 from infersim.workload.table import RequestTable
+from infersim.workload.tracefile import (
+    Columns,
+    ReadLimit,
+    blank_rows,
+    csv_chunks,
+    header_has,
+    open_text,
+    read_header,
+    reading_errors,
+    seconds_column,
+    timestamp_ns,
+    token_column,
+)
 
 log = logging.getLogger(__name__)
 
 TRACE_FORMATS = ("azure", "mooncake", "burstgpt", "lengths")
 MOONCAKE_BLOCK_TOKENS = 512
-_CHUNK_ROWS = 50_000  # CSV rows parsed at a time (bounds the parser's string objects)
 _CHECK_LINES = 50_000  # JSON lines between checks of whether reading may stop
 
 # Column pairs a plain length table may use, tried in order when none is named.
@@ -103,187 +107,6 @@ class Trace:
         return float(self.arrival_s.max())
 
 
-def open_text(path: str | Path) -> TextIO:
-    """Open ``path`` as UTF-8 text (a leading BOM skipped), un-gzipped if its magic bytes say so."""
-    path = Path(path)
-    if not path.is_file():
-        raise InfersimError("no such file", file=path, expected="an existing trace file")
-    with open(path, "rb") as raw:
-        magic = raw.read(2)
-    if magic == b"\x1f\x8b":
-        return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
-    return open(path, encoding="utf-8-sig", newline="")
-
-
-def _header(handle: TextIO, path: Path, required: Sequence[str]) -> list[str]:
-    first = handle.readline()
-    if not first.strip():
-        raise InfersimError("empty file", file=path, line=1,
-                            expected="a CSV header row then at least one request")
-    names = [n.strip() for n in next(csv.reader([first]))]
-    _header_has(names, required, path)
-    return names
-
-
-@contextmanager
-def reading_errors(path: Path) -> Iterator[None]:
-    """Turn undecodable bytes and truncated gzip streams into one-line errors."""
-    try:
-        yield
-    except UnicodeDecodeError:
-        raise InfersimError("undecodable bytes", file=path,
-                            expected="UTF-8 text (or gzip of it)") from None
-    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        raise InfersimError(f"unreadable gzip stream ({exc})", file=path,
-                            expected="a complete gzip file") from None
-
-
-_PANDAS_FIELDS = re.compile(r"line (\d+), saw (\d+)")
-
-
-def _csv_chunks(handle: TextIO, path: Path, names: list[str],
-                text_columns: Sequence[str] = ()) -> Iterator[pd.DataFrame]:
-    """Row chunks after the header; the index counts data rows, so line = index + 2."""
-    with warnings.catch_warnings():
-        # pandas only warns when the first row has more fields than the header; it is an error.
-        warnings.simplefilter("error", pd.errors.ParserWarning)
-        try:
-            reader = pd.read_csv(handle, header=None, names=names, index_col=False,
-                                 chunksize=_CHUNK_ROWS, skip_blank_lines=False,
-                                 dtype={c: str for c in text_columns}, keep_default_na=False,
-                                 na_values=[""])
-            yield from reader
-        except pd.errors.ParserWarning:
-            # Raised only for the first data row (line 2) having more fields than the header.
-            raise InfersimError("malformed row", file=path, line=2,
-                                expected=f"{len(names)} fields as in the header",
-                                given="more fields") from None
-        except pd.errors.ParserError as exc:
-            text = str(exc)
-            found = _PANDAS_FIELDS.search(text)
-            if found is None:
-                raise InfersimError("malformed CSV", file=path,
-                                    given=text.strip().splitlines()[-1]) from None
-            # pandas counts lines from where it started reading: just after the header.
-            raise InfersimError("malformed row", file=path, line=int(found.group(1)) + 1,
-                                expected=f"{len(names)} fields as in the header",
-                                given=f"{found.group(2)} fields") from None
-
-
-def _given(value):
-    """A cell as the user wrote it: '' for an empty field, plain Python numbers."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
-        return ""
-    return value.item() if hasattr(value, "item") else value
-
-
-def _blank_rows(chunk: pd.DataFrame) -> np.ndarray:
-    return chunk.isna().all(axis=1).to_numpy()
-
-
-def _token_column(chunk: pd.DataFrame, column: str, path: Path) -> np.ndarray:
-    """A column of whole token counts >= 0, else an error at the first bad line."""
-    raw = chunk[column]
-    numbers = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~(numbers >= 0) | (numbers > MAX_TOKENS) | (numbers != np.floor(numbers))
-    if bad.any():
-        i = int(np.argmax(bad))
-        line = int(chunk.index[i]) + 2
-        value = numbers[i]
-        if np.isfinite(value) and value < 0:
-            expected = "a token count >= 0"
-        elif np.isfinite(value) and value > MAX_TOKENS:  # 2**63 would wrap to negative in int64
-            expected = f"a token count <= {MAX_TOKENS:,}"
-        else:
-            expected = "a whole number of tokens"
-        raise InfersimError(file=path, line=line, field=column, expected=expected,
-                            given=_given(raw.iloc[i]))
-    return numbers.astype(np.int64)
-
-
-def _timestamp_ns(chunk: pd.DataFrame, column: str, path: Path) -> np.ndarray:
-    """ISO-8601 timestamps (any decimals, optional UTC offset) as int64 ns since the epoch."""
-    raw = chunk[column]
-    stamps = pd.to_datetime(raw, format="ISO8601", utc=True, errors="coerce")
-    bad = stamps.isna().to_numpy()
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise InfersimError(file=path, line=int(chunk.index[i]) + 2, field=column,
-                            expected="a timestamp such as '2023-11-16 18:17:03.9799600'",
-                            given=_given(raw.iloc[i]))
-    return stamps.dt.as_unit("ns").astype("int64").to_numpy()
-
-
-def _seconds_column(chunk: pd.DataFrame, column: str, path: Path, scale: float) -> np.ndarray:
-    raw = chunk[column]
-    numbers = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~((numbers >= 0) & (numbers * scale <= MAX_SECONDS))
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise InfersimError(file=path, line=int(chunk.index[i]) + 2, field=column,
-                            expected=f"a time <= {MAX_SECONDS:g} s" if numbers[i] * scale
-                            > MAX_SECONDS else "a time >= 0 in seconds", given=_given(raw.iloc[i]))
-    return numbers * scale
-
-
-class _Columns:
-    """Growable typed buffers: chunks append numpy arrays, no per-row Python objects kept."""
-
-    def __init__(self) -> None:
-        self.parts: dict[str, list[np.ndarray]] = {}
-
-    def add(self, name: str, values: np.ndarray) -> None:
-        self.parts.setdefault(name, []).append(values)
-
-    def get(self, name: str, dtype) -> np.ndarray:
-        parts = self.parts.get(name, [])
-        return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
-
-
-@dataclass
-class _ReadLimit:
-    """When reading a trace promised to be in arrival order may stop.
-
-    Week-long traces (Azure 2024) hold tens of millions of rows; replaying ten minutes of one
-    should not parse the week. When the caller promises the file is in arrival order
-    (``ordered=True``; every published trace is recorded that way), reading stops once an
-    arrival passes the replay window's end or the cap is reached, and the promise is checked on
-    every row read: a row earlier than the one before it is an error, never a silently wrong
-    replay. Without the promise the whole file is read and :func:`replay` sorts it.
-    """
-
-    path: Path
-    ordered: bool = False
-    window_s: Sequence[float] | None = None
-    max_requests: int | None = None
-    first_s: float | None = None  # first usable arrival, seconds in the file's own clock
-    last_s: float = -math.inf
-    counted: int = 0
-
-    def reached(self, times_s: np.ndarray, usable: np.ndarray, lines: np.ndarray) -> bool:
-        """Account for a chunk of rows (file order); True once the rest of the file cannot matter."""
-        if not self.ordered or len(times_s) == 0:
-            return False
-        steps = np.diff(times_s, prepend=self.last_s)
-        if np.any(steps < 0):
-            i = int(np.argmax(steps < 0))
-            raise InfersimError("out of order", file=self.path, line=int(lines[i]),
-                                expected="rows in arrival order (the trace is declared ordered)",
-                                given=f"an arrival {-steps[i]:.6g} s before the previous row")
-        self.last_s = float(times_s[-1])
-        if self.first_s is None and usable.any():
-            self.first_s = float(times_s[np.argmax(usable)])
-        if self.first_s is None or (self.window_s is None and self.max_requests is None):
-            return False
-        relative = times_s - self.first_s
-        start, end = (0.0, math.inf) if self.window_s is None else map(float, self.window_s)
-        if self.max_requests is not None:
-            self.counted += int(np.count_nonzero(usable & (relative >= start) & (relative < end)))
-            if self.counted >= self.max_requests:
-                return True
-        return bool(relative[-1] >= end)
-
-
 def _finish(path: Path, fmt: str, arrival: np.ndarray | None, prompt: np.ndarray,
             output: np.ndarray, hashes: tuple[np.ndarray, ...] | None = None) -> Trace:
     if len(prompt) == 0:
@@ -313,20 +136,20 @@ def load_azure(path: str | Path, *, ordered: bool = False,
                window_s: Sequence[float] | None = None, max_requests: int | None = None) -> Trace:
     """Azure LLM inference trace (2023 or 2024): ``TIMESTAMP,ContextTokens,GeneratedTokens``.
 
-    ``ordered``, ``window_s`` and ``max_requests``: see :class:`_ReadLimit`.
+    ``ordered``, ``window_s`` and ``max_requests``: see :class:`ReadLimit`.
     """
     path = Path(path)
     cols = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
-    out = _Columns()
-    limit = _ReadLimit(path, ordered, window_s, max_requests)
+    out = Columns()
+    limit = ReadLimit(path, ordered, window_s, max_requests)
     epoch_ns: int | None = None
     with open_text(path) as handle, reading_errors(path):
-        names = _header(handle, path, cols)
-        for chunk in _csv_chunks(handle, path, names, text_columns=("TIMESTAMP",)):
-            chunk = chunk[~_blank_rows(chunk)]
-            stamps = _timestamp_ns(chunk, "TIMESTAMP", path)
-            prompt = _token_column(chunk, "ContextTokens", path)
-            output = _token_column(chunk, "GeneratedTokens", path)
+        names = read_header(handle, path, cols)
+        for chunk in csv_chunks(handle, path, names, text_columns=("TIMESTAMP",)):
+            chunk = chunk[~blank_rows(chunk)]
+            stamps = timestamp_ns(chunk, "TIMESTAMP", path)
+            prompt = token_column(chunk, "ContextTokens", path)
+            output = token_column(chunk, "GeneratedTokens", path)
             out.add("t", stamps)
             out.add("p", prompt)
             out.add("o", output)
@@ -346,23 +169,23 @@ def load_burstgpt(path: str | Path, *, model: str | None = None, ordered: bool =
                   max_requests: int | None = None) -> Trace:
     """BurstGPT CSV; ``model`` keeps only that ``Model`` column value (e.g. ``ChatGPT``).
 
-    ``ordered``, ``window_s`` and ``max_requests``: see :class:`_ReadLimit`.
+    ``ordered``, ``window_s`` and ``max_requests``: see :class:`ReadLimit`.
     """
     path = Path(path)
     cols = ("Timestamp", "Model", "Request tokens", "Response tokens")
-    out = _Columns()
-    limit = _ReadLimit(path, ordered, window_s, max_requests)
+    out = Columns()
+    limit = ReadLimit(path, ordered, window_s, max_requests)
     seen_models: set[str] = set()
     with open_text(path) as handle, reading_errors(path):
-        names = _header(handle, path, cols)
-        for chunk in _csv_chunks(handle, path, names, text_columns=("Model",)):
-            chunk = chunk[~_blank_rows(chunk)]
+        names = read_header(handle, path, cols)
+        for chunk in csv_chunks(handle, path, names, text_columns=("Model",)):
+            chunk = chunk[~blank_rows(chunk)]
             if model is not None:
                 seen_models.update(chunk["Model"].dropna().unique().tolist())
                 chunk = chunk[chunk["Model"] == model]
-            times = _seconds_column(chunk, "Timestamp", path, 1.0)
-            prompt = _token_column(chunk, "Request tokens", path)
-            output = _token_column(chunk, "Response tokens", path)
+            times = seconds_column(chunk, "Timestamp", path, 1.0)
+            prompt = token_column(chunk, "Request tokens", path)
+            output = token_column(chunk, "Response tokens", path)
             out.add("t", times)
             out.add("p", prompt)
             out.add("o", output)
@@ -393,13 +216,6 @@ def length_columns(names: Sequence[str], prompt_column: str | None,
                         "output_column naming them", given=",".join(names))
 
 
-def _header_has(names: Sequence[str], required: Sequence[str], path: Path) -> None:
-    for name in required:
-        if name not in names:
-            raise InfersimError(f"no column {name}", file=path, line=1, field=name,
-                                expected="a header naming it", given=",".join(names))
-
-
 def load_lengths(path: str | Path, *, prompt_column: str | None = None,
                  output_column: str | None = None, max_requests: int | None = None) -> Trace:
     """A CSV table of prompt and output lengths, without timestamps.
@@ -407,16 +223,16 @@ def load_lengths(path: str | Path, *, prompt_column: str | None = None,
     With ``max_requests``, reading stops once that many usable rows are in.
     """
     path = Path(path)
-    out = _Columns()
+    out = Columns()
     usable_rows = 0
     with open_text(path) as handle, reading_errors(path):
-        names = _header(handle, path, ())
+        names = read_header(handle, path, ())
         prompt_col, output_col = length_columns(names, prompt_column, output_column, path)
-        _header_has(names, (prompt_col, output_col), path)
-        for chunk in _csv_chunks(handle, path, names):
-            chunk = chunk[~_blank_rows(chunk)]
-            prompt = _token_column(chunk, prompt_col, path)
-            output = _token_column(chunk, output_col, path)
+        header_has(names, (prompt_col, output_col), path)
+        for chunk in csv_chunks(handle, path, names):
+            chunk = chunk[~blank_rows(chunk)]
+            prompt = token_column(chunk, prompt_col, path)
+            output = token_column(chunk, output_col, path)
             out.add("p", prompt)
             out.add("o", output)
             usable_rows += int(np.count_nonzero((prompt > 0) & (output > 0)))
@@ -446,10 +262,10 @@ def load_mooncake(path: str | Path, *, ordered: bool = False,
                   max_requests: int | None = None) -> Trace:
     """Mooncake FAST'25 JSON lines: ms timestamps, lengths and 512-token prefix block ids.
 
-    ``ordered``, ``window_s`` and ``max_requests``: see :class:`_ReadLimit`.
+    ``ordered``, ``window_s`` and ``max_requests``: see :class:`ReadLimit`.
     """
     path = Path(path)
-    limit = _ReadLimit(path, ordered, window_s, max_requests)
+    limit = ReadLimit(path, ordered, window_s, max_requests)
     checked = 0  # rows already shown to the limit
     line_numbers = array("q")  # of each request, for the limit's order check
     # Typed buffers: ~32 bytes a line plus 8 per block id, not a Python object per field.
