@@ -679,3 +679,11 @@ def test_bad_plan_options_are_one_line_exit_2(args, message, capsys):
     assert failed.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_under_a_budget_every_chip_gets_its_most_promising_plan_searched():
+    outcome = plan_capacity(TINY, rate=None, budget=12.0, hardware=["h100", "a100"], seeds=1,
+                            executor=SerialExecutor(), min_span_s=SPAN, bisection_steps=1)
+    rows = {f.family: f for f in outcome.families}
+    assert rows["h100"].best is not None and rows["a100"].best is not None
+    assert all(f.best.candidate.cost_per_hour <= 12.0 for f in rows.values())

@@ -240,8 +240,9 @@ def families_table(outcome: PlanOutcome) -> Table:
     itl_key = outcome.slo.summary_key("itl")
     seeds = f" ({outcome.seeds} seeds, 90% interval)" if outcome.seeds > 1 else ""
     table = Table(show_header=True, header_style="bold",
-                  title="best plan per chip" + (f" at {outcome.rate:g} req/s"
-                                                if outcome.rate is not None else ""))
+                  title="best plan per chip" + (
+                      f" at {outcome.rate:g} req/s" if outcome.rate is not None
+                      else f" under {outcome.budget:g} $/h (most requests per $ within the SLOs)"))
     for column in ("chip", "plan or why none", "$/h", ttft_key + seeds, itl_key, "max req/s"):
         table.add_column(column, justify="left" if column in ("chip", "plan or why none")
                          else "right")

@@ -227,7 +227,8 @@ def search_max_rate(evaluations: list[Evaluation], rate: float | None, slo: SLO,
 
     With a target rate the chosen are the ``confirm`` cheapest confirmed candidates plus the
     cheapest confirmed of each layout and of each chip family; under a budget alone, the
-    ``confirm`` most promising.
+    ``confirm`` most promising and the most promising of each chip (requests/s per $ by the
+    cost model).
     All chosen candidates advance one step together, so a step is one parallel wave.
     """
     if rate is not None:
@@ -247,6 +248,11 @@ def search_max_rate(evaluations: list[Evaluation], rate: float | None, slo: SLO,
         hi = {i: max(2 * rate, evaluations[i].candidate.capacity_rps) for i in chosen}
     else:
         chosen = list(range(min(confirm, len(evaluations))))
+        # and each chip family's most promising, so every chip gets an answer under the budget
+        for family in dict.fromkeys(ev.candidate.family for ev in evaluations):
+            first = next(i for i, ev in enumerate(evaluations) if ev.candidate.family == family)
+            if first not in chosen and " -> " not in family:
+                chosen.append(first)
         lo = {i: 0.0 for i in chosen}
         lo_summary = {i: None for i in chosen}
         hi = {i: evaluations[i].candidate.capacity_rps for i in chosen}
