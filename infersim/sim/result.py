@@ -106,8 +106,17 @@ class SimResult:
         runs = self._runs_timed()
         keep = completed[runs["request"]]
         inst, first, steps = runs["instance"][keep], runs["first_step"][keep], runs["steps"][keep]
-        values, counts = [runs["start_gap"][keep]], [np.ones(int(keep.sum()), dtype=np.int32)]
-        for i in np.unique(inst).tolist():
+        instances = np.unique(inst).tolist()
+        # one buffer sized for every gap (at most the runs' first gaps and every step's gap
+        # after the first), filled instance by instance: no list of pieces to concatenate
+        starts = int(keep.sum())
+        room = starts + sum(max(len(self._step_ends(i)) - 1, 0) for i in instances)
+        v = np.empty(room)
+        c = np.empty(room, dtype=np.int32)
+        v[:starts] = runs["start_gap"][keep]
+        c[:starts] = 1
+        filled = starts
+        for i in instances:
             ends = self._step_ends(i)
             mine = inst == i
             f, m = first[mine], steps[mine]
@@ -115,12 +124,14 @@ class SimResult:
             # each step with a difference array
             cover = np.cumsum(np.bincount(f + 1, minlength=len(ends) + 1)
                               - np.bincount(f + m, minlength=len(ends) + 1))[1:len(ends)]
-            gaps = np.diff(ends)
-            values.append(gaps[cover > 0])
-            counts.append(cover[cover > 0].astype(np.int32))  # runs covering one step
-        c = np.concatenate(counts)
-        del counts
-        order, v = stable_sort(values)  # the concatenated values; empties the list
+            covered = cover > 0
+            size = int(covered.sum())
+            v[filled:filled + size] = np.diff(ends)[covered]
+            c[filled:filled + size] = cover[covered]  # runs covering one step
+            filled += size
+        unsorted = [v[:filled]]
+        del v
+        order, v = stable_sort(unsorted)  # frees the unsorted buffer once v is sorted
         c = c[order]
         del order
         self._cache["itl"] = (v, c)
@@ -165,7 +176,8 @@ def stable_sort(values: np.ndarray | list[np.ndarray]) -> tuple[np.ndarray, np.n
     multiset is 100 MB a copy)."""
     if isinstance(values, list):
         parts = values
-        values = np.concatenate(parts) if parts else np.empty(0)
+        values = (parts[0] if len(parts) == 1 else np.concatenate(parts) if parts
+                  else np.empty(0))
         parts.clear()
     n = len(values)
     if n < 2:
