@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from infersim import cli
 from infersim.paths import shipped_dir
@@ -607,3 +609,42 @@ def test_a_fresh_interpreter_prints_one_line_and_exits_2(tmp_path, label):
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
     _assert_refused(proc.returncode, proc.stderr, case[3])
     assert _snapshot(tmp_path, None) == before
+
+
+# -- hypothesis over the schema: any value at any field is accepted or one InfersimError --------
+
+def _leaf_paths(node, prefix=()) -> list[tuple]:
+    if isinstance(node, dict):
+        return [p for key, value in node.items() for p in _leaf_paths(value, (*prefix, key))]
+    if isinstance(node, list):
+        return [p for i, value in enumerate(node) for p in _leaf_paths(value, (*prefix, i))]
+    return [prefix]
+
+
+LEAVES = sorted({(name, path) for name, data in VARIANTS.items() if name != "trace"
+                 for path in _leaf_paths(data)}, key=repr)
+ANY_VALUE = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True), st.integers(-(2**80), 2**80),
+    st.text(max_size=12), st.booleans(), st.none(),
+    st.lists(st.integers(-5, 5), max_size=3), st.dictionaries(st.text(max_size=4),
+                                                              st.integers(), max_size=2))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(leaf=st.sampled_from(LEAVES), value=ANY_VALUE)
+def test_any_value_at_any_field_is_accepted_or_refused_in_one_line(leaf, value):
+    from infersim.errors import InfersimError
+    from infersim.scenario import load_scenario
+    from infersim.scenario.build import prepare_run
+
+    variant, path = leaf
+    data = copy.deepcopy(VARIANTS[variant])
+    node = data
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    try:
+        with _Watchdog(60):
+            prepare_run(load_scenario(data))
+    except InfersimError as err:
+        assert "\n" not in str(err) and str(err)

@@ -468,6 +468,9 @@ def _candidate(layout: str, pools: tuple[PoolPlan, ...], cost: float, capacity: 
                      units=units)
 
 
+MAX_COUNT_VECTORS = 20_000  # instance-count vectors tried per chip family at one rate
+
+
 def _sized_counts(families, band: float):
     """Every instance-count vector worth trying at a target rate, with its family's builder.
 
@@ -492,6 +495,13 @@ def _sized_counts(families, band: float):
         floor_cost = sum(n * p for n, p in zip(counts, prices, strict=True))
         ranges = [range(n, n + int((ceiling - floor_cost) // p) + 1)
                   for n, p in zip(counts, prices, strict=True)]
+        # At a very high rate the pools need thousands of instances and the band holds millions
+        # of count vectors (100 k req/s hung the planner, gigabytes deep): beyond
+        # MAX_COUNT_VECTORS a family's counts are thinned evenly, keeping each minimum.
+        total = math.prod(len(r) for r in ranges)
+        if total > MAX_COUNT_VECTORS:
+            stride = math.ceil((total / MAX_COUNT_VECTORS) ** (1 / len(ranges)))
+            ranges = [range(r.start, r.stop, stride) for r in ranges]
         for vector in itertools.product(*ranges):
             if sum(n * p for n, p in zip(vector, prices, strict=True)) <= ceiling:
                 yield vector, build
