@@ -56,8 +56,8 @@ def _step(annotation: Any, key: Any) -> list[Any]:
         if _is_model(alt):
             field = alt.model_fields.get(key) if isinstance(key, str) else None
             if field is not None:
-                out.append(field.annotation if not field.metadata
-                           else Annotated[(field.annotation, *field.metadata)])
+                args = (field.annotation, *field.metadata)
+                out.append(Annotated[args] if field.metadata else field.annotation)
         elif origin in (dict, Mapping) and isinstance(key, str):
             out.append(typing.get_args(alt)[1])
         elif origin in (list, tuple, Sequence) and isinstance(key, int):

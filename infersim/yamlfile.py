@@ -101,7 +101,7 @@ class _StrictLoader(yaml.SafeLoader):
         # '[[[[...' is scanned ahead of the composer (each '[' may start a key): stop it here
         if self.flow_level >= MAX_DEPTH:
             raise _Limit(_DEPTH, "deeper", self.get_mark())
-        super().fetch_flow_collection_start(token_class)  # type: ignore[misc]
+        super().fetch_flow_collection_start(token_class)
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         # the composer recurses once per level: stop before Python's own recursion limit

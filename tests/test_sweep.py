@@ -154,8 +154,25 @@ def test_sweep_file_unknown_key_names_file_and_field(tmp_path):
     path.write_text("scenario: s.yaml\ngrid: {a: [1]}\nreplicas: 3\n")
     with pytest.raises(InfersimError) as err:
         load_sweep_file(path)
-    assert str(err.value) == (f"{path}: replicas: expected one of scenario, grid, seeds, seed, set, "
-                              "got 'replicas'")
+    assert str(err.value) == (f"{path}: replicas: unknown key; expected one of the keys scenario, "
+                              "grid, seeds, seed, set")
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("scenario: s.yaml\ngrid: {a: 5}\n", "grid.a: expected a list, got 5"),
+    ("scenario: s.yaml\ngrid: {}\n", "grid: expected at least 1 item"),
+    ("grid: {a: [1]}\n", "scenario: expected a value (this field is required)"),
+    ("scenario: s.yaml\ngrid: {a: [1]}\nseeds: .nan\n", "seeds: expected an integer, got nan"),
+    ("scenario: s.yaml\ngrid: {a: [1]}\nseeds: 0\n", "seeds: expected an integer >= 1, got 0"),
+    ("scenario: s.yaml\ngrid: {a: [1]}\nseed: -1\n", "seed: expected an integer >= 0, got -1"),
+    ("scenario: s.yaml\ngrid: {a: [1]}\nset: [1]\n", "set: expected a mapping"),
+])
+def test_sweep_file_mistakes_are_worded_by_the_shared_translator(tmp_path, text, message):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(text)
+    with pytest.raises(InfersimError) as err:
+        load_sweep_file(path)
+    assert str(err.value).startswith(f"{path}: {message}"), str(err.value)
 
 
 # --- running -----------------------------------------------------------------------------------

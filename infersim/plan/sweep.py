@@ -33,17 +33,18 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from infersim import __version__
+from infersim import __version__, limits
 from infersim.errors import InfersimError
 from infersim.plan.executors import Executor, RunFailure
 from infersim.plan.store import RunStore
 from infersim.scenario.seeds import derive_seed
+from infersim.schema_errors import error_from_validation
 from infersim.yamlfile import read_yaml
 
 # Sweeping the seed itself would defeat the derivation above; replicas are the way to vary it.
 _RESERVED_KEYS = ("seed",)
-SWEEP_FILE_KEYS = ("scenario", "grid", "seeds", "seed", "set")
 # Summary entries that describe the run rather than measure it: kept in each run's JSON record,
 # left out of the table (the table has its own seed and run_hash columns).
 PROVENANCE_KEYS = ("scenario", "backend", "scenario_name", "scenario_hash", "seed",
@@ -148,37 +149,32 @@ def make_spec(scenario: str, grid: Sequence[tuple[str, Sequence[str]]], *, repli
                      replicas=replicas, base_seed=base_seed, fixed=tuple(fixed), source=source)
 
 
+class SweepFile(BaseModel):
+    """A sweep YAML, checked at the edge (errors worded by :mod:`infersim.schema_errors`)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    scenario: str = Field(min_length=1, description="the scenario, relative to this file")
+    grid: dict[str, list[Any]] = Field(min_length=1, description="field path -> values")
+    seeds: int = Field(1, ge=1, le=limits.MAX_COUNT, description="replicas per grid point")
+    seed: int | None = Field(None, ge=0, le=limits.MAX_SEED, description="the base seed")
+    set: dict[str, Any] | None = Field(None, description="field path -> value, every run")
+
+
 def load_sweep_file(path: str | Path) -> SweepSpec:
     """Read a sweep YAML: ``scenario`` (relative to the file), ``grid``, ``seeds``, ``seed``, ``set``."""
     path = Path(path)
     data = read_yaml(path, what="sweep file")
     if not isinstance(data, dict):
         raise InfersimError(file=path, expected="a mapping with scenario: and grid:", given=data)
-    unknown = sorted(set(data) - set(SWEEP_FILE_KEYS))
-    if unknown:
-        raise InfersimError(file=path, field=str(unknown[0]),
-                            expected="one of " + ", ".join(SWEEP_FILE_KEYS), given=unknown[0])
-    scenario = data.get("scenario")
-    if not isinstance(scenario, str) or not scenario:
-        raise InfersimError(file=path, field="scenario", expected="a scenario path", given=scenario)
-    grid_data = data.get("grid")
-    if not isinstance(grid_data, dict) or not grid_data:
-        raise InfersimError(file=path, field="grid",
-                            expected="a mapping of field path -> list of values", given=grid_data)
-    grid = []
-    for key, values in grid_data.items():
-        if not isinstance(values, list):
-            raise InfersimError(file=path, field=f"grid.{key}", expected="a list of values",
-                                given=values)
-        grid.append((str(key), [override_text(v) for v in values]))
-    fixed_data = data.get("set") or {}
-    if not isinstance(fixed_data, dict):
-        raise InfersimError(file=path, field="set", expected="a mapping of field path -> value",
-                            given=fixed_data)
-    fixed = [f"{k}={override_text(v)}" for k, v in fixed_data.items()]
-    return make_spec(_resolve_relative(scenario, path), grid, replicas=data.get("seeds", 1),
-                     base_seed=data.get("seed"), fixed=fixed, source=str(path),
-                     field_prefix="grid")
+    try:
+        sweep = SweepFile.model_validate(data)
+    except ValidationError as err:
+        raise error_from_validation(err, data, path, root=SweepFile) from None
+    grid = [(key, [override_text(v) for v in values]) for key, values in sweep.grid.items()]
+    fixed = [f"{k}={override_text(v)}" for k, v in (sweep.set or {}).items()]
+    return make_spec(_resolve_relative(sweep.scenario, path), grid, replicas=sweep.seeds,
+                     base_seed=sweep.seed, fixed=fixed, source=str(path), field_prefix="grid")
 
 
 def _resolve_relative(target: str, relative_to: Path) -> str:
