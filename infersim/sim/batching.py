@@ -36,6 +36,7 @@ cancelled: the epoch's end carries a token, and a call with a stale token is ign
 from __future__ import annotations
 
 from collections import deque
+from heapq import heappop
 
 from infersim.sim.batch import DecodeBatch, boundary_at_or_after, epoch_span, steps_completed_by
 from infersim.sim.clock import NORMAL, URGENT, Clock, call_later, heappush
@@ -86,11 +87,17 @@ class BatchingInstance(Instance):
         now = self.env.now
         batch, kv = self.batch, self.kv
         finishes = batch.finishes
-        if finishes and finishes[0][0] <= batch.steps_done:  # a sequence's last token came out
+        done = batch.steps_done
+        if finishes and finishes[0][0] <= done:  # a sequence's last token came out
             self._retire(now)
         stall = 0.0
         cap = kv.capacity_blocks
-        used = batch.blocks() + kv.prefill
+        # used = batch.blocks() + kv.prefill, written out: once per turn
+        block = batch.block_size
+        k, t = divmod(done + block - 1, block)
+        used = batch._q_sum + batch.n * k + kv.prefill
+        if t:
+            used += sum(batch._residues[block - t:])
         while used > cap and batch.n:
             stall += self._preempt(batch.last_joined())
             used = batch.blocks() + kv.prefill
@@ -121,10 +128,31 @@ class BatchingInstance(Instance):
         runs, output, prompt, index, done = (ctx.runs.rows, ctx.output, ctx.prompt, self.index,
                                              batch.steps_done)
         finished = ctx.finished
-        for rid, join_step in batch.pop_finished():
+        # batch.pop_finished(), written out: once per request
+        heap, members, residues = batch.finishes, batch.members, batch._residues
+        block = batch.block_size
+        gone = []
+        while heap and heap[0][0] <= done:
+            step, rid = heappop(heap)
+            member = members.get(rid)
+            if member is None or member[1] != step:
+                continue  # left early (preempted): a stale entry
+            base, _, join_step = members.pop(rid)
+            q, r = divmod(base, block)
+            batch.n -= 1
+            batch.base_sum -= base
+            batch._q_sum -= q
+            residues[r] -= 1
+            gone.append((rid, join_step))
+        loads, slot = self.loads, self.slot
+        for rid, join_step in gone:
             if done > join_step:  # ctx.runs.append(rid, index, join_step, done - join_step)
                 runs.extend((rid, index, join_step, done - join_step))
-            self._add_load(1 - output[rid], -1)
+            # self._add_load(1 - output[rid], -1), written out: once per request
+            self.load_tokens += 1 - output[rid]
+            self.load_requests -= 1
+            loads.outstanding_tokens[slot] = self.load_tokens
+            loads.outstanding_requests[slot] = self.load_requests
             if kv.full:
                 kv.reserved -= kv.reservation(prompt[rid], output[rid])
             finished(rid, now)
@@ -196,7 +224,20 @@ class BatchingInstance(Instance):
         (``reserved`` blocks being held by something else: prompts partly computed)."""
         batch = self.batch
         s0, n = batch.steps_done, batch.n
-        steps = batch.steps_that_fit(batch.next_finish_step() - s0, reserved)
+        # batch.next_finish_step(), its usual case written out: the heap's head is current
+        finish, rid = batch.finishes[0]
+        member = batch.members.get(rid)
+        if member is None or member[1] != finish:
+            finish = batch.next_finish_step()
+        limit = finish - s0
+        # batch.steps_that_fit(limit, reserved), its usual case written out: each sequence
+        # wastes less than a block, so this bound settles it
+        block = batch.block_size
+        if limit > 0 and ((batch.base_sum + n * (s0 + limit - 1 + block - 1)) // block
+                          <= batch.capacity_blocks - reserved):
+            steps = limit
+        else:
+            steps = batch.steps_that_fit(limit, reserved)
         coef = self._decode_coefficients.get(n)
         a, b = coef if coef is not None else self.costs.decode_coefficients(n)
         k0 = batch.base_sum + n * s0  # batch.kv_tokens()
@@ -231,15 +272,18 @@ class BatchingInstance(Instance):
         start, _, steps, a, b, k0, n = epoch
         now = self.env.now
         steps = boundary_at_or_after(now - start, a, b, k0, n, steps)
-        span = epoch_span(steps, a, b, k0, n)
+        # epoch_span(steps, a, b, k0, n), written out: about once per request
+        span = steps * a + b * (steps * k0 + n * steps * (steps - 1) / 2.0)
         delay = max(0.0, start + span - now)
         if delay == 0.0 and not urgent:
             call_later(self.env, 0.0, self._cut_epoch, True, priority=URGENT)
             return
         self._epoch_steps = steps
         self._epoch_span = span
-        self._timer += 1
-        call_later(self.env, delay, self._epoch_end, self._timer)
+        self._timer = timer = self._timer + 1
+        # call_later(env, delay, self._epoch_end, timer), written out: about once per request
+        env = self.env
+        heappush(env.queue, (now + delay, NORMAL, next(env.sequence), self._epoch_end, timer))
 
     def _epoch_end(self, token: int) -> None:
         """The epoch in progress ended (a call with a stale token: it was cut short)."""

@@ -56,15 +56,22 @@ class DecodeInstance(BatchingInstance):
             kv.pending += kv.reservation(ctx.prompt[rid], ctx.output[rid])
         else:
             kv.pending += -(-(ctx.prompt[rid] + 1) // kv.block_size)
-        self._add_load(ctx.output[rid] - 1, 1)
-        kv.publish(kv.used)
+        # self._add_load(ctx.output[rid] - 1, 1) and kv.publish(kv.used), written out: once per
+        # request
+        self.load_tokens += ctx.output[rid] - 1
+        self.load_requests += 1
+        loads, slot = self.loads, self.slot
+        loads.outstanding_tokens[slot] = self.load_tokens
+        loads.outstanding_requests[slot] = self.load_requests
+        kv.fractions[kv.slot] = ((kv.reserved if kv.full else kv.used) + kv.pending) / kv.capacity_blocks
 
     def _admitted(self, rid: int, now: float) -> None:
         self.ctx.decode_admitted(rid, now)
 
     def deliver(self, rid: int) -> None:
         """The request's KV has arrived: it may join at the next step boundary."""
-        self.waiting.append(rid)
+        waiting = self.waiting
+        waiting.append(rid)
         # behind others that wait (FCFS), or with no free slot, it cannot join sooner anyway
-        if len(self.waiting) == 1 and self.batch.n < self.max_seqs:
+        if len(waiting) == 1 and self.batch.n < self.max_seqs:
             self._wake()

@@ -285,10 +285,13 @@ class Engine:
 
     def kv_ready(self, rid: int, decode: BackInstance, ready_at: float) -> None:
         """A link has moved ``rid``'s KV; it is usable at ``decode`` from ``ready_at`` on."""
-        now = self.env.now
+        env = self.env
+        now = env.now
         delay = ready_at - now
         if delay > 0:  # the link latency, or layer-wise overlap's last layer
-            call_later(self.env, delay, self._kv_usable, (rid, decode))
+            # call_later(env, delay, self._kv_usable, (rid, decode)), written out: per request
+            heappush(env.queue, (now + delay, NORMAL, next(env.sequence), self._kv_usable,
+                                 (rid, decode)))
         else:
             self.records.kv_transfer_end_at[rid] = now
             decode.deliver(rid)
@@ -301,11 +304,14 @@ class Engine:
     def decode_admitted(self, rid: int, now: float) -> None:
         """A decode instance admitted ``rid``: the prefill instance frees the KV it held, and a
         client streaming from the decode side gets its first token now."""
-        prefill = self.instances[self.records.prefill_instance[rid]]
+        records = self.records
+        prefill = self.instances[int(records.prefill_instance[rid])]
         assert isinstance(prefill, PrefillInstance)
         prefill.release(rid)
-        if np.isnan(self.records.first_token_at[rid]):
-            self.records.first_token_at[rid] = now
+        first_token_at = records.first_token_at
+        first = first_token_at[rid]
+        if first != first:  # NaN: not out yet (np.isnan costs a ufunc call per request)
+            first_token_at[rid] = now
 
     # -- completion -----------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ import heapq
 from collections.abc import Callable
 from typing import Any
 
-from infersim.sim.clock import Clock, call_later
+from infersim.sim.clock import NORMAL, Clock, call_later, heappush
 
 
 class KVLink:
@@ -79,9 +79,12 @@ class KVLink:
         if self._active > self.peak_concurrency:
             self.peak_concurrency = self._active
         # self._reschedule(now), written out: once per request
-        self._timer += 1
-        call_later(self.env, max(0.0, (self._heap[0][0] - self._virtual) * self._active
-                                 / self.bandwidth), self._complete, self._timer)
+        self._timer = timer = self._timer + 1
+        env = self.env
+        # call_later(env, delay, self._complete, timer), written out: once per request
+        heappush(env.queue, (now + max(0.0, (self._heap[0][0] - self._virtual) * self._active
+                                       / self.bandwidth),
+                             NORMAL, next(env.sequence), self._complete, timer))
 
     def _reschedule(self, now: float) -> None:
         self._timer += 1
@@ -94,7 +97,12 @@ class KVLink:
         if token != self._timer:
             return  # superseded by a later start or completion
         now = self.env.now
-        self._catch_up(now)
+        # self._catch_up(now), written out: once per request (a completion always finds the
+        # link busy)
+        elapsed = now - self._last_at
+        self._virtual += elapsed * self.bandwidth / self._active
+        self.busy_s += elapsed
+        self._last_at = now
         heap = self._heap
         target, _, not_before_at, rid, destination = heapq.heappop(heap)
         # the timer was aimed at this target; absorb float rounding so no transfer lingers
@@ -102,7 +110,11 @@ class KVLink:
             self._virtual = target
         self._active -= 1
         ready = self.on_ready
-        if not heap or heap[0][0] > self._virtual:  # the usual case: one transfer done
+        if not heap:  # the usual case: the link falls idle
+            self._timer += 1
+            ready(rid, destination, max(now, not_before_at) + self.latency_s)
+            return
+        if heap[0][0] > self._virtual:  # one transfer done, others still moving
             self._reschedule(now)
             ready(rid, destination, max(now, not_before_at) + self.latency_s)
             return

@@ -67,7 +67,9 @@ class PrefillInstance(Instance):
         loads.outstanding_tokens[slot] = self.load_tokens
         loads.outstanding_requests[slot] = self.load_requests
         self.committed_blocks += -(-prompt // self.block_size)
-        self._publish_kv()
+        # self._publish_kv(), written out: once per request
+        loads.kv_committed_fraction[slot] = ((self.committed_blocks + self.held_blocks)
+                                             / self.capacity_blocks)
         if self._idle:  # resume in this instant's turn, as a triggered SimPy event would
             self._idle = False
             call_later(self.env, 0.0, self._wake)
@@ -187,7 +189,9 @@ class PrefillInstance(Instance):
     def release(self, rid: int) -> None:
         """A decode instance admitted ``rid``: its KV held here is freed."""
         self.held_blocks -= -(-self.ctx.prompt[rid] // self.block_size)
-        self._publish_kv()
+        # self._publish_kv(), written out: once per request
+        self.loads.kv_committed_fraction[self.slot] = ((self.committed_blocks + self.held_blocks)
+                                                       / self.capacity_blocks)
         if self._idle and self.queue:  # blocked on memory: try again in this instant's turn
             self._idle = False
             call_later(self.env, 0.0, self._wake)
