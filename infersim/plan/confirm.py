@@ -24,7 +24,7 @@ from infersim.slo import SLO, attained, run_percentile, slo_verdict
 
 # A chip family and layout is searched until it has a confirmed plan or misses this many
 # candidates in a row (each dearer than the last).
-MAX_FAILURES = 4
+MAX_FAILURES = 8
 # Confirmation over several seeds states each SLO percentile as the mean over the seeds with this
 # two-sided confidence interval; a plan meets a target when the interval's upper end does.
 CONFIDENCE = 0.9
