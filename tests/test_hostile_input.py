@@ -648,3 +648,31 @@ def test_any_value_at_any_field_is_accepted_or_refused_in_one_line(leaf, value):
             prepare_run(load_scenario(data))
     except InfersimError as err:
         assert "\n" not in str(err) and str(err)
+
+
+@pytest.mark.parametrize("command", [["sweep", "default", "--grid", "workload.requests=5,6"],
+                                     ["plan", "default", "--rate", "1"]])
+@pytest.mark.parametrize("where", ["file", "below-a-file", "symlink", "proc"])
+def test_sweep_and_plan_refuse_an_unwritable_out_before_working(tmp_path, monkeypatch, capsys,
+                                                                 command, where):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "target").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    out = {"file": tmp_path / "file", "below-a-file": tmp_path / "file" / "out",
+           "symlink": tmp_path / "link", "proc": Path("/proc/infersim-out")}[where]
+    before = _snapshot(tmp_path, None)
+    code, err = _run([*command, "--out", str(out)], capsys)
+    _assert_refused(code, err, "--out")
+    assert _snapshot(tmp_path, None) == before
+
+
+def test_a_failing_disk_is_one_line_not_a_traceback(tmp_path, monkeypatch, capsys):
+    import errno
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "x.json"))
+
+    monkeypatch.setattr("infersim.cli.validate.Console", full)
+    code, err = _run(["validate", "default"], capsys)
+    _assert_refused(code, err, "No space left on device")

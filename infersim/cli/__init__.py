@@ -63,6 +63,10 @@ def main(argv: list[str] | None = None) -> None:
         code = _built[0](args=argv, prog_name="infersim", standalone_mode=False)
     except InfersimError as err:
         _fail(str(err))
+    except OSError as err:
+        # the machine, not the input: a full disk, a folder gone mid-run, a read-only mount
+        where = f"{err.filename}: " if err.filename else ""
+        _fail(f"{where}{err.strerror or err}")
     except click_errors.NoArgsIsHelpError as err:
         # a bare group (``infersim``, ``infersim hardware``) shows its help, as git does
         print(err.ctx.get_help())

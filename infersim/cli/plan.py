@@ -100,6 +100,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Search chips, pool sizes, TP and colocated vs disaggregated for the cheapest plan."""
         from infersim.report.html import write_report
+        from infersim.report.save import check_writable_folder
         from infersim.scenario import load_scenario
 
         if kv_transfer not in KV_TRANSFER:
@@ -112,6 +113,7 @@ def register(app: typer.Typer) -> None:
             raise InfersimError(field="--hardware", expected="chip names, comma-separated",
                                 given=hardware)
         base = load_scenario(scenario)
+        check_writable_folder(out if out is not None else Path("runs") / f"{base.name}-plan")
         share = _number(attainment, "--attainment")
         if share > 1:
             raise InfersimError(field="--attainment", expected="a share in (0, 1]",

@@ -32,6 +32,7 @@ from infersim.plan.sweep import (
     parse_set_option,
     run_sweep,
 )
+from infersim.report.save import check_writable_folder
 
 # Columns shown in the terminal table after the sweep (all metrics go to the files).
 SHOWN_METRICS = ("completed", "request_throughput", "output_throughput", "p99_ttft_ms",
@@ -97,6 +98,7 @@ def register(app: typer.Typer) -> None:
         jobs = _count(workers, "--workers", 1)
         runner = SimulatorRunner()
         out_dir = out if out is not None else Path("runs") / f"{load(spec.scenario, spec.fixed).name}-sweep"
+        check_writable_folder(out_dir)
         console = Console(stderr=True)
         executor = make_executor(backend, workers=jobs, address=address)
         started = time.perf_counter()

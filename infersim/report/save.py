@@ -90,9 +90,24 @@ def check_out_dir(out_dir: Path, *, force: bool = False) -> None:
         if occupied:
             raise InfersimError(field="--out", expected="a new or empty folder (--force "
                                 "replaces one that holds files)", given=str(out_dir))
-    # The folder the run will be staged in must take a new folder: try it now, not after an
-    # hour of simulation (root passes permission checks yet cannot write in /proc).
-    ancestor = out_dir.parent
+    _probe(out_dir.parent, out_dir)
+
+
+def check_writable_folder(folder: Path) -> None:
+    """Refuse, before any work, an output folder that cannot be written: a symlink in its place,
+    a file, or a path where no folder can be made. Sweeps and plans call it for their --out."""
+    if folder.is_symlink():
+        raise InfersimError(field="--out", expected="a folder, not a symbolic link (links are "
+                            "never followed)", given=str(folder))
+    if folder.exists() and not folder.is_dir():
+        raise InfersimError(field="--out", expected="a folder (this is a file)", given=str(folder))
+    _probe(folder, folder)
+
+
+def _probe(folder: Path, shown: Path) -> None:
+    """Make and remove a folder in ``folder`` (or its nearest existing ancestor): now, not
+    after an hour of simulation (root passes permission checks yet cannot write in /proc)."""
+    ancestor = folder
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent
     try:
@@ -101,7 +116,7 @@ def check_out_dir(out_dir: Path, *, force: bool = False) -> None:
         Path(tempfile.mkdtemp(prefix=".infersim-probe.", dir=ancestor)).rmdir()
     except OSError as err:
         raise InfersimError(field="--out", expected="a folder that can be created",
-                            given=f"{out_dir} ({err.strerror or err})") from None
+                            given=f"{shown} ({err.strerror or err})") from None
 
 
 def result_frames(result: Result) -> dict[str, Callable[[], pd.DataFrame]]:
