@@ -54,6 +54,19 @@ def test_run_without_arguments_runs_the_default_into_runs_default(tmp_path, monk
     assert "p99" in out and "$ per million output tokens" in out
 
 
+def test_running_the_default_twice_keeps_both_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    args = ["run", "--set", "workload.requests=30", "--no-plots", "--quiet"]
+    assert _main(args, capsys)[0] == 0
+    first = (tmp_path / "runs" / "default" / "summary.json").read_bytes()
+    code, _, err = _main(args, capsys)
+    assert code == 0, err
+    assert (tmp_path / "runs" / "default" / "summary.json").read_bytes() == first  # untouched
+    assert (tmp_path / "runs" / "default-2" / "summary.json").is_file()
+    assert _main([*args, "--force"], capsys)[0] == 0  # --force replaces runs/default itself
+    assert not (tmp_path / "runs" / "default-3").exists()
+
+
 def test_summary_has_vllm_keys_backend_cost_and_provenance(default_run):
     result, base = default_run
     summary = json.loads((base / "a" / "summary.json").read_text())

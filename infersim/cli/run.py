@@ -6,8 +6,11 @@
     infersim run my-vllm.yaml --overlay calibration-my-vllm.yaml   # knobs from infersim calibrate
 
 Writes ``summary.json``, ``requests.parquet``, ``token_gaps.parquet``, ``timeseries.parquet``,
-``links.parquet`` and PNG plots to ``--out`` (default ``runs/<scenario name>/``), atomically:
-an output folder that already holds files is refused unless ``--force`` replaces it. What the run
+``links.parquet`` and PNG plots to ``--out``, atomically: an output folder that already holds
+files is refused unless ``--force`` replaces it. Without ``--out`` the run goes to
+``runs/<scenario name>/``, or, when that already holds a run, to the first free
+``runs/<scenario name>-2/``, ``-3/``, ... (``--force`` replaces ``runs/<scenario name>/`` instead),
+so running the same command twice keeps both runs. What the run
 did that a real deployment would not (requests longer than the model's context window, served
 all the same) is one ``warning:`` line each on stderr, ``--quiet`` or not.
 """
@@ -100,13 +103,14 @@ def register(app: typer.Typer) -> None:
         from infersim.api import simulate
         from infersim.calibrate.overlay import read_overlay
         from infersim.report.html import write_report
-        from infersim.report.save import check_out_dir, save_result
+        from infersim.report.save import check_out_dir, default_out_dir, save_result
         from infersim.report.tables import summary_table
         from infersim.scenario import load_scenario
 
         overrides = [*(read_overlay(overlay) if overlay is not None else ()), *(sets or ())]
         loaded = load_scenario(scenario, overrides=overrides, seed=parse_seed(seed))
-        target = out if out is not None else Path("runs") / loaded.name
+        target = out if out is not None else default_out_dir(Path("runs"), loaded.name,
+                                                             force=force)
         check_out_dir(target, force=force)  # before a long run, not after it
         with progress_bar(f"simulating {loaded.name}", quiet=quiet) as update:
             result = simulate(loaded, progress=update)

@@ -72,6 +72,32 @@ def write_plots(result: Result, out_dir: Path) -> list[Path]:
     ]
 
 
+def default_out_dir(runs: Path, name: str, *, force: bool = False) -> Path:
+    """Where a run goes when the user named no ``--out``: ``runs/<name>``, or the first of
+    ``runs/<name>-2``, ``-3``, ... that is free (absent or empty) when ``runs/<name>`` already
+    holds files, so an earlier run is never refused nor replaced; ``force`` keeps ``runs/<name>``
+    (to be replaced)."""
+    first = runs / name
+    if force:
+        return first
+    def taken(folder: Path) -> bool:
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            return True
+        try:
+            return folder.is_dir() and any(folder.iterdir())
+        except OSError:
+            return True  # unreadable: not ours to write into
+
+    candidate, number = first, 1
+    while taken(candidate):
+        number += 1
+        if number > 10_000:
+            raise InfersimError(field="--out", expected="a free runs/<scenario>-N folder below "
+                                "10,000 (name one with --out)", given=str(first))
+        candidate = runs / f"{name}-{number}"
+    return candidate
+
+
 def check_out_dir(out_dir: Path, *, force: bool = False) -> None:
     """Refuse an output folder that cannot take a run, before anything is simulated: a symlink,
     a file, or a folder that already holds files (unless ``force``)."""
