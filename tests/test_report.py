@@ -45,6 +45,21 @@ def test_phases_add_up_to_end_to_end_latency():
     assert (phases >= -1e-12).all().all()
 
 
+def test_phases_of_a_first_token_sent_at_decode_admission():
+    # first_token_from: decode — the client's first token is the decode admission, after the
+    # transfer and a wait for a slot; the prefill ended at prefill_end_at, earlier.
+    req = _requests()
+    req["prefill_end_at"] = [0.3, 1.4, math.nan]   # mixed request 2: prefill ends at its first token
+    req["first_token_at"] = [0.45, 1.5, 2.9]
+    phases = plots.request_phases(req)
+    np.testing.assert_allclose(phases.sum(axis=1), req["last_token_at"] - req["arrival_at"])
+    assert phases.loc[0, "prefill_s"] == pytest.approx(0.2)
+    assert phases.loc[0, "wait_s"] == pytest.approx(0.2)  # 0.1 queued + 0.1 around the transfer
+    assert phases.loc[1, "prefill_s"] == pytest.approx(0.4)
+    assert phases.loc[2, "prefill_s"] == pytest.approx(0.4)
+    assert (phases >= -1e-12).all().all()
+
+
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.tuples(*[st.floats(0, 10)] * 6), min_size=1, max_size=20))
 def test_phases_are_their_intervals_and_sum_to_e2e_for_any_ordered_instants(rows):

@@ -167,22 +167,26 @@ _PHASE_COLUMNS = ("arrival_at", "prefill_start_at", "first_token_at", "decode_st
 def request_phases(requests: pd.DataFrame) -> pd.DataFrame:
     """Seconds each request spent per phase; the four add up to its end-to-end latency.
 
-    ``wait_s`` gathers every wait: in the prefill queue, and between its first token and the
-    start of decode other than the KV transfer itself (waiting for a link or for KV room on a
-    decode instance). Requests of mixed pools have no transfer.
+    ``wait_s`` gathers every wait: in the prefill queue, and between the end of its prefill and
+    the start of decode other than the KV transfer itself (waiting for a link or for KV room on a
+    decode instance). Prefill ends at ``prefill_end_at`` where the engine recorded it (a
+    disaggregated request, whose first token may reach the client only at decode admission), else
+    at the first token (mixed pools). Requests of mixed pools have no transfer.
     """
     def col(name: str) -> np.ndarray:
         return requests[name].to_numpy(dtype=float)
 
     arrival, prefill_start = col("arrival_at"), col("prefill_start_at")
     first, decode_start, last = col("first_token_at"), col("decode_start_at"), col("last_token_at")
+    prefill_end = col("prefill_end_at") if "prefill_end_at" in requests else first
+    prefill_end = np.where(np.isnan(prefill_end), first, prefill_end)
     transfer = np.nan_to_num(col("kv_transfer_end_at") - col("kv_transfer_start_at"), nan=0.0)
     # A request whose one token came out of prefill never decodes: it ends at its first token.
     decode_start = np.where(np.isnan(decode_start), first, decode_start)
     last = np.where(np.isnan(last), first, last)
     return pd.DataFrame({
-        "wait_s": (prefill_start - arrival) + (decode_start - first - transfer),
-        "prefill_s": first - prefill_start,
+        "wait_s": (prefill_start - arrival) + (decode_start - prefill_end - transfer),
+        "prefill_s": prefill_end - prefill_start,
         "transfer_s": transfer,
         "decode_s": last - decode_start,
     }, index=requests.index)
