@@ -108,3 +108,22 @@ def test_report_of_a_folder_with_neither_file_is_one_line_error(tmp_path, capsys
     assert failed.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "expected a run folder (summary.json" in err
+
+
+def _overload_note(summary: dict, tmp_path: Path) -> str:
+    import json
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    page = write_report(tmp_path).read_text()
+    return page.split("<h2>Rejections and overload</h2>")[1].split("<h2>")[0]
+
+
+def test_overload_is_read_from_the_steady_window_not_from_busy_time(tmp_path):
+    # A decode pool with a step in progress all the time is busy, not saturated (batch 9 of 256).
+    calm = {"scenario_name": "x", "infersim": {"utilization": {"decode": 1.0}},
+            "steady_state": {"overloaded": False, "too_short": False}}
+    note = _overload_note(calm, tmp_path)
+    assert "saturat" not in note and "no growing queue" in note
+    busy = {**calm, "steady_state": {"overloaded": True, "too_short": False}}
+    assert "overloaded in the steady window" in _overload_note(busy, tmp_path)
+    short = {**calm, "steady_state": {"overloaded": False, "too_short": True}}
+    assert "too short to reach a steady state" in _overload_note(short, tmp_path)

@@ -167,13 +167,20 @@ def _run_page(folder: Path) -> str:
     if info.get("beyond_context_requests"):
         warnings.append(f"{info['beyond_context_requests']} requests are longer than the "
                         "model's context window")
-    utilisation = info.get("utilization") or {}
-    warnings += [f"pool {pool} was busy {share:.0%} of the time: near saturation"
-                 for pool, share in utilisation.items()
-                 if isinstance(share, (int, float)) and share > 0.95]
+    # A pool "busy" 100 % of the time is not saturated (a memory-bound decode pool steps at a
+    # batch of 9 of 256 all the time): overload is read from the steady window's queue instead.
+    steady = s.get("steady_state") if isinstance(s.get("steady_state"), Mapping) else {}
+    if steady.get("overloaded"):
+        warnings.append("overloaded in the steady window: requests were rejected or the queue "
+                        "grew while later arrivals waited longer; the offered rate is above "
+                        "what this cluster serves")
+    if steady.get("too_short"):
+        warnings.append("the run is too short to reach a steady state: lengthen it before "
+                        "trusting the percentiles")
     sections.append("<h2>Rejections and overload</h2>" + (
         "".join(f'<p class="note">{_e(w)}</p>' for w in warnings) if warnings
-        else "<p>No request was rejected, none was left in flight, no pool saturated.</p>"))
+        else "<p>No request was rejected, none was left in flight, and the steady window shows "
+             "no growing queue.</p>"))
     cost = s.get("cost") if isinstance(s.get("cost"), Mapping) else {}
     if cost:
         keys = ("chips", "dollars_per_hour", "cost_usd", "usd_per_million_output_tokens",
