@@ -15,7 +15,7 @@ from infersim.report import save as save_module
 from infersim.report.save import save_result
 
 FILES = {"summary.json", "requests.parquet", "token_gaps.parquet", "decode_epochs.parquet",
-         "decode_runs.parquet", "timeseries.parquet", "links.parquet", "instances.parquet"}
+         "decode_runs.parquet", "timeseries.parquet", "links.parquet", "instances.parquet", "report.html"}
 
 
 @pytest.fixture(scope="module")

@@ -102,7 +102,6 @@ def register(app: typer.Typer) -> None:
         """Simulate a scenario; print the summary; write summary.json, parquet and plots."""
         from infersim.api import simulate
         from infersim.calibrate.overlay import read_overlay
-        from infersim.report.html import write_report
         from infersim.report.save import check_out_dir, default_out_dir, save_result
         from infersim.report.tables import summary_table
         from infersim.scenario import load_scenario
@@ -119,7 +118,6 @@ def register(app: typer.Typer) -> None:
             for line in result.warnings:
                 warn.print(f"warning: {line}", style="yellow")
         written = save_result(result, target, plots=plots, force=force)
-        written.append(write_report(target))
         if not quiet:
             console = Console()
             if loaded.description:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from infersim.errors import InfersimError
+from infersim.report.html import write_report
 from infersim.report.outputs import write_frames, write_summary
 
 if TYPE_CHECKING:
@@ -165,7 +166,7 @@ def _write_tables(result: Result, folder: Path) -> list[Path]:
     return written
 
 
-def _write_all(result: Result, folder: Path, plots: bool) -> list[str]:
+def _write_all(result: Result, folder: Path, plots: bool, report: bool) -> list[str]:
     written = [write_summary(result.summary, folder / "summary.json")]
     # Parquet compression releases the GIL and plotting mostly holds it, so the tables are
     # written on a second thread while the plots draw: the bytes of each file are the same.
@@ -173,7 +174,8 @@ def _write_all(result: Result, folder: Path, plots: bool) -> list[str]:
         tables = writer.submit(_write_tables, result, folder)
         drawn = write_plots(result, folder) if plots else []
         written += tables.result()
-    return [path.name for path in written + drawn]
+    pages = [write_report(folder)] if report else []  # reads the files above, so it goes last
+    return [path.name for path in written + drawn + pages]
 
 
 def _umask() -> int:
@@ -183,8 +185,9 @@ def _umask() -> int:
 
 
 def save_result(result: Result, out_dir: Path, *, plots: bool = True,
-                force: bool = False) -> list[Path]:
-    """Write every output of ``result`` into ``out_dir``, atomically (see the module notes).
+                force: bool = False, report: bool = True) -> list[Path]:
+    """Write every output of ``result`` into ``out_dir``, atomically (see the module notes),
+    ``report.html`` included (``report=False`` leaves it out).
 
     ``out_dir`` must be new, an empty folder, or (with ``force``) a folder to replace.
     """
@@ -200,7 +203,7 @@ def save_result(result: Result, out_dir: Path, *, plots: bool = True,
                             given=f"{out_dir} ({err.strerror or err})") from None
     old: Path | None = None
     try:
-        names = _write_all(result, staging, plots)
+        names = _write_all(result, staging, plots, report)
         os.chmod(staging, 0o777 & ~_umask())  # mkdtemp made it private
         check_out_dir(out_dir, force=force)  # it may have changed while the run was written
         if out_dir.is_dir():
