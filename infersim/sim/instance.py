@@ -9,6 +9,8 @@ prefill, decode and mixed instances add their own scheduling on top.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 from infersim.sim.clock import Clock
 from infersim.sim.costs import StepCosts
 from infersim.sim.ports import RunContext
@@ -17,8 +19,11 @@ from infersim.sim.router import InstanceLoads
 from infersim.sim.spec import PoolSpec
 
 
-class Instance:
-    """The identity, the router row and the KV block capacity shared by every instance kind."""
+class Instance(ABC):
+    """The identity, the router row and the KV block capacity shared by every instance kind.
+
+    Abstract: each kind says how many requests wait in its queue and how it closes its books
+    when the clock stops."""
 
     role = ""
 
@@ -48,8 +53,9 @@ class Instance:
         self.sample_due = float("-inf")  # next time this instance may add a time-series row
 
     @property
+    @abstractmethod
     def queue_length(self) -> int:
-        raise NotImplementedError
+        """Requests waiting here (for the time series)."""
 
     def _add_load(self, tokens: int, requests: int) -> None:
         """Outstanding work changed: keep the count here, publish it to the router."""
@@ -77,5 +83,6 @@ class Instance:
         """Fields of :class:`InstanceRecord` that only some kinds of instance have."""
         return {}
 
+    @abstractmethod
     def finalize(self, stop_at: float) -> None:
-        raise NotImplementedError
+        """The run stopped at ``stop_at``: account for the work in progress."""
