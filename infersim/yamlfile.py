@@ -154,16 +154,17 @@ def parse_yaml(text: str, file: str | Path) -> Any:
                             given="a longer one") from None
 
 
-def _read_text(path: Path, label: str, what: str, kind: str) -> str:
-    """A regular UTF-8 file of at most MAX_BYTES, read without following it into a device."""
+def _read_text(path: Path, label: str, what: str, kind: str,
+               max_bytes: int = MAX_BYTES) -> str:
+    """A regular UTF-8 file of at most ``max_bytes``, read without following it into a device."""
     try:
         if path.exists() and not path.is_file():  # a folder, a FIFO or a device never ends well
             raise IsADirectoryError if path.is_dir() else OSError("not a regular file")
         with open(path, "rb") as handle:
-            raw = handle.read(MAX_BYTES + 1)
-        if len(raw) > MAX_BYTES:
+            raw = handle.read(max_bytes + 1)
+        if len(raw) > max_bytes:
             raise InfersimError(file=label, expected=f"a {kind} file of at most "
-                                f"{MAX_BYTES >> 20} MiB", given=f"{path.stat().st_size:,} bytes")
+                                f"{max_bytes >> 20} MiB", given=f"{path.stat().st_size:,} bytes")
         return raw.decode("utf-8")
     except FileNotFoundError:
         raise InfersimError(file=label, expected=f"an existing {what}", given=str(path)) from None
@@ -179,18 +180,34 @@ def read_yaml(path: str | Path, label: str | None = None, *, what: str = "file")
     return parse_yaml(_read_text(path, label, what, "YAML"), label)
 
 
-def read_json(path: str | Path, label: str | None = None, *, what: str = "file") -> Any:
-    """Read and parse a JSON file (a Hugging Face config.json) under the same limits."""
+def read_json(path: str | Path, label: str | None = None, *, what: str = "file",
+              max_bytes: int = MAX_BYTES) -> Any:
+    """Read and parse a JSON file (a Hugging Face config.json, a benchmark result) under the
+    same limits; ``max_bytes`` raises the size bound for files that are large by nature."""
     path = Path(path)
     label = label or str(path)
-    text = _read_text(path, label, what, "JSON")
+    return parse_json(_read_text(path, label, what, "JSON", max_bytes), label)
+
+
+def read_text(path: str | Path, label: str | None = None, *, what: str = "file",
+              kind: str = "text", max_bytes: int = MAX_BYTES) -> str:
+    """A regular UTF-8 file's text under the size bound (JSON lines are parsed per line)."""
+    path = Path(path)
+    return _read_text(path, label or str(path), what, kind, max_bytes)
+
+
+def parse_json(text: str, label: str, line: int | None = None) -> Any:
+    """Parse one JSON document; every failure (syntax, nesting too deep, a number of thousands
+    of digits) is one :class:`InfersimError`. ``line`` is the document's line in a JSONL file."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
-        raise InfersimError(f"not valid JSON ({err.msg})", file=label, line=err.lineno) from None
+        raise InfersimError(f"not valid JSON ({err.msg})", file=label,
+                            line=line if line is not None else err.lineno) from None
     except RecursionError:
-        raise InfersimError(file=label, expected="JSON nested at most a few hundred levels",
+        raise InfersimError(file=label, line=line,
+                            expected="JSON nested at most a few hundred levels",
                             given="deeper") from None
     except ValueError:  # an integer of thousands of digits (Python's int/str conversion limit)
-        raise InfersimError(file=label, expected="numbers of at most 4,300 digits",
+        raise InfersimError(file=label, line=line, expected="numbers of at most 4,300 digits",
                             given="a longer one") from None

@@ -173,7 +173,7 @@ def test_malformed_fields_are_one_line_naming_file_field_expected_given(tmp_path
 def test_not_json_and_unknown_json_and_missing_file(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"completed": 3,\n oops}')
-    with pytest.raises(InfersimError, match=r"bad.json:2: not JSON"):
+    with pytest.raises(InfersimError, match=r"bad.json:2: not valid JSON"):
         read_benchmark(bad)
     other = tmp_path / "other.json"
     other.write_text('{"hello": 1}')
@@ -181,5 +181,20 @@ def test_not_json_and_unknown_json_and_missing_file(tmp_path):
             "expected a vllm bench serve --save-result JSON, a guidellm benchmarks.json or a "
             "genai-perf/AIPerf profile export, got 'keys hello'")):
         read_benchmark(other)
-    with pytest.raises(InfersimError, match="expected a readable benchmark result file"):
+    with pytest.raises(InfersimError, match="expected an existing benchmark result file"):
         read_benchmark(tmp_path / "missing.json")
+
+
+def test_hostile_result_files_are_one_line_errors(tmp_path):
+    """Result files go through the same bounded JSON reader as every other input: nesting too
+    deep, numbers of thousands of digits and devices are errors, not tracebacks or hangs."""
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(InfersimError, match="nested at most"):
+        read_benchmark(deep)
+    huge = tmp_path / "huge.json"
+    huge.write_text('{"completed": ' + "9" * 5000 + "}")
+    with pytest.raises(InfersimError, match="4,300 digits"):
+        read_benchmark(huge)
+    with pytest.raises(InfersimError, match="readable UTF-8 JSON"):
+        read_benchmark(Path("/dev/zero"))

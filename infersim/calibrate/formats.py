@@ -34,7 +34,6 @@ file, the field path inside it, what was expected and what was given.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ from typing import Any, Literal
 import numpy as np
 
 from infersim.errors import InfersimError
+from infersim.yamlfile import parse_json, read_json, read_text
 
 # The measured statistics calibration compares, in vLLM's names and units (ms).
 METRICS: tuple[str, ...] = ("median_ttft_ms", "p90_ttft_ms", "median_tpot_ms", "median_e2el_ms")
@@ -370,6 +370,10 @@ def _read_perf(doc: _Doc, file: str, tool: Tool) -> list[BenchRun]:
                      metrics=metrics)]
 
 
+# Result files with per-request detail (token timestamps of every request) run to hundreds of
+# megabytes; scenarios stay at yamlfile.MAX_BYTES.
+MAX_RESULT_BYTES = 1 << 30
+
 _RECORD_UNITS = {"ms": 1.0, "s": 1e3, "sec": 1e3, "us": 1e-3, "ns": 1e-6}
 
 
@@ -378,19 +382,13 @@ def _read_aiperf_records(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray
     """AIPerf's per-request records: lengths, send instants (s from the first) and the
     statistics of the successful ones."""
     file = str(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as err:
-        raise InfersimError(file=file, expected="a readable profile_export.jsonl",
-                            given=err.strerror or str(err)) from None
+    lines = read_text(path, what="profile_export.jsonl", kind="JSON lines",
+                      max_bytes=MAX_RESULT_BYTES).splitlines()
     prompt, output, start, ttft, tpot, e2e = [], [], [], [], [], []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise InfersimError(f"not JSON ({err.msg})", file=file, line=number) from None
+        record = parse_json(line, file, line=number)
         doc = _Doc(record, f"{file}:{number}")
         if not isinstance(record, Mapping):
             raise doc.error([], "one JSON object per line (a request record)", record)
@@ -455,15 +453,7 @@ def detect_tool(data: Any) -> Tool | None:
 def read_benchmark(path: str | Path) -> list[BenchRun]:
     """Every run in one result file (a guidellm report holds one per load level)."""
     file = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as err:
-        raise InfersimError(file=file, expected="a readable benchmark result file",
-                            given=err.strerror or str(err)) from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise InfersimError(f"not JSON ({err.msg})", file=file, line=err.lineno) from None
+    data = read_json(path, what="benchmark result file", max_bytes=MAX_RESULT_BYTES)
     tool = detect_tool(data)
     if tool is None:
         raise InfersimError(file=file, expected="a vllm bench serve --save-result JSON, a "
