@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 
 import numpy as np
@@ -277,3 +278,18 @@ def plan_targets(draw):
     ttft_ms = draw(st.floats(100.0, 5000.0, allow_nan=False))
     itl_ms = draw(st.floats(8.0, 200.0, allow_nan=False))
     return rate, ttft_ms, itl_ms
+
+
+# ---------------------------------------------------------------------------------------------
+# scenario dicts: one field replaced, for tables of bad or hostile values
+
+
+def with_value(data: dict, path: str, value) -> dict:
+    """A deep copy of ``data`` with the field at dotted ``path`` (list indices as digits) set."""
+    out = copy.deepcopy(data)
+    node = out
+    keys = [int(k) if k.isdigit() else k for k in path.split(".")]
+    for key in keys[:-1]:
+        node = node[key]
+    node[keys[-1]] = value
+    return out

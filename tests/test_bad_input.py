@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from strategies import with_value
 
 from infersim import cli
 
@@ -36,16 +37,6 @@ BASE = {
 }
 
 
-def _set(data: dict, path: str, value) -> dict:
-    out = copy.deepcopy(data)
-    node = out
-    keys = [int(k) if k.isdigit() else k for k in path.split(".")]
-    for key in keys[:-1]:
-        node = node[key]
-    node[keys[-1]] = value
-    return out
-
-
 def _drop(data: dict, path: str) -> dict:
     out = copy.deepcopy(data)
     node = out
@@ -61,86 +52,86 @@ TRACE_HEADER = "TIMESTAMP,ContextTokens,GeneratedTokens\n"
 # (id, scenario data or raw text, extra command-line arguments, text the error must contain)
 CASES = [
     # wrong types
-    ("instances-string", _set(BASE, "pools.decode.instances", "four"), [],
+    ("instances-string", with_value(BASE, "pools.decode.instances", "four"), [],
      "pools.decode.instances"),
-    ("instances-float", _set(BASE, "pools.decode.instances", 2.5), [], "pools.decode.instances"),
-    ("tp-bool", _set(BASE, "pools.decode.tp", True), [], "pools.decode.tp"),
-    ("pools-list", _set(BASE, "pools", ["prefill", "decode"]), [], "pools"),
-    ("chunked-prefill-string", _set(BASE, "pools.decode.chunked_prefill", "sometimes"), [],
+    ("instances-float", with_value(BASE, "pools.decode.instances", 2.5), [], "pools.decode.instances"),
+    ("tp-bool", with_value(BASE, "pools.decode.tp", True), [], "pools.decode.tp"),
+    ("pools-list", with_value(BASE, "pools", ["prefill", "decode"]), [], "pools"),
+    ("chunked-prefill-string", with_value(BASE, "pools.decode.chunked_prefill", "sometimes"), [],
      "pools.decode.chunked_prefill"),
-    ("seed-string", _set(BASE, "seed", "one"), [], "seed"),
+    ("seed-string", with_value(BASE, "seed", "one"), [], "seed"),
     # out-of-range numbers
-    ("instances-negative", _set(BASE, "pools.decode.instances", -3), [],
+    ("instances-negative", with_value(BASE, "pools.decode.instances", -3), [],
      "pools.decode.instances"),
-    ("tp-zero", _set(BASE, "pools.prefill.tp", 0), [], "pools.prefill.tp"),
-    ("memory-fraction-above-one", _set(BASE, "pools.decode.memory_fraction", 1.5), [],
+    ("tp-zero", with_value(BASE, "pools.prefill.tp", 0), [], "pools.prefill.tp"),
+    ("memory-fraction-above-one", with_value(BASE, "pools.decode.memory_fraction", 1.5), [],
      "pools.decode.memory_fraction"),
-    ("percentile-120", _set(BASE, "slo.percentile", 120), [], "slo.percentile"),
-    ("percentile-0", _set(BASE, "slo.percentile", 0), [], "slo.percentile"),
-    ("ttft-negative", _set(BASE, "slo.ttft_ms", -5), [], "slo.ttft_ms"),
-    ("rate-negative", _set(BASE, "workload.arrival.rate", -1), [], "workload.arrival.rate"),
-    ("requests-zero", _set(BASE, "workload.requests", 0), [], "workload.requests"),
-    ("seed-negative", _set(BASE, "seed", -1), [], "seed"),
+    ("percentile-120", with_value(BASE, "slo.percentile", 120), [], "slo.percentile"),
+    ("percentile-0", with_value(BASE, "slo.percentile", 0), [], "slo.percentile"),
+    ("ttft-negative", with_value(BASE, "slo.ttft_ms", -5), [], "slo.ttft_ms"),
+    ("rate-negative", with_value(BASE, "workload.arrival.rate", -1), [], "workload.arrival.rate"),
+    ("requests-zero", with_value(BASE, "workload.requests", 0), [], "workload.requests"),
+    ("seed-negative", with_value(BASE, "seed", -1), [], "seed"),
     # unknown keys
     ("unknown-top-key", {**BASE, "modle": "x"}, [], "modle"),
-    ("unknown-pool-key", _set(BASE, "pools.decode.gpus", 4), [], "pools.decode.gpus"),
-    ("unknown-link-key", _set(BASE, "links.0.speed", "1 GB/s"), [], "links.0.speed"),
-    ("unknown-router-key", _set(BASE, "router.strategy", "x"), [], "router.strategy"),
-    ("unknown-slo-key", _set(BASE, "slo.ttfb_ms", 5), [], "slo.ttfb_ms"),
-    ("unknown-workload-key", _set(BASE, "workload.rate", 5), [], "workload.rate"),
+    ("unknown-pool-key", with_value(BASE, "pools.decode.gpus", 4), [], "pools.decode.gpus"),
+    ("unknown-link-key", with_value(BASE, "links.0.speed", "1 GB/s"), [], "links.0.speed"),
+    ("unknown-router-key", with_value(BASE, "router.strategy", "x"), [], "router.strategy"),
+    ("unknown-slo-key", with_value(BASE, "slo.ttfb_ms", 5), [], "slo.ttfb_ms"),
+    ("unknown-workload-key", with_value(BASE, "workload.rate", 5), [], "workload.rate"),
     # unknown names and choices
-    ("unknown-chip", _set(BASE, "pools.decode.hardware", "tpu-v9"), [], "pools.decode.hardware"),
-    ("unknown-model", _set(BASE, "model", "gpt-9"), [], "model"),
-    ("missing-model-config", _set(BASE, "model", "configs/none/config.json"), [], "model"),
-    ("unknown-role", _set(BASE, "pools.decode.role", "verify"), [], "pools.decode.role"),
-    ("unknown-precision", _set(BASE, "precision", "fp9"), [], "precision"),
-    ("precision-chip-lacks", _set(BASE, "pools.decode.precision", "fp4"), [],
+    ("unknown-chip", with_value(BASE, "pools.decode.hardware", "tpu-v9"), [], "pools.decode.hardware"),
+    ("unknown-model", with_value(BASE, "model", "gpt-9"), [], "model"),
+    ("missing-model-config", with_value(BASE, "model", "configs/none/config.json"), [], "model"),
+    ("unknown-role", with_value(BASE, "pools.decode.role", "verify"), [], "pools.decode.role"),
+    ("unknown-precision", with_value(BASE, "precision", "fp9"), [], "precision"),
+    ("precision-chip-lacks", with_value(BASE, "pools.decode.precision", "fp4"), [],
      "pools.decode.precision"),
-    ("unknown-kv-precision", _set(BASE, "pools.decode.kv_precision", "fp3"), [],
+    ("unknown-kv-precision", with_value(BASE, "pools.decode.kv_precision", "fp3"), [],
      "pools.decode.kv_precision"),
-    ("unknown-preemption", _set(BASE, "pools.decode.preemption", "drop"), [],
+    ("unknown-preemption", with_value(BASE, "pools.decode.preemption", "drop"), [],
      "pools.decode.preemption"),
-    ("unknown-router", _set(BASE, "router.policy", "fastest"), [], "router.policy"),
-    ("unknown-arrival", _set(BASE, "workload.arrival.process", "hawkes"), [],
+    ("unknown-router", with_value(BASE, "router.policy", "fastest"), [], "router.policy"),
+    ("unknown-arrival", with_value(BASE, "workload.arrival.process", "hawkes"), [],
      "workload.arrival.process"),
-    ("unknown-length-dist", _set(BASE, "workload.prompt_tokens.dist", "zipf"), [],
+    ("unknown-length-dist", with_value(BASE, "workload.prompt_tokens.dist", "zipf"), [],
      "workload.prompt_tokens.dist"),
     ("pool-name-with-space", {**BASE, "name": "my run"}, [], "name"),
     # topology
-    ("no-link", _set(BASE, "links", []), [], "links"),
-    ("link-to-unknown-pool", _set(BASE, "links.0.between", ["prefill", "decoder"]), [],
+    ("no-link", with_value(BASE, "links", []), [], "links"),
+    ("link-to-unknown-pool", with_value(BASE, "links.0.between", ["prefill", "decoder"]), [],
      "links.0.between.1"),
-    ("link-to-itself", _set(BASE, "links.0.between", ["decode", "decode"]), [],
+    ("link-to-itself", with_value(BASE, "links.0.between", ["decode", "decode"]), [],
      "links.0.between"),
-    ("link-one-end", _set(BASE, "links.0.between", ["decode"]), [], "links.0.between"),
-    ("duplicate-link", _set(BASE, "links", BASE["links"] * 2), [], "links.1.between"),
-    ("prefill-without-decode", _set(BASE, "pools.decode.role", "mixed"), [],
+    ("link-one-end", with_value(BASE, "links.0.between", ["decode"]), [], "links.0.between"),
+    ("duplicate-link", with_value(BASE, "links", BASE["links"] * 2), [], "links.1.between"),
+    ("prefill-without-decode", with_value(BASE, "pools.decode.role", "mixed"), [],
      "pools.prefill.role"),
-    ("decode-without-prefill", _set(BASE, "pools.prefill.role", "mixed"), [],
+    ("decode-without-prefill", with_value(BASE, "pools.prefill.role", "mixed"), [],
      "pools.decode.role"),
     ("scaleup-domain-overfull",
-     _set(_set(_set(_set(BASE, "links", []), "pools.prefill.scaleup_domain", "node0"),
+     with_value(with_value(with_value(with_value(BASE, "links", []), "pools.prefill.scaleup_domain", "node0"),
                "pools.decode.scaleup_domain", "node0"), "pools.decode.instances", 12), [],
      "pools.decode.scaleup_domain"),
-    ("model-does-not-fit", _set(BASE, "model", "llama-3.1-405b"), [], "pools.prefill"),
-    ("tp-not-dividing-heads", _set(BASE, "pools.decode.tp", 3), [], "pools.decode.tp"),
-    ("tp-beyond-scaleup-domain", _set(BASE, "pools.decode.tp", 16), [], "pools.decode.tp"),
-    ("pp-beyond-layers", _set(BASE, "pools.decode.pp", 64), [], "pools.decode.pp"),
-    ("empty-pools", _set(BASE, "pools", {}), [], "pools"),
+    ("model-does-not-fit", with_value(BASE, "model", "llama-3.1-405b"), [], "pools.prefill"),
+    ("tp-not-dividing-heads", with_value(BASE, "pools.decode.tp", 3), [], "pools.decode.tp"),
+    ("tp-beyond-scaleup-domain", with_value(BASE, "pools.decode.tp", 16), [], "pools.decode.tp"),
+    ("pp-beyond-layers", with_value(BASE, "pools.decode.pp", 64), [], "pools.decode.pp"),
+    ("empty-pools", with_value(BASE, "pools", {}), [], "pools"),
     ("missing-workload", _drop(BASE, "workload"), [], "workload"),
     ("missing-hardware", _drop(BASE, "pools.decode.hardware"), [], "pools.decode.hardware"),
-    ("arrival-and-concurrency", _set(BASE, "workload.concurrency", 4), [], "workload"),
+    ("arrival-and-concurrency", with_value(BASE, "workload.concurrency", 4), [], "workload"),
     # units
-    ("bandwidth-in-bytes", _set(BASE, "links.0.bandwidth", "50 GB"), [], "links.0.bandwidth"),
-    ("unknown-unit", _set(BASE, "links.0.bandwidth", "50 XB/s"), [], "links.0.bandwidth"),
-    ("latency-in-bytes", _set(BASE, "links.0.latency", "10 GB"), [], "links.0.latency"),
+    ("bandwidth-in-bytes", with_value(BASE, "links.0.bandwidth", "50 GB"), [], "links.0.bandwidth"),
+    ("unknown-unit", with_value(BASE, "links.0.bandwidth", "50 XB/s"), [], "links.0.bandwidth"),
+    ("latency-in-bytes", with_value(BASE, "links.0.latency", "10 GB"), [], "links.0.latency"),
     ("time-limit-words", {**BASE, "time_limit": "ten minutes"}, [], "time_limit"),
     # traces
-    ("empty-trace", _set(_drop(_drop(_drop(BASE, "workload.prompt_tokens"),
+    ("empty-trace", with_value(_drop(_drop(_drop(BASE, "workload.prompt_tokens"),
                                      "workload.output_tokens"), "workload.arrival"),
                          "workload.trace", {"format": "azure", "path": "empty.csv"}), [],
      "empty.csv"),
-    ("missing-trace", _set(_drop(_drop(_drop(BASE, "workload.prompt_tokens"),
+    ("missing-trace", with_value(_drop(_drop(_drop(BASE, "workload.prompt_tokens"),
                                        "workload.output_tokens"), "workload.arrival"),
                            "workload.trace", {"format": "azure", "path": "nowhere.csv"}), [],
      "nowhere.csv"),
@@ -201,14 +192,14 @@ def test_missing_scenario_file(tmp_path, capsys):
 
 
 def test_error_names_file_field_expected_and_given(tmp_path, capsys):
-    path = _write(tmp_path, _set(BASE, "pools.decode.instances", -3))
+    path = _write(tmp_path, with_value(BASE, "pools.decode.instances", -3))
     _, err = _run(["validate", str(path)], capsys)
     assert err.strip() == (f"infersim: error: {path}: pools.decode.instances: "
                            "expected an integer >= 1, got -3")
 
 
 def test_unknown_key_suggests_the_right_one(tmp_path, capsys):
-    path = _write(tmp_path, _set(BASE, "pools.decode.instance", 4))
+    path = _write(tmp_path, with_value(BASE, "pools.decode.instance", 4))
     _, err = _run(["validate", str(path)], capsys)
     assert "unknown key" in err and "did you mean 'instances'" in err
 
@@ -218,7 +209,7 @@ def test_the_real_command_prints_one_line_and_exits_2(tmp_path):
     import subprocess
     import sys
 
-    path = _write(tmp_path, _set(BASE, "links.0.bandwidth", "50 GB"))
+    path = _write(tmp_path, with_value(BASE, "links.0.bandwidth", "50 GB"))
     proc = subprocess.run([sys.executable, "-c", "from infersim.cli import main; main()",
                            "run", str(path), "--out", str(tmp_path / "out")],
                           capture_output=True, text=True, timeout=120)

@@ -28,6 +28,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from strategies import with_value
 
 from infersim import cli
 from infersim.paths import shipped_dir
@@ -55,25 +56,15 @@ BASE = {
 FIXED = {"dist": "fixed", "value": 8}
 
 
-def _with(data: dict, path: str, value) -> dict:
-    out = copy.deepcopy(data)
-    node = out
-    keys = [int(k) if k.isdigit() else k for k in path.split(".")]
-    for key in keys[:-1]:
-        node = node[key]
-    node[keys[-1]] = value
-    return out
-
-
 def _workload(**fields) -> dict:
-    return _with(BASE, "workload", {"requests": 12, **fields})
+    return with_value(BASE, "workload", {"requests": 12, **fields})
 
 
 POISSON = {"process": "poisson", "rate": 5}
 LENGTHS = {"prompt_tokens": FIXED, "output_tokens": FIXED}
 VARIANTS = {
     "base": BASE,
-    "mixed": _with(_with(BASE, "pools", {"m": {"role": "mixed", "hardware": "h100",
+    "mixed": with_value(with_value(BASE, "pools", {"m": {"role": "mixed", "hardware": "h100",
                                                "step_overhead": "1 ms"}}), "links", []),
     "gamma": _workload(arrival={"process": "gamma", "rate": 5, "burstiness": 0.5}, **LENGTHS),
     "gamma-cv": _workload(arrival={"process": "gamma", "rate": 5, "cv": 2}, **LENGTHS),
@@ -140,7 +131,7 @@ TRACE = "TIMESTAMP,ContextTokens,GeneratedTokens\n" + "".join(
 CASES: list[tuple] = []  # id, scenario (data or text), argv, needle[, {file: contents}]
 for _variant, _field in NUMERIC_FIELDS:
     for _label, _number in HOSTILE_NUMBERS.items():
-        CASES.append((f"{_variant}:{_field}={_label}", _with(VARIANTS[_variant], _field, _number),
+        CASES.append((f"{_variant}:{_field}={_label}", with_value(VARIANTS[_variant], _field, _number),
                       [], _field))
 
 # The variants themselves are valid: a hostile number is what makes each case fail.
@@ -187,44 +178,44 @@ for _label, (_text, _needle) in YAML_CASES.items():
 for _label, _name in {"dotdot": "..", "dot": ".", "slash": "a/b", "absolute": "/tmp/x",
                       "backslash": "a\\b", "empty": "", "space": "a b", "newline": "a\nb",
                       "nul": "a\x00b", "tilde": "~", "long": "n" * 500}.items():
-    CASES.append((f"name:{_label}", _with(BASE, "name", _name), [], "name"))
+    CASES.append((f"name:{_label}", with_value(BASE, "name", _name), [], "name"))
 for _label, _name in {"dotdot": "..", "slash": "a/b", "empty": ""}.items():
-    CASES.append((f"pool-name:{_label}", _with(BASE, "pools", {
+    CASES.append((f"pool-name:{_label}", with_value(BASE, "pools", {
         _name: BASE["pools"]["decode"], "prefill": BASE["pools"]["prefill"]}), [], "pools"))
 
 # Structure and semantics: accepted by a lax reader, refused here.
 SEMANTIC = {
-    "queue-limit-zero": (_with(BASE, "router.queue_limit", 0), "router.queue_limit"),
-    "block-size-huge": (_with(BASE, "pools.decode.block_size", 10**9), "block_size"),
-    "instances-1e5": (_with(BASE, "pools.decode.instances", 100_000), "instances"),
-    "requests-1e9": (_with(BASE, "workload.requests", 10**9), "workload.requests"),
-    "requests-float": (_with(BASE, "workload.requests", 1e3), "workload.requests"),
-    "rate-denormal": (_with(BASE, "workload.arrival.rate", 1e-320), "workload.arrival.rate"),
-    "rate-zero": (_with(BASE, "workload.arrival.rate", 0), "workload.arrival.rate"),
-    "rate-string-number": (_with(BASE, "workload.arrival.rate", "5"), "workload.arrival.rate"),
-    "bandwidth-denormal": (_with(BASE, "links.0.bandwidth", 1e-320), "links.0.bandwidth"),
-    "bandwidth-nan-text": (_with(BASE, "links.0.bandwidth", "nan GB/s"), "links.0.bandwidth"),
-    "bandwidth-inf-text": (_with(BASE, "links.0.bandwidth", "inf GB/s"), "links.0.bandwidth"),
-    "bandwidth-negative": (_with(BASE, "links.0.bandwidth", "-5 GB/s"), "links.0.bandwidth"),
-    "latency-huge": (_with(BASE, "links.0.latency", "1e300 s"), "links.0.latency"),
-    "time-limit-zero": (_with(BASE, "time_limit", 0), "time_limit"),
-    "seed-2**64": (_with(BASE, "seed", 2**64), "seed"),
-    "seed-bool": (_with(BASE, "seed", True), "seed"),
-    "model-does-not-fit": (_with(BASE, "model", "llama-3.1-405b"), "pools"),
-    "quantiles-nan-probability": (_with(VARIANTS["quantiles"],
+    "queue-limit-zero": (with_value(BASE, "router.queue_limit", 0), "router.queue_limit"),
+    "block-size-huge": (with_value(BASE, "pools.decode.block_size", 10**9), "block_size"),
+    "instances-1e5": (with_value(BASE, "pools.decode.instances", 100_000), "instances"),
+    "requests-1e9": (with_value(BASE, "workload.requests", 10**9), "workload.requests"),
+    "requests-float": (with_value(BASE, "workload.requests", 1e3), "workload.requests"),
+    "rate-denormal": (with_value(BASE, "workload.arrival.rate", 1e-320), "workload.arrival.rate"),
+    "rate-zero": (with_value(BASE, "workload.arrival.rate", 0), "workload.arrival.rate"),
+    "rate-string-number": (with_value(BASE, "workload.arrival.rate", "5"), "workload.arrival.rate"),
+    "bandwidth-denormal": (with_value(BASE, "links.0.bandwidth", 1e-320), "links.0.bandwidth"),
+    "bandwidth-nan-text": (with_value(BASE, "links.0.bandwidth", "nan GB/s"), "links.0.bandwidth"),
+    "bandwidth-inf-text": (with_value(BASE, "links.0.bandwidth", "inf GB/s"), "links.0.bandwidth"),
+    "bandwidth-negative": (with_value(BASE, "links.0.bandwidth", "-5 GB/s"), "links.0.bandwidth"),
+    "latency-huge": (with_value(BASE, "links.0.latency", "1e300 s"), "links.0.latency"),
+    "time-limit-zero": (with_value(BASE, "time_limit", 0), "time_limit"),
+    "seed-2**64": (with_value(BASE, "seed", 2**64), "seed"),
+    "seed-bool": (with_value(BASE, "seed", True), "seed"),
+    "model-does-not-fit": (with_value(BASE, "model", "llama-3.1-405b"), "pools"),
+    "quantiles-nan-probability": (with_value(VARIANTS["quantiles"],
                                         "workload.prompt_tokens.points.0.0", math.nan), "points"),
-    "empirical-empty": (_with(VARIANTS["empirical"], "workload.prompt_tokens.values", []),
+    "empirical-empty": (with_value(VARIANTS["empirical"], "workload.prompt_tokens.values", []),
                         "values"),
-    "steps-nan": (_with(VARIANTS["steps"], "workload.arrival.steps", [[0, math.nan]]), "steps"),
-    "overrides-not-mapping": (_with(BASE, "pools.decode", [1, 2]), "pools.decode"),
-    "workload-list": (_with(BASE, "workload", [1]), "workload"),
-    "links-mapping": (_with(BASE, "links", {"a": 1}), "links"),
-    "hardware-folder": (_with(BASE, "pools.decode.hardware", "."), "hardware"),
-    "hardware-dev-zero": (_with(BASE, "pools.decode.hardware", "/dev/zero"), "hardware"),
-    "model-dev-zero": (_with(BASE, "model", "/dev/zero"), "model"),
-    "model-folder-without-config": (_with(BASE, "model", "/tmp"), "model"),
-    "trace-dev-zero": (_with(VARIANTS["trace"], "workload.trace.path", "/dev/zero"), "trace"),
-    "trace-folder": (_with(VARIANTS["trace"], "workload.trace.path", "."), "trace"),
+    "steps-nan": (with_value(VARIANTS["steps"], "workload.arrival.steps", [[0, math.nan]]), "steps"),
+    "overrides-not-mapping": (with_value(BASE, "pools.decode", [1, 2]), "pools.decode"),
+    "workload-list": (with_value(BASE, "workload", [1]), "workload"),
+    "links-mapping": (with_value(BASE, "links", {"a": 1}), "links"),
+    "hardware-folder": (with_value(BASE, "pools.decode.hardware", "."), "hardware"),
+    "hardware-dev-zero": (with_value(BASE, "pools.decode.hardware", "/dev/zero"), "hardware"),
+    "model-dev-zero": (with_value(BASE, "model", "/dev/zero"), "model"),
+    "model-folder-without-config": (with_value(BASE, "model", "/tmp"), "model"),
+    "trace-dev-zero": (with_value(VARIANTS["trace"], "workload.trace.path", "/dev/zero"), "trace"),
+    "trace-folder": (with_value(VARIANTS["trace"], "workload.trace.path", "."), "trace"),
 }
 for _label, (_content, _needle) in SEMANTIC.items():
     CASES.append((f"semantic:{_label}", _content, [], _needle))
@@ -260,7 +251,7 @@ CASES.append(("seed-flag:huge", BASE, ["--seed", "9" * 30], "seed"))
 
 # Hostile files a scenario names: a chip profile, a model config, traces and length tables.
 H100 = (shipped_dir("hardware") / "h100.yaml").read_text()
-CHIP = _with(BASE, "pools.decode.hardware", "chip.yaml")
+CHIP = with_value(BASE, "pools.decode.hardware", "chip.yaml")
 for _label, (_old, _new, _needle) in {
     "flops-nan": ("989 TFLOP/s", ".nan", "peak_flops.bf16"),
     "flops-inf": ("989 TFLOP/s", ".inf", "peak_flops.bf16"),
@@ -286,7 +277,7 @@ for _label, (_old, _new, _needle) in {
 TINY = {"architectures": ["LlamaForCausalLM"], "hidden_size": 64, "intermediate_size": 160,
         "model_type": "llama", "num_attention_heads": 8, "num_hidden_layers": 2,
         "num_key_value_heads": 2, "vocab_size": 100}
-MODEL = _with(BASE, "model", "tiny/config.json")
+MODEL = with_value(BASE, "model", "tiny/config.json")
 for _key in ("hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers",
              "num_key_value_heads", "vocab_size"):
     for _label, _value in {"nan": math.nan, "inf": math.inf, "huge": 10**30, "zero": 0,
@@ -327,8 +318,8 @@ for _label, (_text, _needle) in {
     CASES.append((f"trace:mooncake-{_label}", MOONCAKE, [], _needle, {"trace.jsonl": _text}))
 _GZ = gzip.compress((AZURE_HEADER + "".join(AZURE_ROW.format(100 + i, 10) for i in range(500))
                      ).encode())
-GZ_TRACE = _with(VARIANTS["trace"], "workload.trace.path", "trace.csv.gz")
-EMPIRICAL_GZ = _with(VARIANTS["empirical"], "workload.prompt_tokens", {
+GZ_TRACE = with_value(VARIANTS["trace"], "workload.trace.path", "trace.csv.gz")
+EMPIRICAL_GZ = with_value(VARIANTS["empirical"], "workload.prompt_tokens", {
     "dist": "empirical", "path": "lengths.csv.gz", "column": "ContextTokens"})
 for _label, _bytes in {"truncated": _GZ[: len(_GZ) // 2], "crc": _GZ[:-8] + bytes(8),
                        "length": _GZ[:-4] + b"\xff\xff\xff\x7f", "header-only": _GZ[:10],
@@ -509,7 +500,7 @@ def _api_cases():
     import infersim
     from infersim.cost import StepBatch
 
-    small = _with(BASE, "workload.requests", 3)
+    small = with_value(BASE, "workload.requests", 3)
     result = infersim.simulate(small)
     model, chip = infersim.load_model("llama-3.1-8b"), infersim.load_hardware("h100")
     deployment = infersim.Deployment(model=model, hardware=chip)
