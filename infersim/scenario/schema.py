@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
 )
@@ -195,23 +196,17 @@ class RouterConfig(BaseModel):
     queue_limit: int | None = Field(None, ge=1, le=limits.MAX_COUNT,
                                      description="requests waiting per instance before new ones "
                                                  "are refused; none: unbounded")
-    prefix_cache_blocks: int = Field(4096, ge=1, le=limits.MAX_COUNT, description="prefix_affinity: prefix blocks "
-                                                             "each instance remembers (LRU)")
+    prefix_cache_blocks: int = Field(4096, ge=1, le=limits.MAX_COUNT,
+                                     description="prefix_affinity: prefix blocks each instance "
+                                                 "remembers (LRU)")
 
-    @field_validator("policy")
+    @field_validator("policy", "decode_policy")
     @classmethod
-    def _known_policy(cls, value: str) -> str:
-        if value not in ROUTER_POLICIES:
+    def _known_policy(cls, value: str, info: ValidationInfo) -> str:
+        known = ROUTER_POLICIES if info.field_name == "policy" else DECODE_POLICIES
+        if value not in known:
             raise PydanticCustomError("infersim", "{expected}",
-                                      {"expected": "one of " + ", ".join(ROUTER_POLICIES)})
-        return value
-
-    @field_validator("decode_policy")
-    @classmethod
-    def _known_decode_policy(cls, value: str) -> str:
-        if value not in DECODE_POLICIES:
-            raise PydanticCustomError("infersim", "{expected}",
-                                      {"expected": "one of " + ", ".join(DECODE_POLICIES)})
+                                      {"expected": "one of " + ", ".join(known)})
         return value
 
 
